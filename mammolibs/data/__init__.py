@@ -1,0 +1,1 @@
+"""Data: source readers, the standard form, shards and manifests, training views."""

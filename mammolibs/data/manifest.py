@@ -1,0 +1,37 @@
+"""The manifest (``manifest.json``) that describes a standardized shard set, and split assignment."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from mammolibs import storage
+
+MANIFEST = "manifest.json"
+REJECTS = "rejects.jsonl"
+SPLITS = ("train", "val", "test")
+
+
+def hash_patient(patient_id: str, salt: str) -> str:
+    """Salted SHA-256 of a patient id; the raw id never leaves the standardize step."""
+    return hashlib.sha256(f"{salt}:{patient_id}".encode()).hexdigest()[:16]
+
+
+def split_of(patient_hash: str, fractions: tuple[float, float] = (0.8, 0.1)) -> str:
+    """Patient-level split from a stable hash: all films of one patient land in one split."""
+    position = int(hashlib.sha256(patient_hash.encode()).hexdigest()[:8], 16) / 2**32
+    if position < fractions[0]:
+        return "train"
+    return "val" if position < fractions[0] + fractions[1] else "test"
+
+
+def read_manifest(data_url: str) -> dict:
+    url = storage.join(data_url, MANIFEST)
+    if not storage.exists(url):
+        raise FileNotFoundError(f"{url} not found: run 'mammo standardize --output {data_url}' first")
+    return json.loads(storage.read_text(url))
+
+
+def shard_urls(data_url: str, split: str) -> list[str]:
+    """URLs of the shards of one split, as the manifest lists them."""
+    manifest = read_manifest(data_url)
+    return [storage.join(data_url, s["name"]) for s in manifest["shards"] if s["split"] == split]

@@ -1,0 +1,37 @@
+"""Registry of source readers: ``@register_reader("mias")`` and ``get_reader("mias")``.
+
+A reader takes the folder of a source in its published layout and yields :class:`SourceItem`\\ s;
+each item loads lazily so that a bad file becomes one reject, not a failed run.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+from mammolibs.data.sample import SourceItem
+
+Reader = Callable[[str], Iterator[SourceItem]]
+READERS: dict[str, Reader] = {}
+
+
+def register_reader(name: str) -> Callable[[Reader], Reader]:
+    def add(reader: Reader) -> Reader:
+        READERS[name] = reader
+        return reader
+
+    return add
+
+
+def get_reader(name: str) -> Reader:
+    _load_builtin_readers()
+    if name not in READERS:
+        raise KeyError(f"unknown source {name!r}; choose one of: {', '.join(sorted(READERS))}")
+    return READERS[name]
+
+
+def reader_names() -> list[str]:
+    _load_builtin_readers()
+    return sorted(READERS)
+
+
+def _load_builtin_readers() -> None:
+    from mammolibs.data.readers import busi, dicom_folder, mias  # noqa: F401  (registers them)

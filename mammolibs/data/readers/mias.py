@@ -1,0 +1,101 @@
+"""mini-MIAS as published: ``mdbNNN.pgm`` films and one ``Info.txt``.
+
+``Info.txt`` lines read ``mdb012 F CIRC B 471 458 40``: film, tissue, class, severity (B/M),
+centre x y and radius in pixels with the origin at the *bottom-left*. A film may have several
+lines (several abnormalities); calcification lines may carry no coordinates (``*NOTE 3*``), and
+then the film is label-only. Films 2k-1 (right) and 2k (left) are one patient.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from typing import Iterator
+
+import numpy as np
+
+from mammolibs.data.images import read_grey
+from mammolibs.data.readers import register_reader
+from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
+
+_LINE = re.compile(r"^(mdb\d{3})\s+([FGD])\s+([A-Z]+)(?:\s+([BM]))?(?:\s+(\d+)\s+(\d+)\s+(\d+))?", re.M)
+SEVERITY = {"B": "benign", "M": "malignant"}
+
+
+def parse_info(text: str) -> dict[str, list[dict]]:
+    """Abnormality lines of ``Info.txt`` by film, e.g. ``{"mdb012": [{"class": "CIRC", ...}]}``."""
+    films: dict[str, list[dict]] = defaultdict(list)
+    for ref, tissue, klass, severity, x, y, radius in _LINE.findall(text):
+        films[ref].append(
+            {
+                "tissue": tissue,
+                "class": klass,
+                "severity": severity,
+                "centre": (int(x), int(y), int(radius)) if radius else None,
+            }
+        )
+    return dict(films)
+
+
+def film_label(lines: list[dict], name: str) -> str:
+    """NORM -> normal, else the (shared) severity of the film's abnormalities."""
+    if all(line["class"] == "NORM" for line in lines):
+        return "normal"
+    severities = {line["severity"] for line in lines if line["class"] != "NORM"}
+    if len(severities) != 1 or "" in severities:
+        raise RejectedInput(f"{name}: abnormalities without one clear severity B/M: {sorted(severities)}")
+    return SEVERITY[severities.pop()]
+
+
+def circle_mask(shape: tuple[int, int], lines: list[dict]) -> np.ndarray | None:
+    """Union of the abnormality circles; ``None`` if any abnormality has no coordinates."""
+    mask = np.zeros(shape, dtype=bool)
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    for line in lines:
+        if line["class"] == "NORM":
+            continue
+        if line["centre"] is None:
+            return None
+        x, y, radius = line["centre"]
+        row = shape[0] - 1 - y  # Info.txt counts y from the bottom edge
+        mask |= (cols - x) ** 2 + (rows - row) ** 2 <= radius**2
+    return mask
+
+
+def patient_of(ref: str) -> tuple[str, str]:
+    """(patient id, laterality): films 2k-1 and 2k are one patient's right and left breast."""
+    number = int(ref[3:])
+    return f"mias-{(number + 1) // 2:03d}", "R" if number % 2 else "L"
+
+
+@register_reader("mias")
+def read_mias(root: str) -> Iterator[SourceItem]:
+    """Yield one item per ``mdbNNN.pgm`` in ``root``, annotated from ``root/Info.txt``."""
+    info_path = os.path.join(root, "Info.txt")
+    if not os.path.exists(info_path):
+        raise FileNotFoundError(f"{info_path}: mini-MIAS folders need Info.txt beside the .pgm films")
+    with open(info_path, encoding="latin-1") as f:
+        films = parse_info(f.read())
+    for filename in sorted(os.listdir(root)):
+        if not re.fullmatch(r"mdb\d{3}\.pgm", filename):
+            continue
+        ref = filename[:-4]
+        yield SourceItem(name=os.path.join(root, filename), key=f"mias-{ref}",
+                         load=lambda ref=ref, path=os.path.join(root, filename): _load(ref, path, films))
+
+
+def _load(ref: str, path: str, films: dict[str, list[dict]]) -> RawSample:
+    if ref not in films:
+        raise RejectedInput(f"{path}: film has no line in Info.txt, so its label is unknown")
+    lines = films[ref]
+    image = read_grey(path)
+    patient, laterality = patient_of(ref)
+    return RawSample(
+        image=image,
+        mask=circle_mask(image.shape, lines),
+        label=film_label(lines, path),
+        source="mias",
+        patient_id=patient,
+        laterality=laterality,
+        meta={"view": "MLO", "tissue": lines[0]["tissue"], "classes": sorted({line["class"] for line in lines})},
+    )

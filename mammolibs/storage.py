@@ -1,0 +1,119 @@
+"""One way to reach any storage URL (local folder, ``gs://``, ...) through fsspec.
+
+Every stage hands the next a URL, never a path guessed from the working folder; this module is the
+only place that turns URLs into file systems.
+"""
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from typing import IO
+
+import fsspec
+from fsspec.core import url_to_fs
+
+
+def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Return the file system serving ``url`` and the path inside it."""
+    return url_to_fs(url)
+
+
+def join(url: str, *parts: str) -> str:
+    """Join path parts onto a URL, keeping its protocol (``gs://b/a`` + ``x`` -> ``gs://b/a/x``)."""
+    return "/".join([url.rstrip("/")] + [p.strip("/") for p in parts])
+
+
+def is_local(url: str) -> bool:
+    """True for plain paths and ``file://`` URLs."""
+    return "://" not in url or url.startswith("file://")
+
+
+def local_path(url: str) -> str:
+    """The OS path of a local URL."""
+    return url[len("file://"):] if url.startswith("file://") else url
+
+
+def exists(url: str) -> bool:
+    fs, path = filesystem(url)
+    return fs.exists(path)
+
+
+def makedirs(url: str) -> None:
+    fs, path = filesystem(url)
+    fs.makedirs(path, exist_ok=True)
+
+
+def open_url(url: str, mode: str = "rb") -> IO:
+    """Open a URL for reading or writing; the error names the URL and what to check."""
+    try:
+        return fsspec.open(url, mode).open()
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{url}: no such file; check the URL and that the previous step wrote it") from err
+
+
+def read_bytes(url: str) -> bytes:
+    with open_url(url, "rb") as f:
+        return f.read()
+
+
+def read_text(url: str) -> str:
+    return read_bytes(url).decode("utf-8")
+
+
+def write_bytes_atomic(url: str, data: bytes) -> None:
+    """Write ``data`` so that readers see either nothing or the whole file.
+
+    Local files go to a temporary name in the same folder and are renamed; object stores
+    (``gs://``) publish an object only when its upload completes, so one write suffices.
+    """
+    fs, path = filesystem(url)
+    parent = os.path.dirname(path)
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    if is_local(url):
+        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    else:
+        with fs.open(path, "wb") as f:
+            f.write(data)
+        fs.invalidate_cache(parent)
+
+
+def write_text_atomic(url: str, text: str) -> None:
+    write_bytes_atomic(url, text.encode("utf-8"))
+
+
+def list_files(url: str, suffix: str = "") -> list[str]:
+    """Sorted URLs of the files directly under ``url`` whose names end with ``suffix``."""
+    fs, path = filesystem(url)
+    if not fs.exists(path):
+        return []
+    fs.invalidate_cache(path)
+    names = sorted(p for p in fs.ls(path, detail=False) if p.endswith(suffix))
+    protocol = "" if is_local(url) else url.split("://", 1)[0] + "://"
+    return [protocol + n.lstrip("/") if protocol else n for n in names]
+
+
+def upload_folder(local_dir: str, url: str) -> None:
+    """Copy a local folder's files to ``url`` (used to publish TensorBoard logs to remote storage)."""
+    fs, path = filesystem(url)
+    fs.put(local_dir.rstrip("/") + "/", path, recursive=True)
+
+
+def torch_save(obj: object, url: str) -> None:
+    """``torch.save`` to any URL, atomically."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes_atomic(url, buffer.getvalue())
+
+
+def torch_load(url: str) -> dict:
+    """``torch.load`` a checkpoint written by :func:`torch_save` (CPU tensors, weights only)."""
+    import torch
+
+    return torch.load(io.BytesIO(read_bytes(url)), map_location="cpu", weights_only=True)

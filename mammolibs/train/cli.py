@@ -1,0 +1,72 @@
+"""The command line shared by the four training scripts: flags, YAML config, then :func:`fit`."""
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import fields
+
+import yaml
+
+from mammolibs.train.engine import TrainConfig, TrainResult, fit
+
+INIT_HELP = {
+    "encoder": "not used: the encoder starts from random weights",
+    "autoencoder": "the encoder's checkpoint (a .pt file or the encoder's --out folder)",
+    "finetune": "the autoencoder's checkpoint (a .pt file or the autoencoder's --out folder)",
+    "classifier": "optional: a classifier checkpoint to start from",
+}
+
+
+def get_args_parser(stage: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=f"mammoflow training stage '{stage}'. Runs on CPU, CUDA (torchrun for several GPUs) "
+                    "or torch-xla (set PJRT_DEVICE=TPU) without changes.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--config", help="YAML file of defaults (keys are these flags' names with _); flags win")
+    parser.add_argument("--data", help="URL of standardized shards (the --output of 'mammo standardize')")
+    parser.add_argument("--out", help="URL for checkpoints, TensorBoard logs, metrics.jsonl and config.json")
+    parser.add_argument("--epochs", "--it", type=int, default=None,
+                        help="passes over the training split (--it is the older name) [default 1]")
+    parser.add_argument("--batch-size", type=int, default=None, help="samples per step and process [default 8]")
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate of AdamW, cosine decay [default 1e-3]")
+    parser.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay [default 1e-4]")
+    parser.add_argument("--init", "--pretrain", "--encoder", "--autoencoder", dest="init", default=None,
+                        help=f"weights to start from: {INIT_HELP[stage]}. --pretrain, --encoder and "
+                             "--autoencoder are older names of this flag")
+    parser.add_argument("--resume", action="store_true", default=None,
+                        help="continue from <out>/checkpoints/latest.pt when it exists")
+    parser.add_argument("--width", type=int, default=None, help="base channel width of the U-Net [default 16]")
+    parser.add_argument("--snip-size", type=int, default=None, help="side of classifier snips in pixels [default 64]")
+    parser.add_argument("--seed", type=int, default=None, help="random seed [default 0]")
+    parser.add_argument("--max-steps", type=int, default=None, help="cap on steps per epoch, 0 = no cap [default 0]")
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader worker processes [default 0]")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                        help="hide progress bars (for logs)")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """Defaults <- YAML file <- command-line flags; unknown YAML keys and missing URLs fail loudly."""
+    known = {f.name for f in fields(TrainConfig)}
+    values: dict = {}
+    if args.config:
+        with open(args.config, encoding="utf-8") as f:
+            values = yaml.safe_load(f) or {}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SystemExit(f"{args.config}: unknown keys {unknown}; allowed: {sorted(known)}")
+    values.update({k: v for k, v in vars(args).items() if k in known and v is not None})
+    missing = [k for k in ("data", "out") if not values.get(k)]
+    if missing:
+        raise SystemExit("missing " + ", ".join(f"--{m}" for m in missing) + ": say where the shards are and where to write")
+    return TrainConfig(**values)
+
+
+def main(stage: str, argv: list[str] | None = None) -> TrainResult:
+    """Parse ``argv`` for ``stage`` and train it."""
+    args = get_args_parser(stage).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    result = fit(stage, resolve_config(args))
+    print(f"{stage}: final checkpoint at {result.final_checkpoint}")
+    return result
