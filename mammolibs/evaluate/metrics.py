@@ -1,0 +1,84 @@
+"""``mammo evaluate``: segmentation and classification metrics on a held-out split.
+
+Segmentation: Dice and IoU per lesion image (mean), and how often a normal image gets a finding.
+Classification (malignant vs benign lesions and normal tissue, on snips cut from the truth masks):
+AUROC, sensitivity, specificity and accuracy at 0.5, and sensitivity at a fixed false-positive rate.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import torch
+from torchmetrics.functional.classification import binary_accuracy, binary_auroc, binary_recall, binary_roc, binary_specificity
+from torchmetrics.functional.segmentation import dice_score, mean_iou
+
+from mammolibs import storage
+from mammolibs.data.snips import make_snips
+from mammolibs.data.views import load_samples, segmentable
+from mammolibs.evaluate.inference import classify_snips, segment
+from mammolibs.evaluate.plots import save_roc
+from mammolibs.models import SNIP_CLASSES
+from mammolibs.train.checkpoints import load_model
+
+
+def segmentation_metrics(probabilities: np.ndarray, masks: np.ndarray, labels: list[str]) -> dict:
+    """Dice/IoU over images with lesions; the share of normal images with any predicted lesion pixel."""
+    predicted = torch.as_tensor(probabilities > 0.5, dtype=torch.long)[:, None]
+    truth = torch.as_tensor(masks > 0.5, dtype=torch.long)[:, None]
+    lesion = torch.tensor([label != "normal" for label in labels], dtype=torch.bool)
+    result: dict = {"lesion_images": int(lesion.sum()), "normal_images": int((~lesion).sum())}
+    if lesion.any():
+        dice = dice_score(predicted[lesion], truth[lesion], num_classes=1, average="micro", input_format="one-hot")
+        iou = mean_iou(predicted[lesion], truth[lesion], num_classes=1, input_format="one-hot")
+        result.update(dice=float(dice.mean()), iou=float(iou.mean()))
+    if (~lesion).any():
+        result["normal_images_with_findings"] = float(predicted[~lesion].flatten(1).any(dim=1).float().mean())
+    return result
+
+
+def classification_metrics(malignancy: np.ndarray, is_malignant: np.ndarray, fixed_fpr: float = 0.1) -> dict:
+    """Binary metrics with malignant as the positive class; AUROC is ``None`` when one class is absent."""
+    scores, target = torch.as_tensor(malignancy, dtype=torch.float32), torch.as_tensor(is_malignant, dtype=torch.long)
+    result = {
+        "snips": len(target), "malignant_snips": int(target.sum()),
+        "accuracy": float(binary_accuracy(scores, target)), "sensitivity": float(binary_recall(scores, target)),
+        "specificity": float(binary_specificity(scores, target)), "auroc": None,
+        f"sensitivity_at_fpr_{fixed_fpr:g}": None,
+    }
+    if 0 < int(target.sum()) < len(target):
+        result["auroc"] = float(binary_auroc(scores, target))
+        fpr, tpr, _ = binary_roc(scores, target)
+        result[f"sensitivity_at_fpr_{fixed_fpr:g}"] = float(tpr[fpr <= fixed_fpr].max())
+    return result
+
+
+def evaluate(data: str, unet_url: str, classifier_url: str, out: str, split: str = "test") -> dict:
+    """Score both models on ``split`` of the shards at ``data``; write ``metrics.json`` and ``roc.png`` to ``out``."""
+    samples = load_samples(data, split)
+    if not samples:
+        raise ValueError(f"{data}: split '{split}' is empty; standardize more patients or pass --split val")
+    unet, _ = load_model(unet_url)
+    classifier, classifier_checkpoint = load_model(classifier_url)
+
+    with_masks = segmentable(samples)
+    probabilities = segment(unet, np.stack([s.image for s in with_masks])) if with_masks else np.zeros((0, 1, 1))
+    seg = segmentation_metrics(probabilities, np.stack([s.mask for s in with_masks]), [s.label for s in with_masks]) \
+        if with_masks else {"lesion_images": 0, "normal_images": 0}
+
+    snips = make_snips(samples, size=classifier_checkpoint["config"]["snip_size"], seed=1)
+    scores = classify_snips(classifier, np.stack([s for s, _ in snips])) if snips else np.zeros((0, 3))
+    is_malignant = np.array([label == SNIP_CLASSES.index("malignant") for _, label in snips], dtype=bool)
+    cls = classification_metrics(scores[:, SNIP_CLASSES.index("malignant")], is_malignant)
+
+    metrics = {"split": split, "samples": len(samples), "segmentation": seg, "classification": cls,
+               "unet": unet_url, "classifier": classifier_url}
+    storage.write_text_atomic(storage.join(out, "metrics.json"), json.dumps(metrics, indent=2, default=_json_safe))
+    if cls["auroc"] is not None:
+        save_roc(scores[:, SNIP_CLASSES.index("malignant")], is_malignant, storage.join(out, "roc.png"))
+    return metrics
+
+
+def _json_safe(value):
+    return None if isinstance(value, float) and math.isnan(value) else str(value)

