@@ -29,7 +29,7 @@ def mammoflow(sources: list, image_size: int = 256, pretrain_settings: dict = {"
 DEMO_SETTINGS = {
     "pretrain_settings": {"epochs": 2, "batch_size": 8, "width": 8},
     "finetune_settings": {"epochs": 12, "batch_size": 4, "width": 8, "lr": 3e-3},
-    "classifier_settings": {"epochs": 8, "batch_size": 16},
+    "classifier_settings": {"epochs": 10, "batch_size": 16},
 }
 
 

@@ -36,7 +36,7 @@ def _lesion(rng: np.random.Generator, radius: float, malignant: bool) -> np.ndar
     return 0.15 * np.clip(1.2 - (distance / radius) ** 4, 0, 1)
 
 
-def write_phantom_mias(folder: str, films: int = 48, seed: int = 0) -> str:
+def write_phantom_mias(folder: str, films: int = 96, seed: int = 0) -> str:
     """Write ``films`` phantom films (an even number: pairs of one patient) into ``folder``.
 
     About a third are normal, a third benign, a third malignant; one malignant film lists a

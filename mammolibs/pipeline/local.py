@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Callable
 
 from mammolibs.data.phantom import write_phantom_mias
@@ -34,6 +35,8 @@ def run_local(pipeline: Callable, arguments: dict, pipeline_root: str):
     """Run a compiled-able pipeline function with kfp.local's SubprocessRunner in this interpreter."""
     from kfp import local
 
+    # The components name the mammoflow image; here they run in this interpreter, which has the same packages.
+    warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom", category=RuntimeWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=os.path.abspath(pipeline_root),
                raise_on_error=True)
     return pipeline(**arguments)

@@ -67,7 +67,7 @@ class SegmentationStage(Stage):
     name, model_name = "finetune", "unet"
 
     def __init__(self):
-        self.criterion = DiceCELoss(sigmoid=True)
+        self.criterion = DiceCELoss(sigmoid=True, batch=True)  # Dice over the batch: empty masks score 0 too
 
     def dataset(self, samples, config, train):
         return SegmentationView(samples, augment=train)

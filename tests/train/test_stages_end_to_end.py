@@ -1,0 +1,110 @@
+"""The four stages, chained as the pipeline chains them, on real films and DICOMs for a few steps."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from mammolibs.evaluate.metrics import evaluate
+from mammolibs.evaluate.predict import predict
+from mammolibs.models import create_model
+from mammolibs.train.checkpoints import load_model
+from mammolibs.train.cli import get_args_parser, main
+
+COMMON = ["--batch-size", "4", "--width", "4", "--no-progress"]
+
+
+def _rows(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def runs(small_shards, tmp_path_factory):
+    """encoder -> autoencoder -> finetune, and the classifier, each a few steps on 64x64 images."""
+    root = tmp_path_factory.mktemp("runs")
+    data = ["--data", small_shards]
+    main("encoder", data + ["--out", str(root / "encoder"), "--epochs", "1"] + COMMON)
+    main("autoencoder", data + ["--out", str(root / "autoencoder"), "--epochs", "1",
+                                "--encoder", str(root / "encoder")] + COMMON)
+    main("finetune", data + ["--out", str(root / "finetune"), "--epochs", "6", "--lr", "3e-3",
+                             "--init", str(root / "autoencoder")] + COMMON)
+    main("classifier", data + ["--out", str(root / "classifier"), "--epochs", "3", "--snip-size", "32"] + COMMON)
+    return root
+
+
+@pytest.mark.parametrize("stage", ["encoder", "autoencoder", "finetune", "classifier"])
+def test_each_stage_writes_reloadable_checkpoints_logs_and_finite_losses(runs, stage):
+    out = runs / stage
+    for which in ("latest", "best", "final"):
+        assert (out / "checkpoints" / f"{which}.pt").stat().st_size > 0
+    model, checkpoint = load_model(str(out))
+    assert checkpoint["stage"] == stage and checkpoint["step"] > 0 and "optimizer" in checkpoint
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert json.loads((out / "config.json").read_text())["width"] == 4
+    assert all(math.isfinite(row["train_loss"]) for row in _rows(out))
+
+
+def test_autoencoder_started_from_the_encoder(runs):
+    encoder = torch.load(runs / "encoder" / "checkpoints" / "final.pt", weights_only=True)["model"]
+    autoencoder = torch.load(runs / "autoencoder" / "checkpoints" / "final.pt", weights_only=True)["model"]
+    fresh = create_model("unet", width=4).state_dict()  # what a U-Net starting from scratch holds
+    for key in ("conv_0.conv_0.conv.weight", "down_4.convs.conv_1.conv.weight"):
+        assert (autoencoder[key] - encoder[key]).abs().mean() < 0.5 * (fresh[key] - encoder[key]).abs().mean()
+
+
+def test_finetune_overfits_a_little(runs):
+    rows = _rows(runs / "finetune")
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+
+def test_resume_continues_from_the_latest_checkpoint(small_shards, tmp_path):
+    out = str(tmp_path / "resumable")
+    args = ["--data", small_shards, "--out", out] + COMMON
+    first = main("finetune", args + ["--epochs", "1"])
+    steps = first.epochs[0]["step"]
+    second = main("finetune", args + ["--epochs", "2", "--resume"])
+    assert [row["epoch"] for row in second.epochs] == [2]
+    assert torch.load(second.final_checkpoint, weights_only=True)["step"] == 2 * steps
+    assert [row["epoch"] for row in _rows(tmp_path / "resumable")] == [1, 2]
+
+
+def test_evaluate_writes_metrics_in_range(runs, small_shards, tmp_path):
+    metrics = evaluate(small_shards, str(runs / "finetune"), str(runs / "classifier"), str(tmp_path), split="test")
+    assert json.loads((tmp_path / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    assert metrics["segmentation"]["lesion_images"] > 0 and 0.0 <= metrics["segmentation"]["dice"] <= 1.0
+    assert 0.0 <= metrics["segmentation"]["iou"] <= metrics["segmentation"]["dice"]
+    cls = metrics["classification"]
+    assert cls["snips"] > cls["malignant_snips"] > 0
+    for name in ("accuracy", "sensitivity", "specificity", "auroc"):
+        assert 0.0 <= cls[name] <= 1.0
+    assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_writes_an_overlay_and_lesions_in_original_pixels(runs, mias_subset, tmp_path):
+    report = predict(str(mias_subset / "mdb012.pgm"), str(runs / "finetune"), str(runs / "classifier"),
+                     str(tmp_path), threshold=0.0)  # threshold 0: every pixel is lesion, one finding
+    assert len(report["lesions"]) == 1
+    lesion = report["lesions"][0]
+    assert lesion["box"] == [0, 0, 1024, 1024] and 0.0 <= lesion["malignancy"] <= 1.0
+    assert sum(lesion["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    from PIL import Image
+
+    assert Image.open(tmp_path / "mdb012.overlay.png").size == (64, 64)
+    assert json.loads((tmp_path / "mdb012.lesions.json").read_text())["lesions"] == report["lesions"]
+
+
+def test_help_explains_every_flag():
+    parser = get_args_parser("finetune")
+    for action in parser._actions:
+        assert action.help, action.option_strings
+    text = parser.format_help()
+    for alias in ("--pretrain", "--encoder", "--autoencoder", "--it"):
+        assert alias in text
+    assert all(flag in text for flag in ("--data", "--out", "--epochs", "--batch-size", "--lr", "--init", "--resume"))
+
+
+def test_missing_locations_fail_with_what_to_set():
+    with pytest.raises(SystemExit, match="--data"):
+        main("encoder", ["--out", "somewhere"])
