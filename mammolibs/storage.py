@@ -86,17 +86,6 @@ def write_text_atomic(url: str, text: str) -> None:
     write_bytes_atomic(url, text.encode("utf-8"))
 
 
-def list_files(url: str, suffix: str = "") -> list[str]:
-    """Sorted URLs of the files directly under ``url`` whose names end with ``suffix``."""
-    fs, path = filesystem(url)
-    if not fs.exists(path):
-        return []
-    fs.invalidate_cache(path)
-    names = sorted(p for p in fs.ls(path, detail=False) if p.endswith(suffix))
-    protocol = "" if is_local(url) else url.split("://", 1)[0] + "://"
-    return [protocol + n.lstrip("/") if protocol else n for n in names]
-
-
 def upload_folder(local_dir: str, url: str) -> None:
     """Copy a local folder's files to ``url`` (used to publish TensorBoard logs to remote storage)."""
     fs, path = filesystem(url)

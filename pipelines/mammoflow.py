@@ -55,16 +55,15 @@ def main(argv=None):
         compiler.Compiler().compile(mammoflow, args.output)
         print(f"pipeline written to {args.output}; submit it with 'kfp run create' or Vertex AI Pipelines")
         return
-    from mammolibs.pipeline.local import demo_sources, run_local
+    from mammolibs.pipeline.local import demo_sources, run_local, summarize_run
 
     os.makedirs(args.workdir, exist_ok=True)
     compiler.Compiler().compile(mammoflow, os.path.join(args.workdir, "mammoflow.yaml"))
     settings = {**DEMO_SETTINGS, **json.loads(args.settings or "{}")}
     sources = demo_sources(args.workdir, args.mias, args.busi, args.dicom)
-    task = run_local(mammoflow, {"sources": sources, "image_size": args.image_size, **settings},
-                     os.path.join(args.workdir, "kfp"))
-    print(f"pipeline finished; outputs under {os.path.abspath(os.path.join(args.workdir, 'kfp'))}")
-    return task
+    root = os.path.join(args.workdir, "kfp")
+    run_local(mammoflow, {"sources": sources, "image_size": args.image_size, **settings}, root)
+    print("\nmammoflow pipeline finished.\n" + summarize_run(root))
 
 
 if __name__ == "__main__":

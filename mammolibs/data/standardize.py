@@ -16,7 +16,7 @@ from tqdm import tqdm
 from mammolibs import storage
 from mammolibs.data.manifest import MANIFEST, REJECTS, SPLITS, hash_patient, split_of
 from mammolibs.data.readers import get_reader
-from mammolibs.data.sample import RawSample, RejectedInput
+from mammolibs.data.sample import LABELS, RawSample, RejectedInput
 from mammolibs.data.shards import ShardWriter
 from mammolibs.data.standard_form import MAX_PIXELS, fit_to_square, normalize_intensity, to_uint16
 
@@ -80,6 +80,8 @@ def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 5
 
 def standard_form(raw: RawSample, image_size: int, salt: str, name: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """Image (uint16), mask (uint8 0/255) and de-identified metadata of one sample."""
+    if raw.label not in LABELS:
+        raise RejectedInput(f"{name}: unknown label {raw.label!r}; expected one of {', '.join(LABELS)}")
     if raw.mask is not None and raw.mask.shape != raw.image.shape:
         raise RejectedInput(f"{name}: mask shape {raw.mask.shape} differs from image shape {raw.image.shape}")
     if raw.label in ("benign", "malignant") and raw.mask is not None and not raw.mask.any():

@@ -119,3 +119,16 @@ def test_truncated_dicom_is_rejected_naming_the_file(dicom_dir, tmp_path):
     [item] = get_reader("dicom")(str(tmp_path))
     with pytest.raises(RejectedInput, match="broken.dcm"):
         item.load()
+
+
+def test_dicom_compressed_as_jpeg_2000_decodes_to_the_same_pixels(dicom_dir, tmp_path):
+    from pydicom.uid import JPEG2000Lossless
+
+    source = sorted(dicom_dir.rglob("*.dcm"))[0]
+    ds = pydicom.dcmread(source)
+    ds.decompress()
+    ds.compress(JPEG2000Lossless)
+    ds.save_as(tmp_path / "j2k.dcm")
+    [item] = get_reader("dicom")(str(tmp_path))
+    original, _ = read_dicom(str(source))
+    np.testing.assert_array_equal(item.load().image, original)

@@ -95,3 +95,16 @@ def test_bad_inputs_are_rejected_by_name_and_nothing_is_lost(dicom_dir, mias_dir
 def test_missing_folder_fails_with_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="Info.txt"):
         standardize([("mias", str(tmp_path))], str(tmp_path / "out"), progress=False)
+
+
+def test_unknown_label_and_mask_size_mismatch_are_refused_by_name():
+    from mammolibs.data.sample import RawSample, RejectedInput
+    from mammolibs.data.standardize import standard_form
+
+    image = np.random.default_rng(0).random((40, 30)).astype(np.float32)
+    with pytest.raises(RejectedInput, match="a.png: unknown label 'suspicious'"):
+        standard_form(RawSample(image, None, "suspicious", "x", "p"), 16, "salt", "a.png")
+    with pytest.raises(RejectedInput, match="b.png: mask shape"):
+        standard_form(RawSample(image, np.zeros((10, 10), bool), "benign", "x", "p"), 16, "salt", "b.png")
+    with pytest.raises(RejectedInput, match="c.png: image is constant"):
+        standard_form(RawSample(np.ones((8, 8), np.float32), None, "normal", "x", "p"), 16, "salt", "c.png")

@@ -5,7 +5,7 @@ import json
 
 import yaml
 
-from mammolibs.pipeline.local import demo_sources, run_local
+from mammolibs.pipeline.local import demo_sources, run_local, summarize_run
 from mammolibs.pipeline.steps import parse_sources
 from pipelines.mammoflow import main as pipeline_main
 from pipelines.mammoflow import mammoflow
@@ -43,3 +43,5 @@ def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path):
         assert list((run / step / "model" / "tensorboard").glob("events.out.tfevents.*"))
     metrics = json.loads((run / "evaluate" / "report" / "metrics.json").read_text())
     assert 0.0 <= metrics["segmentation"]["dice"] <= 1.0 and metrics["classification"]["snips"] > 0
+    summary = summarize_run(str(tmp_path / "kfp"))
+    assert str(run / "evaluate" / "report" / "metrics.json") in summary and f"tensorboard --logdir {run}" in summary
