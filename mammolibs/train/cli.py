@@ -9,6 +9,17 @@ import yaml
 
 from mammolibs.train.engine import TrainConfig, TrainResult, fit
 
+DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
+TUNABLE = [  # flag, type, meaning; defaults come from TrainConfig
+    ("--batch-size", int, "samples per step and process"),
+    ("--lr", float, "peak learning rate of AdamW, cosine decay"),
+    ("--weight-decay", float, "AdamW weight decay"),
+    ("--width", int, "base channel width of the U-Net"),
+    ("--snip-size", int, "side of classifier snips in pixels"),
+    ("--seed", int, "random seed"),
+    ("--max-steps", int, "cap on steps per epoch, 0 = no cap"),
+    ("--workers", int, "DataLoader worker processes"),
+]
 INIT_HELP = {
     "encoder": "not used: the encoder starts from random weights",
     "autoencoder": "the encoder's checkpoint (a .pt file or the encoder's --out folder)",
@@ -21,26 +32,20 @@ def get_args_parser(stage: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=f"mammoflow training stage '{stage}'. Runs on CPU, CUDA (torchrun for several GPUs) "
                     "or torch-xla (set PJRT_DEVICE=TPU) without changes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--config", help="YAML file of defaults (keys are these flags' names with _); flags win")
     parser.add_argument("--data", help="URL of standardized shards (the --output of 'mammo standardize')")
     parser.add_argument("--out", help="URL for checkpoints, TensorBoard logs, metrics.jsonl and config.json")
     parser.add_argument("--epochs", "--it", type=int, default=None,
-                        help="passes over the training split (--it is the older name) [default 1]")
-    parser.add_argument("--batch-size", type=int, default=None, help="samples per step and process [default 8]")
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate of AdamW, cosine decay [default 1e-3]")
-    parser.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay [default 1e-4]")
+                        help=f"passes over the training split (--it is the older name) [default {DEFAULTS['epochs']}]")
     parser.add_argument("--init", "--pretrain", "--encoder", "--autoencoder", dest="init", default=None,
                         help=f"weights to start from: {INIT_HELP[stage]}. --pretrain, --encoder and "
                              "--autoencoder are older names of this flag")
     parser.add_argument("--resume", action="store_true", default=None,
                         help="continue from <out>/checkpoints/latest.pt when it exists")
-    parser.add_argument("--width", type=int, default=None, help="base channel width of the U-Net [default 16]")
-    parser.add_argument("--snip-size", type=int, default=None, help="side of classifier snips in pixels [default 64]")
-    parser.add_argument("--seed", type=int, default=None, help="random seed [default 0]")
-    parser.add_argument("--max-steps", type=int, default=None, help="cap on steps per epoch, 0 = no cap [default 0]")
-    parser.add_argument("--workers", type=int, default=None, help="DataLoader worker processes [default 0]")
+    for flag, kind, text in TUNABLE:
+        default = DEFAULTS[flag[2:].replace("-", "_")]
+        parser.add_argument(flag, type=kind, default=None, help=f"{text} [default {default}]")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                         help="hide progress bars (for logs)")
     return parser
