@@ -5,6 +5,7 @@ import json
 
 import yaml
 
+from components import IMAGE
 from mammolibs.pipeline.local import demo_sources, run_local, summarize_run
 from mammolibs.pipeline.steps import parse_sources
 from pipelines.mammoflow import main as pipeline_main
@@ -22,7 +23,7 @@ def test_pipeline_compiles_with_every_step_in_order(tmp_path):
     assert tasks["train-autoencoder"]["dependentTasks"] == ["standardize", "train-encoder"]
     assert sorted(tasks["evaluate"]["dependentTasks"]) == ["finetune-unet", "standardize", "train-classifier"]
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {"mammoflow:0.1.0"}
+    assert images == {IMAGE}
 
 
 def test_sources_are_name_equals_folder():
