@@ -1,6 +1,7 @@
-"""``mammo``: the command line of mammoflow (standardize, evaluate, predict).
+"""``mammo``: the command line of mammoflow (standardize, data inspect, evaluate, predict).
 
     mammo standardize --source mias --input data/mias --output shards/
+    mammo data inspect shards/
     mammo evaluate --data shards/ --unet runs/finetune --classifier runs/classifier --out eval/
     mammo predict mdb012.pgm --unet runs/finetune --classifier runs/classifier --out predictions/
 """
@@ -48,10 +49,17 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from mammolibs.data.inspect import inspect
+
+    print(inspect(args.data, args.sheet, args.per_group))
+    return 0
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mammo", description="mammoflow: breast-imaging pipeline (research "
                                      "software, not a medical device).")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, help="what to do")
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
     std = commands.add_parser("standardize", formatter_class=fmt,
@@ -65,6 +73,14 @@ def get_parser() -> argparse.ArgumentParser:
     std.add_argument("--samples-per-shard", type=int, default=256, help="samples in each tar shard")
     std.add_argument("--no-progress", action="store_true", help="hide progress bars")
     std.set_defaults(run=_standardize)
+
+    data = commands.add_parser("data", help="look at standardized data").add_subparsers(
+        dest="data_command", required=True, help="what to do with the shards")
+    ins = data.add_parser("inspect", formatter_class=fmt, help="print the manifest's counts, write a contact sheet")
+    ins.add_argument("data", help="URL of standardized shards")
+    ins.add_argument("--sheet", help="where to write the contact-sheet PNG [default: <data>/contact_sheet.png]")
+    ins.add_argument("--per-group", type=int, default=4, help="samples shown per source and label")
+    ins.set_defaults(run=_inspect)
 
     ev = commands.add_parser("evaluate", formatter_class=fmt, help="metrics of a U-Net and a classifier on a split")
     ev.add_argument("--data", required=True, help="URL of standardized shards")

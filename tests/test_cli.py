@@ -11,7 +11,7 @@ from mammolibs.cli import get_parser, main
 def test_every_subcommand_flag_has_help():
     parser = get_parser()
     subcommands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(subcommands) == {"standardize", "evaluate", "predict"}
+    assert set(subcommands) == {"standardize", "data", "evaluate", "predict"}
     for sub in subcommands.values():
         assert all(action.help for action in sub._actions), sub.prog
 
@@ -34,3 +34,16 @@ def test_unknown_source_is_refused_with_the_choices(capsys):
 def test_evaluate_without_shards_says_what_to_run(tmp_path, capsys):
     code = main(["evaluate", "--data", str(tmp_path), "--unet", "u", "--classifier", "c", "--out", str(tmp_path)])
     assert code == 2 and "mammo standardize" in capsys.readouterr().err
+
+
+def test_data_inspect_prints_counts_and_draws_a_contact_sheet(small_shards, tmp_path, capsys):
+    from PIL import Image
+
+    sheet = tmp_path / "sheet.png"
+    assert main(["data", "inspect", small_shards, "--sheet", str(sheet), "--per-group", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "32 samples written, 0 rejected" in text and "class balance" in text and str(sheet) in text
+    picture = Image.open(sheet)  # a row per (source, label): mias normal/benign/malignant, dicom unknown
+    assert picture.size == (2 * 160, 4 * 160)
+    pixels = __import__("numpy").asarray(picture)
+    assert ((pixels[..., 0] == 255) & (pixels[..., 1] == 40)).any()  # a lesion outlined in red
