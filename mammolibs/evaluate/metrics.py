@@ -7,7 +7,6 @@ AUROC, sensitivity, specificity and accuracy at 0.5, and sensitivity at a fixed 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import torch
@@ -74,11 +73,8 @@ def evaluate(data: str, unet_url: str, classifier_url: str, out: str, split: str
 
     metrics = {"split": split, "samples": len(samples), "segmentation": seg, "classification": cls,
                "unet": unet_url, "classifier": classifier_url}
-    storage.write_text_atomic(storage.join(out, "metrics.json"), json.dumps(metrics, indent=2, default=_json_safe))
+    storage.write_text_atomic(storage.join(out, "metrics.json"), json.dumps(metrics, indent=2))
     if cls["auroc"] is not None:
         save_roc(scores[:, SNIP_CLASSES.index("malignant")], is_malignant, storage.join(out, "roc.png"))
     return metrics
 
-
-def _json_safe(value):
-    return None if isinstance(value, float) and math.isnan(value) else str(value)
