@@ -42,7 +42,8 @@ def _predict(args: argparse.Namespace) -> int:
     from mammolibs.evaluate.predict import predict
 
     for image in args.images:
-        report = predict(image, args.unet, args.classifier, args.out, threshold=args.threshold)
+        report = predict(image, args.unet, args.classifier, args.out, threshold=args.threshold,
+                         whole_frame=args.whole_frame)
         print(f"{image}: {len(report['lesions'])} lesion(s) " +
               ", ".join(f"malignancy {lesion['malignancy']:.2f}" for lesion in report["lesions"]))
     print(f"overlays and lesion JSON written to {args.out}")
@@ -96,6 +97,8 @@ def get_parser() -> argparse.ArgumentParser:
     pr.add_argument("--classifier", required=True, help="classifier checkpoint (.pt) or its stage's --out folder")
     pr.add_argument("--out", required=True, help="folder or URL for overlays (.overlay.png) and findings (.lesions.json)")
     pr.add_argument("--threshold", type=float, default=0.5, help="U-Net probability above which a pixel is lesion")
+    pr.add_argument("--whole-frame", action="store_true",
+                    help="keep the whole frame (ultrasound); by default the breast is cropped and flipped as in standardize")
     pr.set_defaults(run=_predict)
     return parser
 

@@ -21,7 +21,7 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 def join(url: str, *parts: str) -> str:
     """Join path parts onto a URL, keeping its protocol (``gs://b/a`` + ``x`` -> ``gs://b/a/x``)."""
-    return "/".join([url.rstrip("/")] + [p.strip("/") for p in parts])
+    return "/".join([url.rstrip("/")] + [p.strip("/") for p in parts if p.strip("/")])
 
 
 def is_local(url: str) -> bool:
@@ -37,6 +37,22 @@ def local_path(url: str) -> str:
 def exists(url: str) -> bool:
     fs, path = filesystem(url)
     return fs.exists(path)
+
+
+def list_files(url: str, suffixes: tuple[str, ...] = ()) -> list[str]:
+    """Paths of the files below ``url`` (recursively), relative to it and sorted; ``suffixes`` filters
+    case-insensitively. ``join(url, relative)`` gives each file's URL back."""
+    fs, root = filesystem(url)
+    fs.invalidate_cache(root)  # object-store listings are cached; a rerun must see new objects
+    if not fs.isdir(root):
+        raise FileNotFoundError(f"{url}: no such folder; check the URL (and credentials for gs://)")
+    root = root.rstrip("/")
+    found = (path[len(root) + 1:] for path in fs.find(root))
+    return sorted(path for path in found if path.lower().endswith(tuple(s.lower() for s in suffixes)))
+
+
+def basename(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def makedirs(url: str) -> None:
@@ -59,6 +75,12 @@ def read_bytes(url: str) -> bytes:
 
 def read_text(url: str) -> str:
     return read_bytes(url).decode("utf-8")
+
+
+def delete(url: str) -> None:
+    fs, path = filesystem(url)
+    fs.rm(path)
+    fs.invalidate_cache(os.path.dirname(path))
 
 
 def write_bytes_atomic(url: str, data: bytes) -> None:

@@ -1,69 +1,108 @@
-"""Decoding image files (DICOM, PGM, PNG) into float arrays where brighter means denser."""
+"""Decoding image files (DICOM, PGM, PNG, TIFF, JPEG) at any URL into float arrays where brighter
+means denser.
+
+Sizes are checked from the header, before any pixel is decoded, so that a decompression bomb is
+refused without allocating it.
+"""
 from __future__ import annotations
+
+import io
 
 import numpy as np
 import pydicom
 from PIL import Image
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.pixels import apply_voi_lut
 
+from mammolibs import storage
 from mammolibs.data.sample import RejectedInput
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
+IMAGE_SUFFIXES = (".png", ".pgm", ".tif", ".tiff", ".jpg", ".jpeg")
+MAX_PIXELS = 100_000_000
+"""Larger inputs are refused as implausible (a decompression bomb, not a mammogram)."""
+
+
+def check_size(width: int, height: int, name: str, frames: int = 1) -> None:
+    """Refuse absurd dimensions before decoding (the largest mammograms are about 5k x 6k pixels)."""
+    if width <= 0 or height <= 0:
+        raise RejectedInput(f"{name}: image header says {width}x{height} pixels; the file is damaged")
+    if width * height * frames > MAX_PIXELS:
+        raise RejectedInput(f"{name}: header says {width}x{height} pixels x {frames} frame(s), beyond any "
+                            f"mammogram (limit {MAX_PIXELS:,} pixels); refused before decoding")
+
+
+def read_file_bytes(url: str) -> bytes:
+    """The bytes of an input file; an unreachable URL becomes a reject naming it."""
+    try:
+        return storage.read_bytes(url)
+    except Exception as err:  # fsspec back ends raise their own types for missing or forbidden objects
+        raise RejectedInput(f"{url}: cannot be read ({type(err).__name__}: {err})") from err
 
 
 def decode_dicom(ds: pydicom.Dataset, name: str) -> np.ndarray:
     """Pixel data of a mammography DICOM as float32, display-ready and never inverted.
 
-    Applies the modality LUT (rescale slope/intercept), then the VOI LUT or window when the file
-    has one, then inverts MONOCHROME1 so that larger values are always denser tissue. Compressed
+    Applies the modality rescale (slope/intercept), then the VOI LUT or window when the file has
+    one, then inverts MONOCHROME1 so that larger values are always denser tissue. Compressed
     transfer syntaxes (JPEG, JPEG 2000, RLE) decode through pylibjpeg.
     """
     if "PixelData" not in ds:
         raise RejectedInput(f"{name}: DICOM has no pixel data (not an image object?)")
+    check_size(int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0), name,
+               int(ds.get("NumberOfFrames", 1) or 1))
     try:
         pixels = ds.pixel_array
     except Exception as err:  # pydicom raises many types for undecodable data
-        raise RejectedInput(f"{name}: pixel data cannot be decoded ({err}); is a pylibjpeg plugin missing?") from err
+        syntax = ds.file_meta.get("TransferSyntaxUID", "unknown") if "file_meta" in ds else "unknown"
+        raise RejectedInput(f"{name}: pixel data cannot be decoded (transfer syntax {getattr(syntax, 'name', syntax)}: "
+                            f"{err}); install a decoder for it or convert the file") from err
     if pixels.ndim != 2:
         raise RejectedInput(f"{name}: expected one grey image, got pixel array of shape {pixels.shape}")
-    values = apply_modality_lut(pixels, ds)
+    values = pixels.astype(np.float32)
+    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+    if (slope, intercept) != (1.0, 0.0):
+        values = values * np.float32(slope) + np.float32(intercept)
     if "VOILUTSequence" in ds or "WindowCenter" in ds:
-        values = apply_voi_lut(values, ds, index=0)
-    values = np.asarray(values, dtype=np.float32)
+        values = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float32)
     if ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
         values = values.max() - values
     return values
 
 
-def read_dicom(path: str) -> tuple[np.ndarray, pydicom.Dataset]:
+def read_dicom(url: str) -> tuple[np.ndarray, pydicom.Dataset]:
     """Read and decode a DICOM file; corrupt files raise :class:`RejectedInput` naming the file."""
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(io.BytesIO(read_file_bytes(url)))
+    except RejectedInput:
+        raise
     except Exception as err:
-        raise RejectedInput(f"{path}: not a readable DICOM file ({err})") from err
-    return decode_dicom(ds, path), ds
+        raise RejectedInput(f"{url}: not a readable DICOM file ({type(err).__name__}: {err})") from err
+    return decode_dicom(ds, url), ds
 
 
-def read_grey(path: str) -> np.ndarray:
-    """Read a PGM/PNG/TIFF as a float32 grey image; RGB files of grey content are averaged."""
+def read_grey(url: str) -> np.ndarray:
+    """Read a PGM/PNG/TIFF/JPEG as a float32 grey image; RGB files of grey content are averaged."""
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(read_file_bytes(url))) as img:
+            check_size(*img.size, url)
             img.load()
             array = np.asarray(img)
+    except RejectedInput:
+        raise
     except Exception as err:
-        raise RejectedInput(f"{path}: not a readable image ({err})") from err
+        raise RejectedInput(f"{url}: not a readable image ({type(err).__name__}: {err})") from err
     if array.ndim == 3:
         array = array[..., :3].mean(axis=-1)
     return array.astype(np.float32)
 
 
-def read_any(path: str) -> np.ndarray:
+def read_any(url: str) -> np.ndarray:
     """Decode a DICOM or a plain image file, chosen by suffix."""
-    if path.lower().endswith(DICOM_SUFFIXES):
-        return read_dicom(path)[0]
-    return read_grey(path)
+    if url.lower().endswith(DICOM_SUFFIXES):
+        return read_dicom(url)[0]
+    return read_grey(url)
 
 
-def read_mask(path: str) -> np.ndarray:
+def read_mask(url: str) -> np.ndarray:
     """A binary mask file (1-bit, 8-bit or RGB) as a bool array."""
-    return read_grey(path) > 0
+    return read_grey(url) > 0

@@ -16,9 +16,17 @@ def hash_patient(patient_id: str, salt: str) -> str:
     return hashlib.sha256(f"{salt}:{patient_id}".encode()).hexdigest()[:16]
 
 
-def split_of(patient_hash: str, fractions: tuple[float, float] = (0.8, 0.1)) -> str:
-    """Patient-level split from a stable hash: all films of one patient land in one split."""
+def split_of(patient_hash: str, official: str = "", fractions: tuple[float, float] = (0.8, 0.1)) -> str:
+    """Patient-level split from a stable hash: all films of one patient land in one split.
+
+    A source's ``official`` split is kept: its ``test`` stays test, and its ``train`` patients are
+    divided into train and val by the same hash.
+    """
     position = int(hashlib.sha256(patient_hash.encode()).hexdigest()[:8], 16) / 2**32
+    if official == "test":
+        return "test"
+    if official == "train":
+        return "val" if position < fractions[1] else "train"
     if position < fractions[0]:
         return "train"
     return "val" if position < fractions[0] + fractions[1] else "test"

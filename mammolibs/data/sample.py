@@ -22,7 +22,9 @@ class RawSample:
         source: reader name, e.g. ``"mias"``.
         patient_id: the source's patient identifier (hashed before anything is written).
         laterality: ``"L"``, ``"R"`` or ``""`` when unknown.
-        meta: allow-listed, non-identifying fields (view, modality, original size, ...).
+        meta: fields such as view, modality, tissue; only :data:`~mammolibs.data.standardize.META_FIELDS`
+            reach the shards.
+        official_split: ``"train"`` or ``"test"`` when the source publishes a split, else ``""``.
     """
 
     image: np.ndarray
@@ -32,11 +34,14 @@ class RawSample:
     patient_id: str
     laterality: str = ""
     meta: dict = field(default_factory=dict)
+    official_split: str = ""
 
 
 @dataclass
 class SourceItem:
-    """A file a reader will load: ``name`` (shown in errors and rejects) and a loader."""
+    """A file a reader will load: ``name`` (its URL, shown in errors and rejects), ``key`` (unique
+    within the source; hashed before it is written) and ``load``, a picklable callable (a
+    ``functools.partial`` of a module-level function) so that worker processes can run it."""
 
     name: str
     key: str

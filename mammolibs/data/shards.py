@@ -1,7 +1,8 @@
 """Tar shards in the WebDataset convention: ``<key>.png`` (16-bit image), ``<key>.mask.png``
 (8-bit, 0/255) and ``<key>.json`` (label, source, split, ...) stored next to each other.
 
-A shard becomes visible only when complete (see :func:`mammolibs.storage.write_bytes_atomic`).
+A shard becomes visible only when complete (see :func:`mammolibs.storage.write_bytes_atomic`) and
+counts as written only once its index is written after it (see :class:`ShardWriter`).
 """
 from __future__ import annotations
 
@@ -38,40 +39,81 @@ def _png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-class ShardWriter:
-    """Collects samples and writes ``<prefix>-00000.tar``, ``-00001.tar``... under ``url``."""
+@dataclass
+class EncodedSample:
+    """A sample ready for a shard: PNG bytes and metadata (made in worker processes)."""
 
-    def __init__(self, url: str, prefix: str, samples_per_shard: int = 256):
-        self.url, self.prefix, self.samples_per_shard = url, prefix, samples_per_shard
-        self.buffer: list[tuple[str, bytes]] = []
-        self.count = 0
+    key: str
+    image_png: bytes
+    mask_png: bytes
+    meta: dict
+
+
+def encode_sample(key: str, image: np.ndarray, mask: np.ndarray, meta: dict) -> EncodedSample:
+    """``image`` uint16, ``mask`` uint8 (0/255), ``meta`` JSON-serialisable."""
+    return EncodedSample(key, _png(image), _png(mask), meta)
+
+
+INDEX_SUFFIX = ".index.json"
+
+
+class ShardWriter:
+    """Collects samples of one split and writes ``shard-<split>-NNNNN.tar`` under ``url``.
+
+    Each shard is committed in two steps: the tar (atomically), then its index
+    ``shard-<split>-NNNNN.index.json`` listing its samples. Only shards with an index count as
+    written, so a run killed between the two redoes that shard and never duplicates it.
+    """
+
+    def __init__(self, url: str, split: str, samples_per_shard: int = 256, first_number: int = 0):
+        self.url, self.split, self.samples_per_shard = url, split, samples_per_shard
+        self.number = first_number
+        self.buffer: list[EncodedSample] = []
         self.shards: list[dict] = []
 
-    def add(self, key: str, image: np.ndarray, mask: np.ndarray, meta: dict) -> None:
-        """Add one sample: ``image`` uint16, ``mask`` uint8 (0/255), ``meta`` JSON-serialisable."""
-        self.buffer += [
-            (f"{key}.png", _png(image)),
-            (f"{key}.mask.png", _png(mask)),
-            (f"{key}.json", json.dumps(meta, sort_keys=True).encode()),
-        ]
-        self.count += 1
-        if self.count == self.samples_per_shard:
+    def add(self, sample: EncodedSample) -> None:
+        self.buffer.append(sample)
+        if len(self.buffer) == self.samples_per_shard:
             self.flush()
 
     def flush(self) -> None:
-        if not self.count:
+        if not self.buffer:
             return
-        name = f"{self.prefix}-{len(self.shards):05d}.tar"
+        name = f"shard-{self.split}-{self.number:05d}.tar"
         data = io.BytesIO()
         with tarfile.open(fileobj=data, mode="w") as tar:
-            for member, payload in self.buffer:
-                info = tarfile.TarInfo(member)
-                info.size, info.mode, info.mtime = len(payload), 0o644, 0
-                tar.addfile(info, io.BytesIO(payload))
+            for sample in self.buffer:
+                for member, payload in ((f"{sample.key}.png", sample.image_png),
+                                        (f"{sample.key}.mask.png", sample.mask_png),
+                                        (f"{sample.key}.json", json.dumps(sample.meta, sort_keys=True).encode())):
+                    info = tarfile.TarInfo(member)
+                    info.size, info.mode, info.mtime = len(payload), 0o644, 0
+                    tar.addfile(info, io.BytesIO(payload))
         blob = data.getvalue()
         storage.write_bytes_atomic(storage.join(self.url, name), blob)
-        self.shards.append({"name": name, "samples": self.count, "sha256": hashlib.sha256(blob).hexdigest()})
-        self.buffer, self.count = [], 0
+        index = {"name": name, "split": self.split, "samples": len(self.buffer),
+                 "sha256": hashlib.sha256(blob).hexdigest(),
+                 "contents": [{"key": s.key, "label": s.meta["label"], "source": s.meta["source"]} for s in self.buffer]}
+        storage.write_text_atomic(storage.join(self.url, name[:-4] + INDEX_SUFFIX), json.dumps(index))
+        self.shards.append(index)
+        self.buffer, self.number = [], self.number + 1
+
+
+def committed_shards(url: str) -> list[dict]:
+    """The indexes of the complete shards under ``url``, oldest first."""
+    names = [n for n in storage.list_files(url, (INDEX_SUFFIX,)) if "/" not in n and n.startswith("shard-")]
+    return [json.loads(storage.read_text(storage.join(url, n))) for n in names]
+
+
+def remove_uncommitted(url: str) -> list[str]:
+    """Delete what a killed run left behind: temporary files and shards without an index."""
+    names = [n for n in storage.list_files(url) if "/" not in n]
+    indexed = {n[: -len(INDEX_SUFFIX)] for n in names if n.endswith(INDEX_SUFFIX)}
+    leftovers = [n for n in names if ".tmp-" in n or (n.startswith("shard-") and n.endswith(".tar")
+                                                        and n[:-4] not in indexed)]
+    for name in leftovers:
+        storage.delete(storage.join(url, name))
+    return leftovers
 
 
 def iter_shard(url: str) -> Iterator[StandardSample]:

@@ -1,4 +1,9 @@
-"""The standard form: a fixed-size square, aspect ratio kept (resize, then pad), values in [0, 1]."""
+"""The standard form: breast cropped, chest wall on the left, intensities normalized one way for
+every source, then a fixed-size square with the aspect ratio kept (resize, then pad).
+
+The same geometry is applied to the mask (nearest neighbour), and :class:`Placement` records it so
+that findings in the square map back to original pixels.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,36 +11,91 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from mammolibs.data.sample import RejectedInput
 
-MAX_PIXELS = 100_000_000
-"""Larger inputs are refused as implausible (a decompression bomb, not a mammogram)."""
+LOW_PERCENTILE, HIGH_PERCENTILE = 0.5, 99.9
+"""Intensity window of every standard image, as percentiles of the cropped region."""
+SEARCH_SIDE = 256
+"""Side of the thumbnail on which the breast region is found."""
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where the original image sits inside the square: ``square = original * scale + (top, left)``."""
+    """How the original maps into the square: crop ``(crop_top, crop_left, crop_height, crop_width)``,
+    mirror left-right if ``flipped``, scale by ``scale``, pad by ``(top, left)``."""
 
     scale: float
     top: int
     left: int
+    crop_top: int = 0
+    crop_left: int = 0
+    crop_height: int = 0
+    crop_width: int = 0
+    flipped: bool = False
 
     def to_original(self, box: tuple[int, int, int, int]) -> list[int]:
-        """Map a box ``(x0, y0, x1, y1)`` in the square back to original pixel coordinates."""
-        x0, y0, x1, y1 = box
-        return [round((x0 - self.left) / self.scale), round((y0 - self.top) / self.scale),
-                round((x1 - self.left) / self.scale), round((y1 - self.top) / self.scale)]
+        """Map a box ``(x0, y0, x1, y1)`` in the square back to original pixel coordinates
+        (clipped to the cropped region, since padding has no original pixels)."""
+        x0, y0, x1, y1 = (min(max((v - offset) / self.scale, 0), side) for v, offset, side in
+                          zip(box, (self.left, self.top) * 2, (self.crop_width, self.crop_height) * 2))
+        if self.flipped:
+            x0, x1 = self.crop_width - x1, self.crop_width - x0
+        return [round(x0 + self.crop_left), round(y0 + self.crop_top),
+                round(x1 + self.crop_left), round(y1 + self.crop_top)]
 
 
-def normalize_intensity(image: np.ndarray, name: str) -> np.ndarray:
-    """Min-max scale to [0, 1]; a constant image carries nothing and is refused."""
+def check_not_constant(image: np.ndarray, name: str) -> None:
     low, high = float(image.min()), float(image.max())
     if not np.isfinite(low) or not np.isfinite(high):
         raise RejectedInput(f"{name}: image has non-finite pixel values")
     if high <= low:
         raise RejectedInput(f"{name}: image is constant (every pixel {low:g}); is it empty?")
-    return ((image - low) / (high - low)).astype(np.float32)
+
+
+def normalize_intensity(image: np.ndarray) -> np.ndarray:
+    """Window to the 0.5th-99.9th percentiles and scale to [0, 1] (min-max if that window is empty)."""
+    low, high = np.percentile(image, [LOW_PERCENTILE, HIGH_PERCENTILE])
+    if high <= low:
+        low, high = float(image.min()), float(image.max())
+    if high <= low:
+        return np.zeros_like(image, dtype=np.float32)
+    return np.clip((image - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+def breast_region(image: np.ndarray) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` of the largest bright connected region: the breast without
+    the film background, labels and markers. Found on a thumbnail, so it costs little."""
+    step = max(1, max(image.shape) // SEARCH_SIDE)
+    thumb = image[::step, ::step]
+    foreground = thumb > _otsu_threshold(thumb)
+    foreground = ndimage.binary_opening(foreground, iterations=2)
+    labels, count = ndimage.label(foreground)
+    if count == 0:
+        return 0, image.shape[0], 0, image.shape[1]
+    largest = 1 + int(np.argmax(ndimage.sum_labels(foreground, labels, range(1, count + 1))))
+    rows, cols = ndimage.find_objects(labels)[largest - 1]
+    margin = 2 * step
+    return (max(0, rows.start * step - margin), min(image.shape[0], rows.stop * step + margin),
+            max(0, cols.start * step - margin), min(image.shape[1], cols.stop * step + margin))
+
+
+def _otsu_threshold(values: np.ndarray) -> float:
+    histogram, edges = np.histogram(values, bins=256)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(histogram)
+    mean = np.cumsum(histogram * centres)
+    total_weight, total_mean = weight[-1], mean[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (total_mean * weight - mean * total_weight) ** 2 / (weight * (total_weight - weight))
+    return float(centres[np.nanargmax(between[:-1])])
+
+
+def chest_wall_on_right(image: np.ndarray) -> bool:
+    """True when the right half holds more tissue: the chest wall is the dense, wide side."""
+    half = image.shape[1] // 2
+    return float(image[:, image.shape[1] - half:].sum()) > float(image[:, :half].sum())
 
 
 def fit_to_square(image: np.ndarray, size: int, nearest: bool = False) -> tuple[np.ndarray, Placement]:
@@ -50,7 +110,42 @@ def fit_to_square(image: np.ndarray, size: int, nearest: bool = False) -> tuple[
     resized = F.interpolate(tensor, size=(new_h, new_w), mode="nearest-exact" if nearest else "area")[0, 0]
     top, left = (size - new_h) // 2, (size - new_w) // 2
     square = F.pad(resized, (left, size - new_w - left, top, size - new_h - top))
-    return square.numpy(), Placement(scale=scale, top=top, left=left)
+    return square.numpy(), Placement(scale=scale, top=top, left=left, crop_height=height, crop_width=width)
+
+
+def to_standard(image: np.ndarray, mask: np.ndarray | None, size: int, name: str,
+                crop: bool = True) -> tuple[np.ndarray, np.ndarray, Placement]:
+    """Image in [0, 1] and mask in {0, 1}, both ``size`` x ``size``, and where the original went.
+
+    Args:
+        image: 2-D float array at native resolution, brighter = denser.
+        mask: bool array of the same shape, or ``None`` (an empty mask is returned).
+        size: side of the square.
+        name: file name for error messages.
+        crop: find the breast, crop to it and put the chest wall on the left (mammograms);
+            ``False`` keeps the whole frame as it is (ultrasound).
+    """
+    check_not_constant(image, name)
+    top, bottom, left, right = breast_region(image) if crop else (0, image.shape[0], 0, image.shape[1])
+    image = image[top:bottom, left:right]
+    flipped = crop and chest_wall_on_right(image)
+    square, placement = fit_to_square(image[:, ::-1] if flipped else image, size)
+    square = _normalize_inside(square, placement, image.shape)
+    mask_square = np.zeros((size, size), dtype=np.float32)
+    if mask is not None:
+        mask = mask[top:bottom, left:right]
+        mask_square, _ = fit_to_square((mask[:, ::-1] if flipped else mask).astype(np.float32), size, nearest=True)
+    placement = Placement(placement.scale, placement.top, placement.left, top, left, bottom - top, right - left, flipped)
+    return square, (mask_square > 0.5).astype(np.float32), placement
+
+
+def _normalize_inside(square: np.ndarray, placement: Placement, shape: tuple[int, int]) -> np.ndarray:
+    """Normalize the resized image region only; the padding stays 0."""
+    height, width = (max(1, round(side * placement.scale)) for side in shape)
+    region = (slice(placement.top, placement.top + height), slice(placement.left, placement.left + width))
+    out = np.zeros_like(square)
+    out[region] = normalize_intensity(square[region])
+    return out
 
 
 def to_uint16(image: np.ndarray) -> np.ndarray:

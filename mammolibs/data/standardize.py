@@ -1,14 +1,19 @@
 """``mammo standardize``: read sources in their published layouts, write standard-form shards.
 
 Every input is either written or recorded in ``rejects.jsonl`` with its file and the reason, so
-``inputs == written + rejected`` always holds.
+``inputs == written + rejected`` always holds. Runs are restartable: shards already committed are
+kept, their samples skipped, and a finished run given the same inputs writes nothing.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import multiprocessing
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
+from typing import Iterable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -16,14 +21,17 @@ from tqdm import tqdm
 from mammolibs import storage
 from mammolibs.data.manifest import MANIFEST, REJECTS, SPLITS, hash_patient, split_of
 from mammolibs.data.readers import get_reader
-from mammolibs.data.sample import LABELS, RawSample, RejectedInput
-from mammolibs.data.shards import ShardWriter
-from mammolibs.data.standard_form import MAX_PIXELS, fit_to_square, normalize_intensity, to_uint16
+from mammolibs.data.sample import LABELS, RawSample, RejectedInput, SourceItem
+from mammolibs.data.shards import EncodedSample, ShardWriter, committed_shards, encode_sample, remove_uncommitted
+from mammolibs.data.standard_form import to_standard, to_uint16
 
 log = logging.getLogger(__name__)
 
-META_FIELDS = ("view", "modality", "tissue", "classes", "photometric", "bits_stored")
+META_FIELDS = ("view", "modality", "tissue", "classes", "birads", "density", "abnormality")
 """The only reader metadata that reaches the shards; everything else is dropped."""
+SETTINGS = "standardize.json"
+NOT_CROPPED = ("US",)
+"""Modalities kept whole: the breast-region crop and flip are for mammograms."""
 
 
 @dataclass
@@ -32,50 +40,123 @@ class StandardizeResult:
     written: int
     rejected: int
     manifest: dict
+    new_shards: int = 0
+
+
+@dataclass
+class Rejected:
+    file: str
+    source: str
+    key: str
+    reason: str
+
+
+def sample_key(source: str, item_key: str, salt: str) -> str:
+    """The key written to the shards: the source and a salted hash, never a file or patient name."""
+    return f"{source}-{hashlib.sha256(f'{salt}:{item_key}'.encode()).hexdigest()[:16]}"
 
 
 def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 512, salt: str = "mammoflow",
-                samples_per_shard: int = 256, progress: bool = True) -> StandardizeResult:
-    """Standardize ``(source name, input folder)`` pairs into shards under ``output``.
+                samples_per_shard: int = 256, workers: int = 1, progress: bool = True) -> StandardizeResult:
+    """Standardize ``(source name, input URL)`` pairs into shards under ``output``.
 
     Args:
-        sources: e.g. ``[("mias", "data/mias"), ("dicom", "data/cbis")]``.
+        sources: e.g. ``[("mias", "data/mias"), ("cbis-ddsm", "gs://bucket/CBIS-DDSM")]``.
         output: folder or URL (``gs://bucket/shards``) that receives shards, manifest, rejects.
         image_size: side of the square standard image.
-        salt: mixed into patient-id hashes; keep it secret and fixed across runs of one project.
+        salt: mixed into patient-id and key hashes; keep it secret and fixed across runs of one project.
         samples_per_shard: samples per tar file.
+        workers: processes that decode and standardize images in parallel.
 
     Returns:
         Counts and the manifest written to ``output/manifest.json``.
     """
     storage.makedirs(output)
-    writers = {split: ShardWriter(output, f"shard-{split}", samples_per_shard) for split in SPLITS}
-    counts: Counter = Counter()
-    rejects: list[dict] = []
-    inputs = 0
-    seen: set[str] = set()
-    for source, folder in sources:
-        items = list(get_reader(source)(folder))
-        for item in tqdm(items, desc=f"standardize {source}", unit="image", disable=not progress):
-            inputs += 1
-            try:
-                if item.key in seen:
-                    raise RejectedInput(f"{item.name}: sample key {item.key} was already written in this run; "
-                                        "standardize each source folder once")
-                image, mask, meta = standard_form(item.load(), image_size, salt, item.name)
-            except (RejectedInput, OSError) as err:
-                log.warning("rejected %s", err)
-                rejects.append({"file": item.name, "source": source, "reason": str(err)})
-                continue
-            seen.add(item.key)
-            writers[meta["split"]].add(item.key, image, mask, meta)
-            counts[(meta["split"], meta["label"], source)] += 1
+    _check_settings(output, {"image_size": image_size, "salt_check": hash_patient("settings", salt),
+                             "samples_per_shard": samples_per_shard})
+    for leftover in remove_uncommitted(output):
+        log.info("removed %s, left incomplete by an earlier run", leftover)
+    shards = committed_shards(output)
+    written = {entry["key"]: entry for shard in shards for entry in shard["contents"]}
+    items, rejects = _list_items(sources, salt)
+    previous = _previous_rejects(output)
+    keys = [key for key, _ in items] + [r.key for r in rejects]
+    if previous is not None and all(k in written or k in previous for k in keys):
+        log.info("%s is complete for these inputs; nothing to do", output)
+        manifest = json.loads(storage.read_text(storage.join(output, MANIFEST)))
+        return StandardizeResult(manifest["inputs"], manifest["written"], manifest["rejected"], manifest)
+    writers = {split: ShardWriter(output, split, samples_per_shard,
+                                  1 + max((int(s["name"][-9:-4]) for s in shards if s["split"] == split), default=-1))
+               for split in SPLITS}
+    todo, seen = [], set(written)
+    for key, item in items:
+        if key in written:
+            continue
+        if key in seen:
+            rejects.append(Rejected(item.name, key.split("-")[0], key, f"{item.name}: appears twice in this run "
+                                    "(the same file under two sources?); standardize each source folder once"))
+            continue
+        seen.add(key)
+        todo.append((key, item))
+    results = _prepare_all(todo, image_size, salt, workers)
+    for result in tqdm(results, total=len(todo), desc="standardize", unit="image", disable=not progress):
+        if isinstance(result, Rejected):
+            log.warning("rejected %s", result.reason)
+            rejects.append(result)
+        else:
+            writers[result.meta["split"]].add(result)
     for writer in writers.values():
         writer.flush()
-    storage.write_text_atomic(storage.join(output, REJECTS), "".join(json.dumps(r) + "\n" for r in rejects))
-    manifest = _manifest(writers, counts, image_size, inputs, len(rejects))
+    storage.write_text_atomic(storage.join(output, REJECTS),
+                              "".join(json.dumps(r.__dict__) + "\n" for r in rejects))
+    manifest = _manifest(committed_shards(output), image_size, inputs=len(keys), rejected=len(rejects))
     storage.write_text_atomic(storage.join(output, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
-    return StandardizeResult(inputs=inputs, written=sum(counts.values()), rejected=len(rejects), manifest=manifest)
+    return StandardizeResult(inputs=len(keys), written=manifest["written"], rejected=len(rejects), manifest=manifest,
+                             new_shards=sum(len(w.shards) for w in writers.values()))
+
+
+def _list_items(sources: list[tuple[str, str]], salt: str) -> tuple[list[tuple[str, SourceItem]], list[Rejected]]:
+    """Every item of every source with its written key; a source that cannot be read is one reject."""
+    items, rejects = [], []
+    for source, url in sources:
+        try:
+            found = list(get_reader(source)(url))
+        except (FileNotFoundError, RejectedInput, OSError) as err:
+            key = sample_key(source, f"source:{url}", salt)
+            rejects.append(Rejected(url, source, key, f"{url}: source {source!r} cannot be read: {err}"))
+            continue
+        items += [(sample_key(source, item.key, salt), item) for item in found]
+    return items, rejects
+
+
+def _prepare_all(todo: list[tuple[str, SourceItem]], image_size: int, salt: str,
+                 workers: int) -> Iterator[EncodedSample | Rejected]:
+    prepare = partial(_prepare, image_size=image_size, salt=salt)
+    if workers <= 1:
+        yield from map(prepare, todo)
+        return
+    context = multiprocessing.get_context("spawn")  # fork is unsafe with torch threads and gcsfs event loops
+    with context.Pool(workers, initializer=_quiet_worker) as pool:
+        yield from pool.imap(prepare, todo, chunksize=1)
+
+
+def _quiet_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _prepare(todo: tuple[str, SourceItem], image_size: int, salt: str) -> EncodedSample | Rejected:
+    """Load, standardize and encode one item; any failure becomes a :class:`Rejected` naming the file."""
+    key, item = todo
+    source = key.rsplit("-", 1)[0]
+    try:
+        image, mask, meta = standard_form(item.load(), image_size, salt, item.name)
+    except RejectedInput as err:
+        return Rejected(item.name, source, key, str(err))
+    except Exception as err:  # an unexpected failure on one file must not stop the run
+        return Rejected(item.name, source, key, f"{item.name}: {type(err).__name__}: {err}")
+    return encode_sample(key, image, mask, meta)
 
 
 def standard_form(raw: RawSample, image_size: int, salt: str, name: str) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -86,27 +167,51 @@ def standard_form(raw: RawSample, image_size: int, salt: str, name: str) -> tupl
         raise RejectedInput(f"{name}: mask shape {raw.mask.shape} differs from image shape {raw.image.shape}")
     if raw.label in ("benign", "malignant") and raw.mask is not None and not raw.mask.any():
         raise RejectedInput(f"{name}: labelled {raw.label} but its mask is empty")
-    if raw.image.size > MAX_PIXELS:
-        raise RejectedInput(f"{name}: {raw.image.shape[1]}x{raw.image.shape[0]} pixels is beyond any mammogram")
-    image, placement = fit_to_square(normalize_intensity(raw.image, name), image_size)
-    mask = raw.mask if raw.mask is not None else np.zeros(raw.image.shape, dtype=bool)
-    mask_square, _ = fit_to_square(mask.astype(np.float32), image_size, nearest=True)
+    crop = raw.meta.get("modality", "MG") not in NOT_CROPPED
+    image, mask, placement = to_standard(raw.image, raw.mask, image_size, name, crop=crop)
     patient = hash_patient(raw.patient_id, salt)
     meta = {
         "label": raw.label,
         "source": raw.source,
         "patient": patient,
-        "split": split_of(patient),
+        "split": split_of(patient, raw.official_split),
         "laterality": raw.laterality,
         "localized": raw.mask is not None,
         "original_size": list(raw.image.shape),
+        "crop": [placement.crop_top, placement.crop_left, placement.crop_width],
+        "flipped": placement.flipped,
         "scale": placement.scale,
         **{k: v for k, v in raw.meta.items() if k in META_FIELDS},
     }
-    return to_uint16(image), (mask_square > 0.5).astype(np.uint8) * 255, meta
+    return to_uint16(image), mask.astype(np.uint8) * 255, meta
 
 
-def _manifest(writers: dict[str, ShardWriter], counts: Counter, image_size: int, inputs: int, rejected: int) -> dict:
+def _check_settings(output: str, settings: dict) -> None:
+    """Refuse to mix shards made with other settings into one output."""
+    url = storage.join(output, SETTINGS)
+    if storage.exists(url):
+        before = json.loads(storage.read_text(url))
+        changed = [k for k in settings if before.get(k) != settings[k]]
+        if changed:
+            raise ValueError(f"{output} holds shards made with other {', '.join(changed)} "
+                             f"({before}); use a new --output or delete that folder first")
+    else:
+        storage.write_text_atomic(url, json.dumps(settings, sort_keys=True))
+
+
+def _previous_rejects(output: str) -> set[str] | None:
+    """Keys rejected by a finished earlier run, or ``None`` when no run finished here."""
+    if not storage.exists(storage.join(output, MANIFEST)) or not storage.exists(storage.join(output, REJECTS)):
+        return None
+    return {json.loads(line)["key"] for line in storage.read_text(storage.join(output, REJECTS)).splitlines() if line}
+
+
+def _manifest(shards: Iterable[dict], image_size: int, inputs: int, rejected: int) -> dict:
+    counts: Counter = Counter()
+    listed = []
+    for shard in shards:
+        listed.append({k: shard[k] for k in ("name", "split", "samples", "sha256")})
+        counts.update((shard["split"], e["label"], e["source"]) for e in shard["contents"])
     per: dict[str, Counter] = {"split": Counter(), "label": Counter(), "source": Counter()}
     nested: dict = {}
     for (split, label, source), n in sorted(counts.items()):
@@ -115,12 +220,12 @@ def _manifest(writers: dict[str, ShardWriter], counts: Counter, image_size: int,
         per["source"][source] += n
         nested.setdefault(split, {}).setdefault(source, {})[label] = n
     return {
-        "format": "mammoflow-shards/1",
+        "format": "mammoflow-shards/2",
         "image_size": image_size,
         "inputs": inputs,
         "written": sum(counts.values()),
         "rejected": rejected,
         "counts": {name: dict(c) for name, c in per.items()},
         "counts_by_split_source_label": nested,
-        "shards": [dict(s, split=split) for split, w in writers.items() for s in w.shards],
+        "shards": listed,
     }

@@ -11,18 +11,23 @@ import os
 
 from mammolibs import storage
 from mammolibs.data.images import read_any
-from mammolibs.data.standard_form import fit_to_square, normalize_intensity
+from mammolibs.data.standard_form import to_standard
 from mammolibs.evaluate.inference import find_lesions
 from mammolibs.evaluate.plots import overlay
 from mammolibs.train.checkpoints import load_model
 
 
-def predict(image_path: str, unet_url: str, classifier_url: str, out: str, threshold: float = 0.5) -> dict:
-    """Run both stages on one image file (DICOM, PGM, PNG); return and write the findings."""
+def predict(image_path: str, unet_url: str, classifier_url: str, out: str, threshold: float = 0.5,
+            whole_frame: bool = False) -> dict:
+    """Run both stages on one image file (DICOM, PGM, PNG); return and write the findings.
+
+    The image is put in standard form as in ``mammo standardize`` (breast crop and flip, unless
+    ``whole_frame``, as for ultrasound); boxes are reported in the original pixels too.
+    """
     unet, unet_checkpoint = load_model(unet_url)
     classifier, classifier_checkpoint = load_model(classifier_url)
-    image, placement = fit_to_square(normalize_intensity(read_any(image_path), image_path),
-                                     unet_checkpoint["image_size"])
+    image, _, placement = to_standard(read_any(image_path), None, unet_checkpoint["image_size"], image_path,
+                                      crop=not whole_frame)
     probability, findings = find_lesions(image, unet, classifier, classifier_checkpoint["config"]["snip_size"],
                                          threshold=threshold)
     report = {

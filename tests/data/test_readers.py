@@ -25,28 +25,28 @@ def test_registry_knows_every_builtin_reader():
 def test_mias_reads_every_film_with_labels_patients_and_laterality(mias_dir):
     items = _by_key("mias", mias_dir)
     assert len(items) == 100
-    normal, benign = items["mias-mdb011"].load(), items["mias-mdb012"].load()
+    normal, benign = items["mdb011"].load(), items["mdb012"].load()
     assert normal.label == "normal" and not normal.mask.any()
     assert benign.label == "benign" and benign.image.shape == (1024, 1024)
     assert normal.patient_id == benign.patient_id  # films 2k-1 and 2k are one patient
     assert (normal.laterality, benign.laterality) == ("R", "L")
-    assert items["mias-mdb110"].load().label == "malignant"
+    assert items["mdb110"].load().label == "malignant"
 
 
 def test_mias_circle_has_its_origin_at_the_bottom_left(mias_dir):
-    sample = _by_key("mias", mias_dir)["mias-mdb012"].load()  # mdb012 F CIRC B 471 458 40
+    sample = _by_key("mias", mias_dir)["mdb012"].load()  # mdb012 F CIRC B 471 458 40
     rows, cols = np.nonzero(sample.mask)
     assert abs(cols.mean() - 471) < 1 and abs(rows.mean() - (1023 - 458)) < 1
     assert abs(sample.mask.sum() - np.pi * 40**2) / (np.pi * 40**2) < 0.02
 
 
 def test_mias_film_with_several_abnormalities_has_one_region_each(mias_dir):
-    sample = _by_key("mias", mias_dir)["mias-mdb226"].load()  # three calcification clusters
+    sample = _by_key("mias", mias_dir)["mdb226"].load()  # three calcification clusters
     assert ndimage.label(sample.mask)[1] == 3 and sample.label == "benign"
 
 
 def test_mias_calcification_without_coordinates_is_label_only(mias_dir):
-    sample = _by_key("mias", mias_dir)["mias-mdb216"].load()  # mdb216 D CALC M *NOTE 3*
+    sample = _by_key("mias", mias_dir)["mdb216"].load()  # mdb216 D CALC M *NOTE 3*
     assert sample.mask is None and sample.label == "malignant"
 
 
@@ -67,15 +67,15 @@ def test_mias_film_missing_from_info_is_rejected_with_its_name(tmp_path, mias_di
 def test_busi_reads_every_image_and_unions_its_masks(busi_dir):
     items = _by_key("busi", busi_dir)
     assert len(items) == 234
-    labels = [key.split("-")[1] for key in items]
+    labels = [key.split("-")[0] for key in items]
     assert (labels.count("benign"), labels.count("malignant"), labels.count("normal")) == (136, 55, 43)
-    sample = items["busi-benign-100"].load()  # has _mask.png and _mask_1.png
+    sample = items["benign-100"].load()  # has _mask.png and _mask_1.png
     folder = busi_dir / "Dataset_BUSI_with_GT" / "benign"
     first = np.asarray(__import__("PIL.Image").Image.open(folder / "benign (100)_mask.png").convert("L")) > 0
     second = np.asarray(__import__("PIL.Image").Image.open(folder / "benign (100)_mask_1.png").convert("L")) > 0
     assert np.array_equal(sample.mask, first | second) and (sample.mask & ~first).any()
     assert sample.image.ndim == 2 and sample.label == "benign"  # RGB file of grey content -> one channel
-    assert not items["busi-normal-1"].load().mask.any()
+    assert not items["normal-1"].load().mask.any()
 
 
 def test_dicom_folder_decodes_real_rle_mammograms_keeping_16_bits(dicom_dir):

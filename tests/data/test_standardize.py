@@ -11,7 +11,7 @@ import pytest
 from mammolibs.data.manifest import read_manifest, shard_urls, split_of
 from mammolibs.data.shards import iter_shard
 from mammolibs.data.standard_form import fit_to_square
-from mammolibs.data.standardize import standardize
+from mammolibs.data.standardize import sample_key, standardize
 from mammolibs.data.views import load_samples
 
 
@@ -34,10 +34,11 @@ def test_real_sources_become_fixed_size_shards_with_a_manifest(small_shards, mia
     assert len(samples) == manifest["written"]
     assert all(s.image.shape == (64, 64) and s.mask.shape == (64, 64) for s in samples)
     assert all(0.0 <= s.image.min() and s.image.max() <= 1.0 for s in samples)
-    by_key = {s.key: s for s in samples}
-    assert by_key["mias-mdb012"].label == "benign" and by_key["mias-mdb012"].mask.sum() > 0
-    assert by_key["mias-mdb216"].meta["localized"] is False
-    assert by_key["mias-mdb011"].meta["patient"] == by_key["mias-mdb012"].meta["patient"]
+    by_film = {film: s for s in samples for film in ("mdb011", "mdb012", "mdb216")
+               if s.key == sample_key("mias", film, "mammoflow")}
+    assert by_film["mdb012"].label == "benign" and by_film["mdb012"].mask.sum() > 0
+    assert by_film["mdb216"].meta["localized"] is False
+    assert by_film["mdb011"].meta["patient"] == by_film["mdb012"].meta["patient"]
 
 
 def test_splits_are_patient_level_and_stable(small_shards):
@@ -92,9 +93,12 @@ def test_bad_inputs_are_rejected_by_name_and_nothing_is_lost(dicom_dir, mias_dir
                                                              + shard_urls(str(out), "test")) >= 1
 
 
-def test_missing_folder_fails_with_what_to_do(tmp_path):
-    with pytest.raises(FileNotFoundError, match="Info.txt"):
-        standardize([("mias", str(tmp_path))], str(tmp_path / "out"), progress=False)
+def test_an_unreadable_source_is_one_reject_saying_what_to_do(tmp_path):
+    result = standardize([("mias", str(tmp_path)), ("busi", str(tmp_path / "absent"))], str(tmp_path / "out"),
+                         progress=False)
+    assert (result.inputs, result.written, result.rejected) == (2, 0, 2)
+    rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
+    assert "Info.txt" in rejects[0]["reason"] and "no such folder" in rejects[1]["reason"]
 
 
 def test_unknown_label_and_mask_size_mismatch_are_refused_by_name():

@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 
+from mammolibs.data.images import read_grey
+from mammolibs.data.standard_form import breast_region
 from mammolibs.evaluate.metrics import evaluate
 from mammolibs.evaluate.predict import predict
 from mammolibs.models import create_model
@@ -87,7 +89,8 @@ def test_predict_writes_an_overlay_and_lesions_in_original_pixels(runs, mias_sub
                      str(tmp_path), threshold=0.0)  # threshold 0: every pixel is lesion, one finding
     assert len(report["lesions"]) == 1
     lesion = report["lesions"][0]
-    assert lesion["box"] == [0, 0, 1024, 1024] and 0.0 <= lesion["malignancy"] <= 1.0
+    top, bottom, left, right = breast_region(read_grey(str(mias_subset / "mdb012.pgm")))
+    assert lesion["box"] == [left, top, right, bottom] and 0.0 <= lesion["malignancy"] <= 1.0
     assert sum(lesion["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     from PIL import Image
 

@@ -6,12 +6,13 @@ malignant). BUSI publishes no patient ids, so each image counts as its own patie
 """
 from __future__ import annotations
 
-import os
 import re
+from functools import partial
 from typing import Iterator
 
 import numpy as np
 
+from mammolibs import storage
 from mammolibs.data.images import read_grey, read_mask
 from mammolibs.data.readers import register_reader
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
@@ -20,31 +21,28 @@ CLASSES = ("normal", "benign", "malignant")
 _IMAGE = re.compile(r"(normal|benign|malignant) \((\d+)\)\.png")
 
 
-def _dataset_folder(root: str) -> str:
-    nested = os.path.join(root, "Dataset_BUSI_with_GT")
-    return nested if os.path.isdir(nested) else root
-
-
 @register_reader("busi")
 def read_busi(root: str) -> Iterator[SourceItem]:
     """Yield one item per ultrasound image under ``root`` (or ``root/Dataset_BUSI_with_GT``)."""
-    folder = _dataset_folder(root)
+    files = storage.list_files(root, (".png",))
+    by_folder: dict[str, list[str]] = {}
+    for relative in files:
+        folder, _, name = relative.rpartition("/")
+        by_folder.setdefault(folder, []).append(name)
     found = False
-    for label in CLASSES:
-        class_dir = os.path.join(folder, label)
-        if not os.path.isdir(class_dir):
+    for folder, names in sorted(by_folder.items()):
+        label = folder.rpartition("/")[2]
+        if label not in CLASSES:
             continue
         found = True
-        names = sorted(os.listdir(class_dir))
         for filename in names:
             match = _IMAGE.fullmatch(filename)
             if not match or match.group(1) != label:
                 continue
             stem = filename[:-4]
-            masks = [os.path.join(class_dir, n) for n in names if re.fullmatch(re.escape(stem) + r"_mask(_\d+)?\.png", n)]
-            path = os.path.join(class_dir, filename)
-            yield SourceItem(name=path, key=f"busi-{label}-{match.group(2)}",
-                             load=lambda path=path, masks=masks, label=label: _load(path, masks, label))
+            masks = [storage.join(root, folder, n) for n in names if re.fullmatch(re.escape(stem) + r"_mask(_\d+)?\.png", n)]
+            url = storage.join(root, folder, filename)
+            yield SourceItem(name=url, key=f"{label}-{match.group(2)}", load=partial(_load, url, masks, label))
     if not found:
         raise FileNotFoundError(f"{root}: no normal/benign/malignant folders; point --input at Dataset_BUSI_with_GT")
 
@@ -63,5 +61,5 @@ def _load(path: str, mask_paths: list[str], label: str) -> RawSample:
         raise RejectedInput(f"{path}: a 'normal' image has a non-empty mask; check the folder it is in")
     return RawSample(
         image=image, mask=mask, label=label, source="busi",
-        patient_id=f"busi-{os.path.basename(path)}", laterality="", meta={"modality": "US"},
+        patient_id=f"busi-{storage.basename(path)}", laterality="", meta={"modality": "US"},
     )

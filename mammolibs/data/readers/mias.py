@@ -7,13 +7,14 @@ then the film is label-only. Films 2k-1 (right) and 2k (left) are one patient.
 """
 from __future__ import annotations
 
-import os
 import re
 from collections import defaultdict
+from functools import partial
 from typing import Iterator
 
 import numpy as np
 
+from mammolibs import storage
 from mammolibs.data.images import read_grey
 from mammolibs.data.readers import register_reader
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
@@ -71,23 +72,21 @@ def patient_of(ref: str) -> tuple[str, str]:
 @register_reader("mias")
 def read_mias(root: str) -> Iterator[SourceItem]:
     """Yield one item per ``mdbNNN.pgm`` in ``root``, annotated from ``root/Info.txt``."""
-    info_path = os.path.join(root, "Info.txt")
-    if not os.path.exists(info_path):
-        raise FileNotFoundError(f"{info_path}: mini-MIAS folders need Info.txt beside the .pgm films")
-    with open(info_path, encoding="latin-1") as f:
-        films = parse_info(f.read())
-    for filename in sorted(os.listdir(root)):
+    info_url = storage.join(root, "Info.txt")
+    if not storage.exists(info_url):
+        raise FileNotFoundError(f"{info_url}: mini-MIAS folders need Info.txt beside the .pgm films")
+    films = parse_info(storage.read_bytes(info_url).decode("latin-1"))
+    for filename in storage.list_files(root, (".pgm",)):
         if not re.fullmatch(r"mdb\d{3}\.pgm", filename):
             continue
         ref = filename[:-4]
-        yield SourceItem(name=os.path.join(root, filename), key=f"mias-{ref}",
-                         load=lambda ref=ref, path=os.path.join(root, filename): _load(ref, path, films))
+        url = storage.join(root, filename)
+        yield SourceItem(name=url, key=ref, load=partial(_load, ref, url, films.get(ref)))
 
 
-def _load(ref: str, path: str, films: dict[str, list[dict]]) -> RawSample:
-    if ref not in films:
+def _load(ref: str, path: str, lines: list[dict] | None) -> RawSample:
+    if not lines:
         raise RejectedInput(f"{path}: film has no line in Info.txt, so its label is unknown")
-    lines = films[ref]
     image = read_grey(path)
     patient, laterality = patient_of(ref)
     return RawSample(
