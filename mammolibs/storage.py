@@ -48,7 +48,8 @@ def list_files(url: str, suffixes: tuple[str, ...] = ()) -> list[str]:
         raise FileNotFoundError(f"{url}: no such folder; check the URL (and credentials for gs://)")
     root = root.rstrip("/")
     found = (path[len(root) + 1:] for path in fs.find(root))
-    return sorted(path for path in found if path.lower().endswith(tuple(s.lower() for s in suffixes)))
+    wanted = tuple(s.lower() for s in suffixes)
+    return sorted(path for path in found if not wanted or path.lower().endswith(wanted))
 
 
 def basename(url: str) -> str:

@@ -34,4 +34,5 @@ def reader_names() -> list[str]:
 
 
 def _load_builtin_readers() -> None:
-    from mammolibs.data.readers import busi, dicom_folder, mias  # noqa: F401  (registers them)
+    from mammolibs.data.readers import (  # noqa: F401  (importing registers them)
+        busi, cbis_ddsm, cmmd, csv_folder, dicom_folder, dmid, inbreast, kau_bcmd, mias, vindr)

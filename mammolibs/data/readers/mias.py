@@ -19,14 +19,17 @@ from mammolibs.data.images import read_grey
 from mammolibs.data.readers import register_reader
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 
-_LINE = re.compile(r"^(mdb\d{3})\s+([FGD])\s+([A-Z]+)(?:\s+([BM]))?(?:\s+(\d+)\s+(\d+)\s+(\d+))?", re.M)
+LINE = r"^({film})\s+([FGD])\s+([A-Z]+)(?:\s+([BM]))?(?:\s+(\d+)\s+(\d+)\s+(\d+))?"
 SEVERITY = {"B": "benign", "M": "malignant"}
 
 
-def parse_info(text: str) -> dict[str, list[dict]]:
-    """Abnormality lines of ``Info.txt`` by film, e.g. ``{"mdb012": [{"class": "CIRC", ...}]}``."""
+def parse_info(text: str, film: str = r"mdb\d{3}") -> dict[str, list[dict]]:
+    """Abnormality lines of ``Info.txt`` by film, e.g. ``{"mdb012": [{"class": "CIRC", ...}]}``.
+
+    ``film`` is the pattern of film names (DMID uses the same line format with ``IMG\d+``).
+    """
     films: dict[str, list[dict]] = defaultdict(list)
-    for ref, tissue, klass, severity, x, y, radius in _LINE.findall(text):
+    for ref, tissue, klass, severity, x, y, radius in re.findall(LINE.format(film=film), text, re.M):
         films[ref].append(
             {
                 "tissue": tissue,

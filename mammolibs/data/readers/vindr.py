@@ -1,0 +1,64 @@
+"""VinDr-Mammo as published on PhysioNet: DICOMs and two annotation CSVs.
+
+Layout::
+
+    images/<study_id>/<image_id>.dicom
+    breast-level_annotations.csv  study_id, series_id, image_id, laterality, view_position, height, width,
+                                  breast_birads ("BI-RADS 1".."BI-RADS 5"), breast_density, split
+    finding_annotations.csv       the same plus finding_categories, finding_birads, xmin, ymin, xmax, ymax
+
+Labels come from ``breast_birads`` (1 normal, 2-3 benign, 4-5 malignant); finding boxes become
+filled rectangles of the mask; the official ``training``/``test`` split is kept. Studies stand in
+for patients (VinDr publishes no patient id).
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Iterator
+
+import numpy as np
+
+from mammolibs import storage
+from mammolibs.data.images import read_dicom
+from mammolibs.data.readers import register_reader
+from mammolibs.data.readers.dicom_folder import dicom_meta
+from mammolibs.data.readers.tables import birads_label, read_table
+from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
+
+SPLITS = {"training": "train", "test": "test"}
+
+
+@register_reader("vindr-mammo")
+def read_vindr(root: str) -> Iterator[SourceItem]:
+    """Yield one item per row of ``breast-level_annotations.csv`` under ``root``."""
+    breast_url, finding_url = storage.join(root, "breast-level_annotations.csv"), storage.join(root, "finding_annotations.csv")
+    if not storage.exists(breast_url):
+        raise FileNotFoundError(f"{breast_url} not found; point --input at the VinDr-Mammo folder (with images/)")
+    boxes: dict[str, list[tuple[float, ...]]] = {}
+    if storage.exists(finding_url):
+        for row in read_table(finding_url):
+            if row.get("xmin") not in ("", None, "nan"):
+                boxes.setdefault(row["image_id"], []).append(
+                    tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")))
+    for row in read_table(breast_url):
+        url = storage.join(root, "images", row["study_id"], f"{row['image_id']}.dicom")
+        yield SourceItem(name=url, key=row["image_id"], load=partial(_load, url, row, boxes.get(row["image_id"], [])))
+
+
+def _load(url: str, row: dict, boxes: list[tuple[float, ...]]) -> RawSample:
+    if row.get("split", "") not in SPLITS:
+        raise RejectedInput(f"{url}: split {row.get('split')!r} is neither 'training' nor 'test'")
+    image, ds = read_dicom(url)
+    label = birads_label(row.get("breast_birads", ""))
+    mask = None
+    if boxes or label == "normal":
+        mask = np.zeros(image.shape, dtype=bool)
+        for x0, y0, x1, y1 in boxes:
+            mask[max(0, int(y0)):int(np.ceil(y1)), max(0, int(x0)):int(np.ceil(x1))] = True
+    return RawSample(
+        image=image, mask=mask, label=label, source="vindr-mammo", patient_id=row["study_id"],
+        laterality=row.get("laterality", "")[:1].upper(),
+        meta={**dicom_meta(ds, url), "view": row.get("view_position", ""), "birads": row.get("breast_birads", ""),
+              "density": row.get("breast_density", "")},
+        official_split=SPLITS[row["split"]],
+    )
