@@ -21,12 +21,15 @@ def _standardize(args: argparse.Namespace) -> int:
     if len(args.source) != len(args.input):
         raise SystemExit("give one --input per --source, in the same order")
     result = standardize(list(zip(args.source, args.input)), args.output, image_size=args.image_size,
-                         salt=args.salt, samples_per_shard=args.samples_per_shard, progress=not args.no_progress)
-    print(f"{result.inputs} inputs: {result.written} written, {result.rejected} rejected -> {args.output}")
+                         salt=args.salt, samples_per_shard=args.samples_per_shard, workers=args.workers,
+                         progress=not args.no_progress)
+    print(f"{result.inputs} inputs: {result.written} written, {result.rejected} rejected, "
+          f"{result.new_shards} new shard(s) -> {args.output}")
     print(json.dumps(result.manifest["counts"], indent=2))
     if result.rejected:
-        print(f"see {args.output.rstrip('/')}/rejects.jsonl for each rejected file and why", file=sys.stderr)
-    return 0 if result.written else 1
+        print(f"{result.rejected} input(s) rejected: see {args.output.rstrip('/')}/rejects.jsonl for each file "
+              "and why; fix them and rerun the same command to add them", file=sys.stderr)
+    return 1 if not result.written else (3 if result.rejected else 0)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -64,14 +67,21 @@ def get_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
     std = commands.add_parser("standardize", formatter_class=fmt,
-                              help="read sources in their published layouts, write standard-form shards")
+                              help="read sources in their published layouts, write standard-form shards",
+                              description="Read each source in its published layout and write standard-form "
+                              "shards, manifest.json and rejects.jsonl. Rerunning the same command after a crash "
+                              "finishes the job; rerunning a finished job writes nothing.",
+                              epilog="exit status: 0 all inputs written, 3 some inputs rejected (see rejects.jsonl), "
+                              "1 nothing written, 2 bad arguments or settings")
     std.add_argument("--source", action="append", required=True, choices=reader_names(),
-                     help="reader for the matching --input; repeat --source/--input for several sources")
-    std.add_argument("--input", action="append", required=True, help="folder of that source, as published")
+                     help="reader for the matching --input (see the README for each layout); repeat "
+                     "--source/--input for several sources")
+    std.add_argument("--input", action="append", required=True, help="folder or URL (gs://...) of that source, as published")
     std.add_argument("--output", required=True, help="folder or URL (gs://bucket/path) for shards and manifest")
     std.add_argument("--image-size", type=int, default=512, help="side of the square standard image, pixels")
     std.add_argument("--salt", default="mammoflow", help="secret mixed into patient-id hashes; keep it fixed per project")
     std.add_argument("--samples-per-shard", type=int, default=256, help="samples in each tar shard")
+    std.add_argument("--workers", type=int, default=1, help="processes decoding and standardizing images in parallel")
     std.add_argument("--no-progress", action="store_true", help="hide progress bars")
     std.set_defaults(run=_standardize)
 
