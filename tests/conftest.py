@@ -60,3 +60,44 @@ def small_shards(mias_subset, dicom_dir, tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("shards"))
     standardize([("mias", str(mias_subset)), ("dicom", str(dicom_dir))], out, image_size=64, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def gcs_bucket():
+    """A GCS emulator on 127.0.0.1 with an empty bucket, reached through the production clients.
+
+    Yields ``(bucket name, google.cloud.storage client)``; gcsfs finds the emulator through
+    ``STORAGE_EMULATOR_HOST`` as google-cloud-storage does.
+    """
+    import socket
+    import subprocess
+    import time
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage as gcs
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bucket = "mammoflow-test"
+    server = subprocess.Popen(["gcp-storage-emulator", "start", "--host", "127.0.0.1", "--port", str(port),
+                               "--in-memory", "--default-bucket", bucket, "-q"])
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    previous = {k: os.environ.get(k) for k in ("STORAGE_EMULATOR_HOST", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT")}
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"  # the emulator has no hierarchical-namespace API
+    try:
+        yield bucket, gcs.Client(project="mammoflow", credentials=AnonymousCredentials())
+    finally:
+        server.terminate()
+        server.wait()
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
