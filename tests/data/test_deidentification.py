@@ -1,0 +1,84 @@
+"""No patient data leaves standardize: every attribute of the DICOM PS3.15 Basic Profile, and every
+other text attribute of the DICOM dictionary except the few standardize keeps on purpose, is
+filled with a marker string, and no marker may appear in any byte written or logged."""
+from __future__ import annotations
+
+import logging
+import shutil
+
+import pydicom
+import pytest
+from pydicom.datadict import DicomDictionary
+from pydicom.dataset import Dataset
+
+from mammolibs.cli import main
+from tests.data.layouts import film, write_dicom
+
+KEPT = {"Modality", "ImageLaterality", "Laterality", "ViewPosition", "SpecificCharacterSet"}
+"""Kept or needed to decode text; none is in the Basic Profile."""
+TEXT_VRS = {"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT", "DS", "IS", "UI"}
+
+
+def _marker(vr: str, number: int) -> str:
+    if vr == "UI":
+        return f"1.2.999.{number:05d}.7"
+    if vr in ("DS", "IS"):
+        return f"9{number:05d}7"
+    return f"MRK{number:05d}X"
+
+
+def _fill_every_attribute(ds: Dataset) -> list[str]:
+    """Put a unique marker in every text attribute and one nested item in every sequence."""
+    markers = []
+    for number, (tag, (vr, _, _, _, keyword)) in enumerate(sorted(DicomDictionary.items())):
+        group = tag >> 16
+        if group in (0x0000, 0x0002, 0x0028, 0x7FE0) or keyword in KEPT or not keyword:
+            continue
+        if vr == "SQ":
+            item = Dataset()
+            item.PatientName = _marker("PN", 90000 + number % 9999)
+            markers.append(str(item.PatientName))
+            ds.add_new(tag, "SQ", [item])
+        elif vr in TEXT_VRS:
+            markers.append(_marker(vr, number))
+            ds.add_new(tag, vr, markers[-1])
+    block = ds.private_block(0x0009, "ACME MAMMO", create=True)
+    block.add_new(0x01, "LO", "MRKPRIVATEX")
+    return markers + ["MRKPRIVATEX"]
+
+
+@pytest.fixture
+def lenient_pydicom():
+    """Marker strings are not valid dates or ages; let pydicom write and read them as they are."""
+    from pydicom import config
+
+    before = config.settings.writing_validation_mode, config.settings.reading_validation_mode
+    config.settings.writing_validation_mode = config.settings.reading_validation_mode = config.IGNORE
+    yield
+    config.settings.writing_validation_mode, config.settings.reading_validation_mode = before
+
+
+def test_no_marker_of_any_identifying_attribute_reaches_shards_manifest_logs_or_rejects(tmp_path, caplog, capsys,
+                                                                                       lenient_pydicom):
+    source = tmp_path / "dicoms"
+    path = write_dicom(source / "case" / "film.dcm", film(lesion=(60, 30, 8))[0])
+    ds = pydicom.dcmread(path)
+    markers = _fill_every_attribute(ds)
+    ds.save_as(path)
+    assert len(markers) > 2000 and b"MRK00" in path.read_bytes()  # the test can see a leak
+    damaged = source / "case" / "damaged.dcm"
+    shutil.copy(path, damaged)
+    damaged.write_bytes(path.read_bytes()[:-500])  # same header, truncated pixels: a reject
+
+    caplog.set_level(logging.DEBUG)
+    out = tmp_path / "out"
+    status = main(["standardize", "--source", "dicom", "--input", str(source), "--output", str(out),
+                   "--image-size", "32", "--no-progress"])
+    printed = capsys.readouterr()
+    assert status == 3 and "2 inputs: 1 written, 1 rejected" in printed.out
+    assert main(["data", "inspect", str(out)]) == 0
+    written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    text = (printed.out + printed.err + capsys.readouterr().out + caplog.text).encode()
+    assert b"damaged.dcm" in written and b"shard-" in written  # the rejects report and the manifest are there
+    leaked = [m for m in markers if m.encode() in written or m.encode() in text]
+    assert not leaked, f"{len(leaked)} identifying values leaked, e.g. {leaked[:5]}"
