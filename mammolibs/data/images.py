@@ -53,7 +53,7 @@ def decode_dicom(ds: pydicom.Dataset, name: str) -> np.ndarray:
     try:
         pixels = ds.pixel_array
     except Exception as err:  # pydicom raises many types for undecodable data
-        syntax = ds.file_meta.get("TransferSyntaxUID", "unknown") if "file_meta" in ds else "unknown"
+        syntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "unknown")
         raise RejectedInput(f"{name}: pixel data cannot be decoded (transfer syntax {getattr(syntax, 'name', syntax)}: "
                             f"{err}); install a decoder for it or convert the file") from err
     if pixels.ndim != 2:

@@ -47,7 +47,12 @@ def _resolve(root: str, path: str) -> str:
 def _load(url: str, row: dict, root: str) -> RawSample:
     image = read_any(url)
     label = row.get("label", "").strip().lower()
-    mask = read_mask(_resolve(root, row["mask"])) if row.get("mask") else None
+    mask = None
+    if row.get("mask"):
+        try:
+            mask = read_mask(_resolve(root, row["mask"]))
+        except RejectedInput as err:
+            raise RejectedInput(f"{url}: its mask is missing or unreadable: {err}") from err
     if mask is None and label == "normal":
         mask = np.zeros(image.shape, dtype=bool)
     split = row.get("split", "").strip().lower()
