@@ -7,6 +7,7 @@ refused without allocating it.
 from __future__ import annotations
 
 import io
+from typing import IO
 
 import numpy as np
 import pydicom
@@ -31,20 +32,26 @@ def check_size(width: int, height: int, name: str, frames: int = 1) -> None:
                             f"mammogram (limit {MAX_PIXELS:,} pixels); refused before decoding")
 
 
-def read_file_bytes(url: str) -> bytes:
-    """The bytes of an input file; an unreachable URL becomes a reject naming it."""
+def open_input(url: str) -> IO[bytes]:
+    """Open an input file for reading; an unreachable URL becomes a reject naming it."""
     try:
-        return storage.read_bytes(url)
+        return storage.open_url(url)
     except Exception as err:  # fsspec back ends raise their own types for missing or forbidden objects
         raise RejectedInput(f"{url}: cannot be read ({type(err).__name__}: {err})") from err
 
 
+def read_file_bytes(url: str) -> bytes:
+    with open_input(url) as f:
+        return f.read()
+
+
 def decode_dicom(ds: pydicom.Dataset, name: str) -> np.ndarray:
-    """Pixel data of a mammography DICOM as float32, display-ready and never inverted.
+    """Pixel data of a mammography DICOM, display-ready and never inverted.
 
     Applies the modality rescale (slope/intercept), then the VOI LUT or window when the file has
-    one, then inverts MONOCHROME1 so that larger values are always denser tissue. Compressed
-    transfer syntaxes (JPEG, JPEG 2000, RLE) decode through pylibjpeg.
+    one (both give float32), then inverts MONOCHROME1 so that larger values are always denser
+    tissue. Without rescale or window the stored integers are returned as they are, saving a
+    full-size conversion. Compressed transfer syntaxes (JPEG, JPEG 2000, RLE) decode through pylibjpeg.
     """
     if "PixelData" not in ds:
         raise RejectedInput(f"{name}: DICOM has no pixel data (not an image object?)")
@@ -58,10 +65,10 @@ def decode_dicom(ds: pydicom.Dataset, name: str) -> np.ndarray:
                             f"{err}); install a decoder for it or convert the file") from err
     if pixels.ndim != 2:
         raise RejectedInput(f"{name}: expected one grey image, got pixel array of shape {pixels.shape}")
-    values = pixels.astype(np.float32)
+    values = pixels
     slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
     if (slope, intercept) != (1.0, 0.0):
-        values = values * np.float32(slope) + np.float32(intercept)
+        values = values.astype(np.float32) * np.float32(slope) + np.float32(intercept)
     if "VOILUTSequence" in ds or "WindowCenter" in ds:
         values = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float32)
     if ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
@@ -71,12 +78,11 @@ def decode_dicom(ds: pydicom.Dataset, name: str) -> np.ndarray:
 
 def read_dicom(url: str) -> tuple[np.ndarray, pydicom.Dataset]:
     """Read and decode a DICOM file; corrupt files raise :class:`RejectedInput` naming the file."""
-    try:
-        ds = pydicom.dcmread(io.BytesIO(read_file_bytes(url)))
-    except RejectedInput:
-        raise
-    except Exception as err:
-        raise RejectedInput(f"{url}: not a readable DICOM file ({type(err).__name__}: {err})") from err
+    with open_input(url) as f:
+        try:
+            ds = pydicom.dcmread(f)
+        except Exception as err:
+            raise RejectedInput(f"{url}: not a readable DICOM file ({type(err).__name__}: {err})") from err
     return decode_dicom(ds, url), ds
 
 

@@ -15,7 +15,8 @@ class RawSample:
     """One image as a reader found it.
 
     Args:
-        image: 2-D float32 array at native resolution, larger value = denser tissue.
+        image: 2-D array (float32, or the stored integers of a DICOM) at native resolution,
+            larger value = denser tissue.
         mask: 2-D bool array of the same shape (union of the lesions), or ``None`` when the
             source gives no localisation for this image (label only).
         label: one of :data:`LABELS`.

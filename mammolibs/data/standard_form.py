@@ -24,7 +24,7 @@ SEARCH_SIDE = 256
 @dataclass(frozen=True)
 class Placement:
     """How the original maps into the square: crop ``(crop_top, crop_left, crop_height, crop_width)``,
-    mirror left-right if ``flipped``, scale by ``scale``, pad by ``(top, left)``."""
+    scale by ``scale``, mirror left-right if ``flipped``, pad by ``(top, left)``."""
 
     scale: float
     top: int
@@ -35,15 +35,20 @@ class Placement:
     crop_width: int = 0
     flipped: bool = False
 
+    @property
+    def resized(self) -> tuple[int, int]:
+        """(height, width) of the image inside the square."""
+        return max(1, round(self.crop_height * self.scale)), max(1, round(self.crop_width * self.scale))
+
     def to_original(self, box: tuple[int, int, int, int]) -> list[int]:
         """Map a box ``(x0, y0, x1, y1)`` in the square back to original pixel coordinates
         (clipped to the cropped region, since padding has no original pixels)."""
-        x0, y0, x1, y1 = (min(max((v - offset) / self.scale, 0), side) for v, offset, side in
-                          zip(box, (self.left, self.top) * 2, (self.crop_width, self.crop_height) * 2))
+        x0, y0, x1, y1 = box[0] - self.left, box[1] - self.top, box[2] - self.left, box[3] - self.top
         if self.flipped:
-            x0, x1 = self.crop_width - x1, self.crop_width - x0
-        return [round(x0 + self.crop_left), round(y0 + self.crop_top),
-                round(x1 + self.crop_left), round(y1 + self.crop_top)]
+            x0, x1 = self.resized[1] - x1, self.resized[1] - x0
+        x0, x1 = (min(max(x / self.scale, 0), self.crop_width) + self.crop_left for x in (x0, x1))
+        y0, y1 = (min(max(y / self.scale, 0), self.crop_height) + self.crop_top for y in (y0, y1))
+        return [round(x0), round(y0), round(x1), round(y1)]
 
 
 def check_not_constant(image: np.ndarray, name: str) -> None:
@@ -69,6 +74,8 @@ def breast_region(image: np.ndarray) -> tuple[int, int, int, int]:
     the film background, labels and markers. Found on a thumbnail, so it costs little."""
     step = max(1, max(image.shape) // SEARCH_SIDE)
     thumb = image[::step, ::step]
+    if thumb.max() <= thumb.min():
+        return 0, image.shape[0], 0, image.shape[1]
     foreground = thumb > _otsu_threshold(thumb)
     foreground = ndimage.binary_opening(foreground, iterations=2)
     labels, count = ndimage.label(foreground)
@@ -118,34 +125,31 @@ def to_standard(image: np.ndarray, mask: np.ndarray | None, size: int, name: str
     """Image in [0, 1] and mask in {0, 1}, both ``size`` x ``size``, and where the original went.
 
     Args:
-        image: 2-D float array at native resolution, brighter = denser.
+        image: 2-D array at native resolution, brighter = denser.
         mask: bool array of the same shape, or ``None`` (an empty mask is returned).
         size: side of the square.
         name: file name for error messages.
         crop: find the breast, crop to it and put the chest wall on the left (mammograms);
             ``False`` keeps the whole frame as it is (ultrasound).
+
+    Note:
+        Everything after the crop works on the resized image, so full-resolution films are read
+        once, by the area resize.
     """
-    check_not_constant(image, name)
     top, bottom, left, right = breast_region(image) if crop else (0, image.shape[0], 0, image.shape[1])
-    image = image[top:bottom, left:right]
-    flipped = crop and chest_wall_on_right(image)
-    square, placement = fit_to_square(image[:, ::-1] if flipped else image, size)
-    square = _normalize_inside(square, placement, image.shape)
+    square, placement = fit_to_square(image[top:bottom, left:right], size)
+    height, width = placement.resized
+    region = (slice(placement.top, placement.top + height), slice(placement.left, placement.left + width))
+    check_not_constant(square[region], name)
+    flipped = crop and chest_wall_on_right(square[region])
+    square[region] = normalize_intensity(square[region][:, ::-1] if flipped else square[region])
     mask_square = np.zeros((size, size), dtype=np.float32)
     if mask is not None:
-        mask = mask[top:bottom, left:right]
-        mask_square, _ = fit_to_square((mask[:, ::-1] if flipped else mask).astype(np.float32), size, nearest=True)
+        mask_square, _ = fit_to_square(mask[top:bottom, left:right].astype(np.float32), size, nearest=True)
+        if flipped:
+            mask_square[region] = mask_square[region][:, ::-1]
     placement = Placement(placement.scale, placement.top, placement.left, top, left, bottom - top, right - left, flipped)
     return square, (mask_square > 0.5).astype(np.float32), placement
-
-
-def _normalize_inside(square: np.ndarray, placement: Placement, shape: tuple[int, int]) -> np.ndarray:
-    """Normalize the resized image region only; the padding stays 0."""
-    height, width = (max(1, round(side * placement.scale)) for side in shape)
-    region = (slice(placement.top, placement.top + height), slice(placement.left, placement.left + width))
-    out = np.zeros_like(square)
-    out[region] = normalize_intensity(square[region])
-    return out
 
 
 def to_uint16(image: np.ndarray) -> np.ndarray:
