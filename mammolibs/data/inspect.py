@@ -19,7 +19,7 @@ def describe(manifest: dict) -> str:
     for split, sources in sorted(manifest["counts_by_split_source_label"].items()):
         for source, labels in sorted(sources.items()):
             counts = ", ".join(f"{label} {n}" for label, n in sorted(labels.items()))
-            lines.append(f"  {split:<5} {source:<8} {counts}")
+            lines.append(f"  {split:<5} {source:<12} {counts}")
     lines.append("  class balance: " + ", ".join(f"{label} {100 * n / total:.1f}%"
                                                  for label, n in sorted(manifest["counts"]["label"].items())))
     return "\n".join(lines)

@@ -121,7 +121,7 @@ def _list_items(sources: list[tuple[str, str]], salt: str) -> tuple[list[tuple[s
     for source, url in sources:
         try:
             found = list(get_reader(source)(url))
-        except (FileNotFoundError, RejectedInput, OSError) as err:
+        except (OSError, ValueError) as err:  # a missing folder or a malformed table: one reject, the run goes on
             key = sample_key(source, f"source:{url}", salt)
             rejects.append(Rejected(url, source, key, f"{url}: source {source!r} cannot be read: {err}"))
             continue

@@ -195,3 +195,12 @@ def test_several_sources_in_one_run_keep_their_source(tmp_path, mias_subset, bus
                          image_size=32, progress=False, workers=2)
     assert result.manifest["counts"]["source"] == {"mias": 24, "busi": 234}
     assert result.inputs == result.written + result.rejected == 24 + 234
+
+
+@pytest.mark.parametrize("value, label", [("BI-RADS 1", "normal"), ("2", "benign"), ("3", "benign"), ("4a", "malignant"),
+                                          ("BIRADS_4C", "malignant"), ("BI-RADS 5", "malignant"), ("6", "malignant"),
+                                          ("0", "unknown"), ("", "unknown")])
+def test_birads_categories_map_to_labels(value, label):
+    from mammolibs.data.readers.tables import birads_label
+
+    assert birads_label(value) == label
