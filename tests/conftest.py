@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,13 @@ def small_shards(mias_subset, dicom_dir, tmp_path_factory) -> str:
     return out
 
 
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.fixture(scope="session")
 def gcs_bucket():
     """A GCS emulator on 127.0.0.1 with an empty bucket, reached through the production clients.
@@ -80,13 +88,13 @@ def gcs_bucket():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     bucket = "mammoflow-test"
-    server = subprocess.Popen(["gcp-storage-emulator", "start", "--host", "127.0.0.1", "--port", str(port),
-                               "--in-memory", "--default-bucket", bucket, "-q"])
+    server = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
+                               "--port", str(port), "--in-memory", "--default-bucket", bucket, "-q"])
     deadline = time.time() + 30
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
+    while not _listening(port):
+        if time.time() > deadline or server.poll() is not None:
+            server.kill()
+            raise RuntimeError(f"the GCS emulator did not start on port {port}; is gcp-storage-emulator installed?")
         time.sleep(0.1)
     previous = {k: os.environ.get(k) for k in ("STORAGE_EMULATOR_HOST", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT")}
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
