@@ -45,8 +45,10 @@ def _png(array: np.ndarray) -> bytes:
     rows = np.zeros((height, 1 + 2 * width), dtype=np.uint8)  # filter byte 0, then big-endian samples
     rows[:, 1:] = array.astype(">u2").view(np.uint8).reshape(height, 2 * width)
     header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _png_chunk(b"IEND", b""))
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 8, zlib.Z_RLE)  # run-length: faster and smaller here
+    data = deflate.compress(rows.tobytes()) + deflate.flush()
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data)
+            + _png_chunk(b"IEND", b""))
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

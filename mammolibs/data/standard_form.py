@@ -6,6 +6,8 @@ that findings in the square map back to original pixels.
 """
 from __future__ import annotations
 
+import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +19,8 @@ from mammolibs.data.sample import RejectedInput
 
 LOW_PERCENTILE, HIGH_PERCENTILE = 0.5, 99.9
 """Intensity window of every standard image, as percentiles of the cropped region."""
+BAND_PIXELS = 4_000_000
+"""Films larger than this are resized in parallel row bands (one per torch thread)."""
 SEARCH_SIDE = 256
 """Side of the thumbnail on which the breast region is found."""
 
@@ -109,12 +113,25 @@ def fit_to_square(image: np.ndarray, size: int, nearest: bool = False) -> tuple[
     """Resize so the longest side is ``size`` (area averaging, or nearest for masks), pad to square.
 
     Example: a 4464x2848 mammogram at ``size=512`` becomes 512x327 centred in a 512x512 square.
+    Large films are converted and resized in row bands on several threads; bands meet where an
+    output row starts exactly on an input pixel edge, so the result equals a single resize.
     """
     height, width = image.shape
     scale = size / max(height, width)
     new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
-    resized = F.interpolate(tensor, size=(new_h, new_w), mode="nearest-exact" if nearest else "area")[0, 0]
+    mode = "nearest-exact" if nearest else "area"
+    bands = torch.get_num_threads() if image.size > BAND_PIXELS else 1
+    step = new_h // math.gcd(height, new_h)  # output rows whose input rows start exactly on a pixel edge
+    edges = sorted({round(i * new_h / bands / step) * step for i in range(bands)} | {new_h})
+
+    def resize_band(band: int) -> torch.Tensor:
+        first, last = edges[band], edges[band + 1]
+        rows = image[first * height // new_h: last * height // new_h]
+        tensor = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))[None, None]
+        return F.interpolate(tensor, size=(last - first, new_w), mode=mode)[0, 0]
+
+    with ThreadPoolExecutor(len(edges) - 1) as pool:
+        resized = torch.cat(list(pool.map(resize_band, range(len(edges) - 1))))
     top, left = (size - new_h) // 2, (size - new_w) // 2
     square = F.pad(resized, (left, size - new_w - left, top, size - new_h - top))
     return square.numpy(), Placement(scale=scale, top=top, left=left, crop_height=height, crop_width=width)
