@@ -12,7 +12,7 @@ from typing import IO
 import numpy as np
 import pydicom
 from PIL import Image
-from pydicom.pixels import apply_voi_lut
+from pydicom.pixels import apply_voi_lut, pixel_array
 
 from mammolibs import storage
 from mammolibs.data.sample import RejectedInput
@@ -45,45 +45,42 @@ def read_file_bytes(url: str) -> bytes:
         return f.read()
 
 
-def decode_dicom(ds: pydicom.Dataset, name: str) -> np.ndarray:
-    """Pixel data of a mammography DICOM, display-ready and never inverted.
-
-    Applies the modality rescale (slope/intercept), then the VOI LUT or window when the file has
-    one (both give float32), then inverts MONOCHROME1 so that larger values are always denser
-    tissue. Without rescale or window the stored integers are returned as they are, saving a
-    full-size conversion. Compressed transfer syntaxes (JPEG, JPEG 2000, RLE) decode through pylibjpeg.
-    """
-    if "PixelData" not in ds:
-        raise RejectedInput(f"{name}: DICOM has no pixel data (not an image object?)")
-    check_size(int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0), name,
-               int(ds.get("NumberOfFrames", 1) or 1))
-    try:
-        pixels = ds.pixel_array
-    except Exception as err:  # pydicom raises many types for undecodable data
-        syntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "unknown")
-        raise RejectedInput(f"{name}: pixel data cannot be decoded (transfer syntax {getattr(syntax, 'name', syntax)}: "
-                            f"{err}); install a decoder for it or convert the file") from err
-    if pixels.ndim != 2:
-        raise RejectedInput(f"{name}: expected one grey image, got pixel array of shape {pixels.shape}")
-    values = pixels
-    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
-    if (slope, intercept) != (1.0, 0.0):
-        values = values.astype(np.float32) * np.float32(slope) + np.float32(intercept)
-    if "VOILUTSequence" in ds or "WindowCenter" in ds:
-        values = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float32)
-    if ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
-        values = values.max() - values
-    return values
-
-
 def read_dicom(url: str) -> tuple[np.ndarray, pydicom.Dataset]:
-    """Read and decode a DICOM file; corrupt files raise :class:`RejectedInput` naming the file."""
+    """Pixel data of a mammography DICOM, display-ready and never inverted, and its header.
+
+    The header is read first and its size checked; the pixels are then decoded straight from the
+    file (no copy of the compressed data). Applies the modality rescale (slope/intercept), then the
+    VOI LUT or window when the file has one (both give float32), then inverts MONOCHROME1 so that
+    larger values are always denser tissue. Without rescale or window the stored integers are
+    returned as they are. JPEG, JPEG 2000 and RLE decode through pylibjpeg. Corrupt files raise
+    :class:`RejectedInput` naming the file.
+    """
     with open_input(url) as f:
         try:
-            ds = pydicom.dcmread(f)
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
         except Exception as err:
             raise RejectedInput(f"{url}: not a readable DICOM file ({type(err).__name__}: {err})") from err
-    return decode_dicom(ds, url), ds
+        check_size(int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0), url,
+                   int(ds.get("NumberOfFrames", 1) or 1))
+        f.seek(0)
+        try:
+            pixels = pixel_array(f)
+        except AttributeError as err:
+            raise RejectedInput(f"{url}: DICOM has no pixel data (not an image object?)") from err
+        except Exception as err:  # pydicom raises many types for undecodable data
+            syntax = ds.file_meta.get("TransferSyntaxUID", "unknown")
+            raise RejectedInput(f"{url}: pixel data cannot be decoded (transfer syntax {getattr(syntax, 'name', syntax)}: "
+                                f"{err}); install a decoder for it or convert the file") from err
+    if pixels.ndim != 2:
+        raise RejectedInput(f"{url}: expected one grey image, got pixel array of shape {pixels.shape}")
+    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+    if (slope, intercept) != (1.0, 0.0):
+        pixels = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    if "VOILUTSequence" in ds or "WindowCenter" in ds:
+        pixels = np.asarray(apply_voi_lut(pixels, ds, index=0), dtype=np.float32)
+    if ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
+        pixels = pixels.max() - pixels
+    return pixels, ds
 
 
 def read_grey(url: str) -> np.ndarray:

@@ -112,14 +112,3 @@ def test_unknown_label_and_mask_size_mismatch_are_refused_by_name():
         standard_form(RawSample(image, np.zeros((10, 10), bool), "benign", "x", "p"), 16, "salt", "b.png")
     with pytest.raises(RejectedInput, match="c.png: image is constant"):
         standard_form(RawSample(np.ones((8, 8), np.float32), None, "normal", "x", "p"), 16, "salt", "c.png")
-
-
-def test_large_films_resized_in_bands_equal_one_resize():
-    import torch
-    import torch.nn.functional as F
-
-    film = np.random.default_rng(0).random((4001, 1001)).astype(np.float32)  # above BAND_PIXELS
-    square, placement = fit_to_square(film, 512)
-    height, width = placement.resized
-    whole = F.interpolate(torch.from_numpy(film)[None, None], size=(height, width), mode="area")[0, 0].numpy()
-    assert np.array_equal(square[:, placement.left:placement.left + width], whole)
