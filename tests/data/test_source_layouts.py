@@ -10,7 +10,7 @@ from mammolibs.data.readers import get_reader
 from mammolibs.data.sample import RejectedInput
 from mammolibs.data.standardize import standardize
 from tests.data.layouts import (CBIS_COLUMNS, cbis_row, cbis_series, film, inbreast_xml, write_csv, write_dicom,
-                                write_xlsx)
+                                write_xls, write_xlsx)
 
 
 def _items(source: str, root) -> dict:
@@ -79,7 +79,8 @@ def test_cbis_ddsm_reads_the_real_rle_mammograms_in_the_tcia_tree(dicom_dir, tmp
     assert result.manifest["counts_by_split_source_label"] == {"test": {"cbis-ddsm": {"benign": 1}}}
 
 
-def test_inbreast_reads_dicoms_plist_rois_and_the_birads_table(tmp_path):
+@pytest.mark.parametrize("table", ["INbreast.xls", "INbreast.csv"])
+def test_inbreast_reads_dicoms_plist_rois_and_the_birads_table(tmp_path, table):
     image, _ = film(right=True, lesion=(60, 80, 10))
     write_dicom(tmp_path / "AllDICOMs" / "20586908_6c613a14b80a8591_MG_R_CC_ANON.dcm", image, ImageLaterality="R")
     write_dicom(tmp_path / "AllDICOMs" / "20586934_6c613a14b80a8591_MG_L_ML_ANON.dcm", film()[0])
@@ -87,10 +88,12 @@ def test_inbreast_reads_dicoms_plist_rois_and_the_birads_table(tmp_path):
     (tmp_path / "AllXML").mkdir()
     (tmp_path / "AllXML" / "20586908.xml").write_bytes(
         inbreast_xml([[(70, 50), (90, 50), (90, 70), (70, 70)], [(20.5, 30.5)]]))
-    write_csv(tmp_path / "INbreast.csv", ["Patient ID", "Patient age", "Laterality", "View", "Acquisition date",
-                                          "File Name", "ACR", "Bi-Rads"],
-              [["removed", "", "R", "CC", "201001", 20586908, 2, "4c"], ["removed", "", "L", "MLO", "201001", 20586934, 2, 1]],
-              delimiter=";")
+    columns = ["Patient ID", "Patient age", "Laterality", "View", "Acquisition date", "File Name", "ACR", "Bi-Rads"]
+    rows = [["removed", "", "R", "CC", "201001", 20586908, 2, "4c"], ["removed", "", "L", "MLO", "201001", 20586934, 2, 1]]
+    if table.endswith(".xls"):
+        write_xls(tmp_path / table, columns, rows)
+    else:
+        write_csv(tmp_path / table, columns, rows, delimiter=";")
     items = _items("inbreast", tmp_path)
     lesion = items["20586908"].load()
     assert (lesion.label, lesion.laterality, lesion.meta["view"], lesion.patient_id) == ("malignant", "R", "CC", "6c613a14b80a8591")

@@ -4,7 +4,7 @@ Layout::
 
     AllDICOMs/20586908_6c613a14b80a8591_MG_R_CM_ANON.dcm   (file id, patient, modality, laterality, view)
     AllXML/20586908.xml                                       (ROIs as an Apple plist)
-    INbreast.csv or INbreast.xlsx                             (Laterality, View, File Name, ACR, Bi-Rads)
+    INbreast.xls (or .xlsx, .csv)                             (Laterality, View, File Name, ACR, Bi-Rads)
 
 ROIs hold ``Point_px`` strings ``"(x, y)"``: polygons are filled, single points (calcifications)
 become small discs. Labels come from the BI-RADS column (INbreast has no pathology for every
@@ -37,10 +37,9 @@ POINT_RADIUS = 4
 def read_inbreast(root: str) -> Iterator[SourceItem]:
     """Yield one item per DICOM in ``root/AllDICOMs`` that the BI-RADS table lists."""
     files = storage.list_files(root)
-    tables = [f for f in files if re.fullmatch(r"inbreast\.(csv|xlsx)", f.rsplit("/", 1)[-1].lower())]
+    tables = [f for f in files if re.fullmatch(r"inbreast\.(xls|xlsx|csv)", f.rsplit("/", 1)[-1].lower())]
     if not tables:
-        raise FileNotFoundError(f"{root}: INbreast.csv or INbreast.xlsx (the BI-RADS table) not found; "
-                                "save INbreast.xls as .xlsx or .csv beside AllDICOMs/")
+        raise FileNotFoundError(f"{root}: INbreast.xls (the BI-RADS table) not found beside AllDICOMs/ and AllXML/")
     birads = {column(row, "File Name", table=tables[0]): column(row, "Bi-Rads", "Bi-RADS", table=tables[0])
               for row in read_table(storage.join(root, tables[0]))}
     xml = {f.rsplit("/", 1)[-1][:-4]: storage.join(root, f) for f in files if f.lower().endswith(".xml")}

@@ -1,4 +1,4 @@
-"""Tabular metadata as sources publish it (CSV with any delimiter, XLSX) and BI-RADS labels."""
+"""Tabular metadata as sources publish it (CSV with any delimiter, XLSX, legacy XLS) and BI-RADS labels."""
 from __future__ import annotations
 
 import csv
@@ -7,15 +7,17 @@ import re
 
 from mammolibs import storage
 
-TABLE_SUFFIXES = (".csv", ".xlsx")
+TABLE_SUFFIXES = (".csv", ".xlsx", ".xls")
 
 
 def read_table(url: str) -> list[dict[str, str]]:
-    """Rows of a ``.csv`` (comma, semicolon or tab) or ``.xlsx`` (first sheet) as dicts of strings,
-    header names stripped; empty rows are dropped."""
+    """Rows of a ``.csv`` (comma, semicolon or tab), ``.xlsx`` or ``.xls`` (first sheet) as dicts of
+    strings, header names stripped; empty rows are dropped."""
     data = storage.read_bytes(url)
     if url.lower().endswith(".xlsx"):
         rows = _xlsx_rows(data)
+    elif url.lower().endswith(".xls"):
+        rows = _xls_rows(data)
     else:
         text = data.decode("utf-8-sig")
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
@@ -32,6 +34,13 @@ def _xlsx_rows(data: bytes) -> list[list]:
 
     sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
     return [[_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+
+
+def _xls_rows(data: bytes) -> list[list]:
+    import xlrd
+
+    sheet = xlrd.open_workbook(file_contents=data).sheet_by_index(0)
+    return [[_cell(v) for v in sheet.row_values(i)] for i in range(sheet.nrows)]
 
 
 def _cell(value: object) -> object:
