@@ -16,9 +16,9 @@ from components.train import finetune_unet, train_autoencoder, train_classifier,
 
 
 @dsl.pipeline(name="mammoflow", description="Standardize breast-imaging data, pretrain, finetune, classify, evaluate.")
-def mammoflow(sources: list, image_size: int = 256, pretrain_settings: dict = {"epochs": 1},
+def mammoflow(sources: list, image_size: int = 256, standardize_workers: int = 1, pretrain_settings: dict = {"epochs": 1},
               finetune_settings: dict = {"epochs": 1}, classifier_settings: dict = {"epochs": 1}):
-    shards = standardize(sources=sources, image_size=image_size).outputs["shards"]
+    shards = standardize(sources=sources, image_size=image_size, workers=standardize_workers).outputs["shards"]
     encoder = train_encoder(shards=shards, settings=pretrain_settings).outputs["model"]
     autoencoder = train_autoencoder(shards=shards, encoder=encoder, settings=pretrain_settings).outputs["model"]
     unet = finetune_unet(shards=shards, autoencoder=autoencoder, settings=finetune_settings).outputs["model"]

@@ -18,8 +18,8 @@ def parse_sources(sources: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def standardize_step(sources: list[str], output: str, image_size: int) -> dict:
-    result = standardize(parse_sources(sources), output, image_size=image_size, progress=False)
+def standardize_step(sources: list[str], output: str, image_size: int, workers: int = 1) -> dict:
+    result = standardize(parse_sources(sources), output, image_size=image_size, workers=workers, progress=False)
     if not result.written:
         raise ValueError(f"nothing was standardized from {sources}; see {output}/rejects.jsonl")
     return result.manifest
