@@ -121,6 +121,11 @@ def committed_shards(url: str) -> list[dict]:
     return [json.loads(storage.read_text(storage.join(url, n))) for n in names]
 
 
+def next_shard_number(committed: list[dict], split: str) -> int:
+    """The number the next shard of ``split`` gets after the committed ones."""
+    return 1 + max((int(s["name"].rsplit("-", 1)[1][:-4]) for s in committed if s["split"] == split), default=-1)
+
+
 def remove_uncommitted(url: str) -> list[str]:
     """Delete what a killed run left behind: temporary files and shards without an index."""
     names = [n for n in storage.list_files(url) if "/" not in n]

@@ -2,7 +2,8 @@
 
 Every input is either written or recorded in ``rejects.jsonl`` with its file and the reason, so
 ``inputs == written + rejected`` always holds. Runs are restartable: shards already committed are
-kept, their samples skipped, and a finished run given the same inputs writes nothing.
+kept and their samples skipped; earlier rejects are tried again (a fixed file gets in), and a
+finished run given the same inputs writes nothing.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from mammolibs import storage
 from mammolibs.data.manifest import MANIFEST, REJECTS, SPLITS, hash_patient, split_of
 from mammolibs.data.readers import get_reader
 from mammolibs.data.sample import LABELS, RawSample, RejectedInput, SourceItem
-from mammolibs.data.shards import EncodedSample, ShardWriter, committed_shards, encode_sample, remove_uncommitted
+from mammolibs.data.shards import (EncodedSample, ShardWriter, committed_shards, encode_sample, next_shard_number,
+                                    remove_uncommitted)
 from mammolibs.data.standard_form import to_standard, to_uint16
 
 log = logging.getLogger(__name__)
@@ -77,23 +79,17 @@ def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 5
     for leftover in remove_uncommitted(output):
         log.info("removed %s, left incomplete by an earlier run", leftover)
     shards = committed_shards(output)
-    written = {entry["key"]: entry for shard in shards for entry in shard["contents"]}
+    written = {entry["key"] for shard in shards for entry in shard["contents"]}
     items, rejects = _list_items(sources, salt)
-    previous = _previous_rejects(output)
-    keys = [key for key, _ in items] + [r.key for r in rejects]
-    if previous is not None and all(k in written or k in previous for k in keys):
-        log.info("%s is complete for these inputs; nothing to do", output)
-        manifest = json.loads(storage.read_text(storage.join(output, MANIFEST)))
-        return StandardizeResult(manifest["inputs"], manifest["written"], manifest["rejected"], manifest)
-    writers = {split: ShardWriter(output, split, samples_per_shard,
-                                  1 + max((int(s["name"][-9:-4]) for s in shards if s["split"] == split), default=-1))
+    inputs = len(items) + len(rejects)  # an unreadable source counts as one input
+    writers = {split: ShardWriter(output, split, samples_per_shard, next_shard_number(shards, split))
                for split in SPLITS}
     todo, seen = [], set(written)
     for key, item in items:
         if key in written:
             continue
         if key in seen:
-            rejects.append(Rejected(item.name, key.split("-")[0], key, f"{item.name}: appears twice in this run "
+            rejects.append(Rejected(item.name, _source_of(key), key, f"{item.name}: appears twice in this run "
                                     "(the same file under two sources?); standardize each source folder once"))
             continue
         seen.add(key)
@@ -107,11 +103,10 @@ def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 5
             writers[result.meta["split"]].add(result)
     for writer in writers.values():
         writer.flush()
-    storage.write_text_atomic(storage.join(output, REJECTS),
-                              "".join(json.dumps(r.__dict__) + "\n" for r in rejects))
-    manifest = _manifest(committed_shards(output), image_size, inputs=len(keys), rejected=len(rejects))
-    storage.write_text_atomic(storage.join(output, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
-    return StandardizeResult(inputs=len(keys), written=manifest["written"], rejected=len(rejects), manifest=manifest,
+    _write_if_changed(storage.join(output, REJECTS), "".join(json.dumps(r.__dict__) + "\n" for r in rejects))
+    manifest = _manifest(committed_shards(output), image_size, inputs=inputs, rejected=len(rejects))
+    _write_if_changed(storage.join(output, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
+    return StandardizeResult(inputs=inputs, written=manifest["written"], rejected=len(rejects), manifest=manifest,
                              new_shards=sum(len(w.shards) for w in writers.values()))
 
 
@@ -146,10 +141,14 @@ def _quiet_worker() -> None:
     torch.set_num_threads(1)
 
 
+def _source_of(key: str) -> str:
+    return key.rsplit("-", 1)[0]
+
+
 def _prepare(todo: tuple[str, SourceItem], image_size: int, salt: str) -> EncodedSample | Rejected:
     """Load, standardize and encode one item; any failure becomes a :class:`Rejected` naming the file."""
     key, item = todo
-    source = key.rsplit("-", 1)[0]
+    source = _source_of(key)
     try:
         image, mask, meta = standard_form(item.load(), image_size, salt, item.name)
     except RejectedInput as err:
@@ -199,11 +198,10 @@ def _check_settings(output: str, settings: dict) -> None:
         storage.write_text_atomic(url, json.dumps(settings, sort_keys=True))
 
 
-def _previous_rejects(output: str) -> set[str] | None:
-    """Keys rejected by a finished earlier run, or ``None`` when no run finished here."""
-    if not storage.exists(storage.join(output, MANIFEST)) or not storage.exists(storage.join(output, REJECTS)):
-        return None
-    return {json.loads(line)["key"] for line in storage.read_text(storage.join(output, REJECTS)).splitlines() if line}
+def _write_if_changed(url: str, text: str) -> None:
+    """Write ``text`` unless ``url`` already holds it, so that rerunning a finished job writes nothing."""
+    if not (storage.exists(url) and storage.read_text(url) == text):
+        storage.write_text_atomic(url, text)
 
 
 def _manifest(shards: Iterable[dict], image_size: int, inputs: int, rejected: int) -> dict:

@@ -74,3 +74,18 @@ def test_other_settings_are_refused_for_an_existing_output(mias_subset, tmp_path
     standardize([("mias", str(mias_subset))], str(tmp_path), image_size=32, progress=False)
     with pytest.raises(ValueError, match="other image_size"):
         standardize([("mias", str(mias_subset))], str(tmp_path), image_size=64, progress=False)
+
+
+def test_a_rejected_file_once_fixed_gets_in_on_rerun(tmp_path):
+    from PIL import Image
+
+    from tests.data.layouts import film, write_csv
+
+    write_csv(tmp_path / "clinic" / "labels.csv", ["image", "label"], [["a.png", "normal"], ["b.png", "normal"]])
+    Image.fromarray((film()[0] // 16).astype("uint8")).save(tmp_path / "clinic" / "a.png")
+    first = standardize([("csv", str(tmp_path / "clinic"))], str(tmp_path / "out"), image_size=32, progress=False)
+    assert (first.written, first.rejected) == (1, 1)
+    Image.fromarray((film(seed=1)[0] // 16).astype("uint8")).save(tmp_path / "clinic" / "b.png")
+    second = standardize([("csv", str(tmp_path / "clinic"))], str(tmp_path / "out"), image_size=32, progress=False)
+    assert (second.inputs, second.written, second.rejected, second.new_shards) == (2, 2, 0, 1)
+    assert (tmp_path / "out" / "rejects.jsonl").read_text() == ""
