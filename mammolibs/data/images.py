@@ -56,10 +56,7 @@ def read_dicom(url: str) -> tuple[np.ndarray, pydicom.Dataset]:
     :class:`RejectedInput` naming the file.
     """
     with open_input(url) as f:
-        try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
-        except Exception as err:
-            raise RejectedInput(f"{url}: not a readable DICOM file ({type(err).__name__}: {err})") from err
+        ds = _header(f, url)
         check_size(int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0), url,
                    int(ds.get("NumberOfFrames", 1) or 1))
         f.seek(0)
@@ -81,6 +78,19 @@ def read_dicom(url: str) -> tuple[np.ndarray, pydicom.Dataset]:
     if ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
         pixels = pixels.max() - pixels
     return pixels, ds
+
+
+def read_dicom_header(url: str) -> pydicom.Dataset:
+    """The attributes of a DICOM file without its pixel data."""
+    with open_input(url) as f:
+        return _header(f, url)
+
+
+def _header(f: IO[bytes], url: str) -> pydicom.Dataset:
+    try:
+        return pydicom.dcmread(f, stop_before_pixels=True)
+    except Exception as err:
+        raise RejectedInput(f"{url}: not a readable DICOM file ({type(err).__name__}: {err})") from err
 
 
 def read_grey(url: str) -> np.ndarray:

@@ -17,16 +17,14 @@ are joined; MALIGNANT anywhere makes it malignant, BENIGN and BENIGN_WITHOUT_CAL
 """
 from __future__ import annotations
 
-import io
 import re
 from functools import partial
 from typing import Iterator
 
 import numpy as np
-import pydicom
 
 from mammolibs import storage
-from mammolibs.data.images import DICOM_SUFFIXES, read_dicom, read_file_bytes
+from mammolibs.data.images import DICOM_SUFFIXES, read_dicom, read_dicom_header
 from mammolibs.data.readers import register_reader
 from mammolibs.data.readers.dicom_folder import dicom_meta
 from mammolibs.data.readers.tables import column, read_table
@@ -104,7 +102,7 @@ def _roi_mask(files: list[str], shape: tuple[int, int], what: str) -> np.ndarray
     """The ROI mask among an abnormality folder's DICOMs, as a bool array of the image's shape."""
     if not files:
         raise RejectedInput(f"{what}: ROI mask folder missing; every abnormality needs its mask")
-    headers = {url: pydicom.dcmread(io.BytesIO(read_file_bytes(url)), stop_before_pixels=True) for url in files}
+    headers = {url: read_dicom_header(url) for url in files}
     described = [u for u, h in headers.items() if "mask" in str(h.get("SeriesDescription", "")).lower()]
     url = described[0] if described else max(files, key=lambda u: int(headers[u].Rows) * int(headers[u].Columns))
     mask, _ = read_dicom(url)
