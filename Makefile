@@ -7,7 +7,7 @@ MIAS ?=
 BUSI ?=
 DICOM ?=
 
-.PHONY: help install demo test compile clean
+.PHONY: help install demo test bench compile clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ demo: install ## run the whole pipeline locally with kfp.local (MIAS=, BUSI=, DI
 
 test: install ## run the test suite
 	$(BIN)/python -m pytest tests
+
+bench: install ## run the benchmarks; reports in benchmarks/results/
+	$(BIN)/python benchmarks/standardize.py
 
 compile: install ## compile the pipeline to mammoflow.yaml for Kubeflow / Vertex AI
 	$(BIN)/python -m pipelines.mammoflow compile --output mammoflow.yaml
