@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
@@ -130,9 +131,24 @@ def _prepare_all(todo: list[tuple[str, SourceItem]], image_size: int, salt: str,
     if workers <= 1:
         yield from map(prepare, todo)
         return
+    slots, stopped = threading.Semaphore(4 * workers), threading.Event()  # bounded in flight: flat memory
+
+    def feed() -> Iterator[tuple[str, SourceItem]]:
+        for task in todo:
+            slots.acquire()
+            if stopped.is_set():
+                return
+            yield task
+
     context = multiprocessing.get_context("spawn")  # fork is unsafe with torch threads and gcsfs event loops
     with context.Pool(workers, initializer=_quiet_worker) as pool:
-        yield from pool.imap(prepare, todo, chunksize=1)
+        try:
+            for result in pool.imap(prepare, feed(), chunksize=1):
+                slots.release()
+                yield result
+        finally:
+            stopped.set()
+            slots.release()  # wake the feeder if it waits, so the pool can shut down
 
 
 def _quiet_worker() -> None:
