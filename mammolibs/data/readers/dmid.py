@@ -54,9 +54,6 @@ def _load(url: str, lines: list[dict] | None, mask_url: str | None) -> RawSample
     image = read_grey(url)
     label = film_label(lines, url)
     mask = read_mask(mask_url) if mask_url else (np.zeros(image.shape, dtype=bool) if label == "normal" else None)
-    if mask is not None and mask.shape != image.shape:
-        raise RejectedInput(f"{mask_url}: mask is {mask.shape[1]}x{mask.shape[0]} but image is "
-                            f"{image.shape[1]}x{image.shape[0]} pixels")
     return RawSample(
         image=image, mask=mask, label=label, source="dmid", patient_id=f"dmid-{url.rsplit('/', 1)[-1]}",
         meta={"modality": "MG", "tissue": lines[0]["tissue"], "classes": sorted({line["class"] for line in lines})},
