@@ -109,7 +109,8 @@ class ShardWriter:
         storage.write_bytes_atomic(storage.join(self.url, name), blob)
         index = {"name": name, "split": self.split, "samples": len(self.buffer),
                  "sha256": hashlib.sha256(blob).hexdigest(),
-                 "contents": [{"key": s.key, "label": s.meta["label"], "source": s.meta["source"]} for s in self.buffer]}
+                 "contents": [{"key": s.key, "label": s.meta["label"], "source": s.meta["source"],
+                               "localized": bool(s.meta.get("localized"))} for s in self.buffer]}
         storage.write_text_atomic(storage.join(self.url, name[:-4] + INDEX_SUFFIX), json.dumps(index))
         self.shards.append(index)
         self.buffer, self.number = [], self.number + 1
@@ -139,18 +140,40 @@ def remove_uncommitted(url: str) -> list[str]:
 
 def iter_shard(url: str) -> Iterator[StandardSample]:
     """Read the samples of one shard in order."""
+    for key, parts in read_shard(url).items():
+        yield decode_sample(key, parts)
+
+
+def read_shard(url: str) -> dict[str, dict[str, bytes]]:
+    """The undecoded members of one shard: ``{key: {"png": ..., "mask.png": ..., "json": ...}}``, in order."""
     with storage.open_url(url) as f, tarfile.open(fileobj=f, mode="r|") as tar:
         parts: dict[str, dict[str, bytes]] = {}
         for member in tar:
             key, ext = member.name.split(".", 1)
             parts.setdefault(key, {})[ext] = tar.extractfile(member).read()
-            if len(parts[key]) == 3:
-                yield _decode(key, parts.pop(key))
-        if parts:
-            raise ValueError(f"{url}: incomplete samples {sorted(parts)}; the shard is damaged, rerun standardize")
+    incomplete = sorted(key for key, found in parts.items() if len(found) != 3)
+    if incomplete:
+        raise ValueError(f"{url}: incomplete samples {incomplete}; the shard is damaged, rerun standardize")
+    return parts
 
 
-def _decode(key: str, part: dict[str, bytes]) -> StandardSample:
-    image = np.asarray(Image.open(io.BytesIO(part["png"])), dtype=np.float32) / 65535.0
-    mask = (np.asarray(Image.open(io.BytesIO(part["mask.png"]))) > 0).astype(np.float32)
-    return StandardSample(key=key, image=image, mask=mask, meta=json.loads(part["json"]))
+def decode_sample(key: str, parts: dict[str, bytes]) -> StandardSample:
+    image = decode_png(parts["png"]).astype(np.float32) / 65535.0
+    mask = (decode_png(parts["mask.png"]) > 0).astype(np.float32)
+    return StandardSample(key=key, image=image, mask=mask, meta=json.loads(parts["json"]))
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """A grey PNG as an array; PNGs written by :func:`_png` (no row filters) skip Pillow entirely."""
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    if depth == 16 and colour == 0 and not interlace:
+        chunks, at = [], 8
+        while at < len(data):
+            length, kind = struct.unpack(">I4s", data[at: at + 8])
+            if kind == b"IDAT":
+                chunks.append(data[at + 8: at + 8 + length])
+            at += 12 + length
+        rows = np.frombuffer(zlib.decompress(b"".join(chunks)), dtype=np.uint8).reshape(height, 1 + 2 * width)
+        if not rows[:, 0].any():
+            return rows[:, 1:].view(">u2").astype(np.uint16)
+    return np.asarray(Image.open(io.BytesIO(data)))

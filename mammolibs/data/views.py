@@ -1,4 +1,10 @@
-"""What each training stage sees of the shards: torch Datasets over standard-form samples."""
+"""What each training stage sees of a standard-form sample: one view per stage.
+
+A view decides from a sample's index entry alone whether the sample is usable (``keep``), so the
+loader can plan batches without decoding anything, and turns a decoded sample into the stage's
+tensors (``__call__``). Its randomness comes only from the seed it is given, so a batch is the
+same whichever worker process builds it, and a resumed run sees exactly the batches it would have.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -12,28 +18,47 @@ from monai.transforms import (
     RandFlipd,
     RandGaussianNoise,
 )
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from mammolibs.data.manifest import shard_urls
 from mammolibs.data.shards import StandardSample, iter_shard
+from mammolibs.data.snips import crop_snip, lesion_boxes, normal_boxes
+from mammolibs.models import SNIP_CLASSES
 
 
 def load_samples(data_url: str, split: str, progress: bool = False) -> list[StandardSample]:
-    """All samples of one split of a shard set (held in memory; fine for the sizes used here)."""
+    """All samples of one split, decoded into memory (for evaluation; training streams instead)."""
     urls = shard_urls(data_url, split)
     return [s for url in tqdm(urls, desc=f"read {split} shards", disable=not progress) for s in iter_shard(url)]
+
+
+def is_segmentable(entry: dict) -> bool:
+    """Samples whose mask is the truth: localized lesions, and normal images (empty mask)."""
+    return entry["label"] in SNIP_CLASSES and bool(entry.get("localized"))
+
+
+def segmentable(samples: list[StandardSample]) -> list[StandardSample]:
+    return [s for s in samples if is_segmentable(s.meta)]
 
 
 def _channel_first(array: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(array, dtype=torch.float32)[None]
 
 
-class ContrastiveView(Dataset):
-    """Two random augmentations of the same image: a positive pair for NT-Xent."""
+class View:
+    """Base of the stage views: every sample usable, no randomness."""
 
-    def __init__(self, samples: list[StandardSample]):
-        self.samples = samples
+    def keep(self, entry: dict) -> bool:
+        return True
+
+    def __call__(self, sample: StandardSample, seed: int) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+
+class ContrastiveView(View):
+    """Two random augmentations of the same image: a positive pair for NT-Xent (labels unused)."""
+
+    def __init__(self):
         self.augment = Compose([
             RandFlip(prob=0.5, spatial_axis=1),
             RandAffine(prob=1.0, rotate_range=0.3, scale_range=0.25, translate_range=0.1, padding_mode="zeros"),
@@ -41,65 +66,60 @@ class ContrastiveView(Dataset):
             RandGaussianNoise(prob=0.5, std=0.03),
         ])
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = _channel_first(self.samples[index].image)
+    def __call__(self, sample, seed):
+        self.augment.set_random_state(seed=seed)
+        image = _channel_first(sample.image)
         return torch.as_tensor(self.augment(image)), torch.as_tensor(self.augment(image))
 
 
-class DenoisingView(Dataset):
+class DenoisingView(View):
     """(corrupted image, clean image): random patches blanked and noise added; the target is the original."""
 
-    def __init__(self, samples: list[StandardSample]):
-        self.samples = samples
-        size = samples[0].image.shape[0] if samples else 64
+    def __init__(self, image_size: int):
         self.corrupt = Compose([
-            RandCoarseDropout(holes=8, spatial_size=max(2, size // 16), max_holes=16, fill_value=0.0, prob=1.0),
+            RandCoarseDropout(holes=8, spatial_size=max(2, image_size // 16), max_holes=16, fill_value=0.0, prob=1.0),
             RandGaussianNoise(prob=1.0, std=0.05),
         ])
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        clean = _channel_first(self.samples[index].image)
+    def __call__(self, sample, seed):
+        self.corrupt.set_random_state(seed=seed)
+        clean = _channel_first(sample.image)
         return torch.as_tensor(self.corrupt(clean.clone())), clean
 
 
-def segmentable(samples: list[StandardSample]) -> list[StandardSample]:
-    """Samples whose mask is the truth: localized lesions, and normal images (empty mask)."""
-    return [s for s in samples if s.label in ("normal", "benign", "malignant") and s.meta.get("localized")]
+class SegmentationView(View):
+    """(image, mask) of segmentable samples, with the same random flip applied to both."""
 
-
-class SegmentationView(Dataset):
-    """(image, mask) with the same random flip applied to both."""
-
-    def __init__(self, samples: list[StandardSample], augment: bool = True):
-        self.samples = segmentable(samples)
+    def __init__(self, augment: bool = True):
         self.augment = RandFlipd(keys=("image", "mask"), prob=0.5 if augment else 0.0, spatial_axis=1)
 
-    def __len__(self) -> int:
-        return len(self.samples)
+    def keep(self, entry):
+        return is_segmentable(entry)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        sample = self.samples[index]
+    def __call__(self, sample, seed):
+        self.augment.set_random_state(seed=seed)
         pair = self.augment({"image": _channel_first(sample.image), "mask": _channel_first(sample.mask)})
         return torch.as_tensor(pair["image"]), torch.as_tensor(pair["mask"])
 
 
-class SnipView(Dataset):
-    """(snip, class index) pairs, with flips as augmentation."""
+class SnipView(View):
+    """(snip, class index): each visit of an image cuts one snip, a lesion or normal tissue, at random."""
 
-    def __init__(self, snips: list[tuple[np.ndarray, int]], augment: bool = True):
-        self.snips = snips
+    def __init__(self, size: int, augment: bool = True):
+        self.size = size
         self.augment = Compose([RandFlip(prob=0.5 if augment else 0.0, spatial_axis=0),
                                 RandFlip(prob=0.5 if augment else 0.0, spatial_axis=1)])
 
-    def __len__(self) -> int:
-        return len(self.snips)
+    def keep(self, entry):
+        return is_segmentable(entry)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        snip, label = self.snips[index]
-        return torch.as_tensor(self.augment(_channel_first(snip))), torch.tensor(label)
+    def __call__(self, sample, seed):
+        rng = np.random.default_rng(seed)
+        lesions = lesion_boxes(sample.mask) if sample.label != "normal" else []
+        candidates = [(box, SNIP_CLASSES.index(sample.label)) for box in lesions]
+        candidates += [(box, 0) for box in normal_boxes(sample, 1, rng)]
+        if not candidates:  # no tissue clear of lesions and no lesion: the whole image as normal
+            candidates = [((0, 0, sample.image.shape[1], sample.image.shape[0]), 0)]
+        box, label = candidates[rng.integers(len(candidates))]
+        self.augment.set_random_state(seed=seed)
+        return torch.as_tensor(self.augment(_channel_first(crop_snip(sample.image, box, self.size)))), torch.tensor(label)

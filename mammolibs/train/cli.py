@@ -11,14 +11,17 @@ from mammolibs.train.engine import TrainConfig, TrainResult, fit
 
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 TUNABLE = [  # flag, type, meaning; defaults come from TrainConfig
-    ("--batch-size", int, "samples per step and process"),
+    ("--batch-size", int, "samples per step on each replica (a GPU, a CPU process or a TPU core)"),
     ("--lr", float, "peak learning rate of AdamW, cosine decay"),
     ("--weight-decay", float, "AdamW weight decay"),
     ("--width", int, "base channel width of the U-Net"),
     ("--snip-size", int, "side of classifier snips in pixels"),
     ("--seed", int, "random seed"),
     ("--max-steps", int, "cap on steps per epoch, 0 = no cap"),
-    ("--workers", int, "DataLoader worker processes"),
+    ("--workers", int, "DataLoader worker processes per training process (0: read in the training process)"),
+    ("--precision", str, "auto (bf16 on TPU and GPU, fp32 on CPU), fp32, bf16, or fp16 (CUDA, with a grad scaler)"),
+    ("--log-every", int, "steps between reading the loss: TensorBoard scalars, log lines, non-finite check"),
+    ("--checkpoint-every", int, "steps between checkpoints/latest.pt (also written at each epoch's end); 0 = epochs only"),
 ]
 INIT_HELP = {
     "encoder": "not used: the encoder starts from random weights",
@@ -30,8 +33,10 @@ INIT_HELP = {
 
 def get_args_parser(stage: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=f"mammoflow training stage '{stage}'. Runs on CPU, CUDA (torchrun for several GPUs) "
-                    "or torch-xla (set PJRT_DEVICE=TPU) without changes.",
+        description=f"mammoflow training stage '{stage}'. Runs unchanged on CPU, one GPU, several GPUs or "
+                    "CPU processes (torchrun --nproc_per_node=N), and TPU (PJRT_DEVICE=TPU: every local core, SPMD).",
+        epilog="Writes checkpoints/{latest,best,final}.pt, tensorboard/, metrics.jsonl and config.json under --out. "
+               "A killed run continues exactly where it was with the same command plus --resume.",
     )
     parser.add_argument("--config", help="YAML file of defaults (keys are these flags' names with _); flags win")
     parser.add_argument("--data", help="URL of standardized shards (the --output of 'mammo standardize')")
@@ -46,8 +51,10 @@ def get_args_parser(stage: str) -> argparse.ArgumentParser:
     for flag, kind, text in TUNABLE:
         default = DEFAULTS[flag[2:].replace("-", "_")]
         parser.add_argument(flag, type=kind, default=None, help=f"{text} [default {default}]")
+    parser.add_argument("--compile", action="store_true", default=None,
+                        help="torch.compile the model (CUDA; XLA compiles anyway)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                        help="hide progress bars (for logs)")
+                        help="no progress bar or progress log lines (a terminal gets a bar, a log file plain lines)")
     return parser
 
 

@@ -1,60 +1,102 @@
-"""Where training runs: CPU, one or many CUDA GPUs (torchrun), or torch-xla (``PJRT_DEVICE`` set).
+"""Where training runs: torch-xla when ``PJRT_DEVICE`` is set, CUDA when present, else CPU.
 
-All distributed plumbing lives here so that the engine reads the same on every device.
+All device and data-parallel plumbing lives here so that the engine reads the same everywhere:
+
+- torch-xla: one process drives every local device through SPMD; each batch is split along its
+  first dimension over a ``data`` mesh axis and the model is replicated;
+- CUDA and CPU: one process per GPU (or CPU slot) under ``torchrun``, with DDP (nccl or gloo).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import Dataset, DistributedSampler
 
 log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
 class Runtime:
     device: torch.device
     rank: int = 0
-    world_size: int = 1
-    xla: bool = False
+    world_size: int = 1  # processes
+    xla_devices: int = 0  # devices one XLA process drives through SPMD (0: not XLA)
+    mesh: object = field(default=None, repr=False)
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def xla(self) -> bool:
+        return self.xla_devices > 0
+
+    @property
+    def replicas(self) -> int:
+        """Data-parallel replicas in all: processes, or devices of the SPMD mesh."""
+        return self.xla_devices or self.world_size
+
+    def describe(self) -> str:
+        if self.xla:
+            return f"torch-xla, {self.xla_devices} {os.environ['PJRT_DEVICE']} device(s) under SPMD"
+        return f"{self.device.type}, {self.world_size} process(es)"
+
 
 def start_runtime() -> Runtime:
     """Pick the device from the environment: ``PJRT_DEVICE`` -> XLA, ``WORLD_SIZE`` > 1 -> process group."""
     if os.environ.get("PJRT_DEVICE"):
+        import numpy as np
         import torch_xla
+        import torch_xla.distributed.spmd as xs
         import torch_xla.runtime as xr
 
-        world = xr.world_size()
-        if world > 1 and not dist.is_initialized():
-            import torch_xla.distributed.xla_backend  # noqa: F401  (registers the "xla" backend)
-
-            dist.init_process_group("xla", init_method="xla://")
-        return Runtime(device=torch_xla.device(), rank=xr.global_ordinal(), world_size=world, xla=True)
+        xr.use_spmd()
+        count = xr.global_runtime_device_count()
+        mesh = xs.Mesh(np.arange(count), (count, 1, 1, 1), ("data", "channel", "height", "width"))
+        return Runtime(device=torch_xla.device(), xla_devices=count, mesh=mesh)
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = torch.cuda.is_available()
     if world > 1:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        use_cuda = torch.cuda.is_available()
         if use_cuda:
             torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if use_cuda else "gloo")
         device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
         return Runtime(device=device, rank=dist.get_rank(), world_size=world)
-    return Runtime(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    return Runtime(device=torch.device("cuda" if use_cuda else "cpu"))
+
+
+def resolve_precision(precision: str, runtime: Runtime) -> str:
+    """``auto`` -> bf16 on TPU and GPU, fp32 on CPU; fp16 only where a grad scaler helps (CUDA)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if runtime.xla or runtime.device.type == "cuda" else "fp32"
+    if precision == "fp16" and runtime.device.type != "cuda":
+        raise ValueError("--precision fp16 needs a CUDA GPU; use bf16 (TPU, GPU) or fp32")
+    return precision
+
+
+def autocast(runtime: Runtime, precision: str):
+    """The autocast context of the forward pass for a resolved ``precision``."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    device_type = "xla" if runtime.xla else runtime.device.type
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 def distribute(model: nn.Module, runtime: Runtime) -> nn.Module:
-    """Wrap the model for data-parallel training when there is more than one process."""
+    """Move the model to the device and wrap it for data parallelism across processes."""
     model = model.to(runtime.device)
+    if runtime.device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
     if runtime.world_size > 1:
         ids = [runtime.device.index] if runtime.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids)
@@ -62,21 +104,43 @@ def distribute(model: nn.Module, runtime: Runtime) -> nn.Module:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
+    model = getattr(model, "_orig_mod", model)  # torch.compile
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def sampler_for(dataset: Dataset, runtime: Runtime, shuffle: bool) -> DistributedSampler | None:
-    if runtime.world_size == 1:
-        return None
-    return DistributedSampler(dataset, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=shuffle)
+def on_device(loader, runtime: Runtime):
+    """Batches of ``loader`` on the device: XLA prefetches in background threads and splits each
+    batch over the mesh; CUDA copies asynchronously from pinned memory."""
+    if runtime.xla:
+        import torch_xla.distributed.parallel_loader as pl
+        import torch_xla.distributed.spmd as xs
+
+        sharding = xs.ShardingSpec(runtime.mesh, ("data", None, None, None))
+        return pl.MpDeviceLoader(loader, runtime.device, input_sharding=sharding)
+    return (tuple(_to_device(t, runtime.device) for t in batch) for batch in loader)
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if device.type != "cuda":
+        return tensor.to(device)
+    tensor = tensor.to(device, non_blocking=True)
+    return tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
 
 
 def step_done(runtime: Runtime) -> None:
-    """End of an optimizer step: on XLA, cut and run the lazily built graph."""
+    """End of an optimizer step: on XLA, cut and run the lazily built graph (no host sync)."""
     if runtime.xla:
         import torch_xla
 
         torch_xla.sync()
+
+
+def sum_over_replicas(values: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    """Sum a tensor over processes (SPMD already computes global values)."""
+    if runtime.world_size > 1:
+        values = values.clone()
+        dist.all_reduce(values)
+    return values
 
 
 def barrier(runtime: Runtime) -> None:

@@ -2,27 +2,29 @@
 
 Outputs under ``--out`` (any storage URL): ``checkpoints/{latest,best,final}.pt``,
 ``tensorboard/`` event files, ``metrics.jsonl`` (one row per epoch) and ``config.json``.
+
+The step never waits for the device: losses are summed on the device and read every
+``log_every`` steps, where non-finite losses are caught. ``latest.pt`` is written every
+``checkpoint_every`` steps and at each epoch's end, with everything an exact resume needs.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
-import shutil
-import tempfile
+import time
 from dataclasses import asdict, dataclass
 
 import torch
 from torch.utils.data import DataLoader
-from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from mammolibs import storage
 from mammolibs.data.manifest import read_manifest
-from mammolibs.data.views import load_samples
+from mammolibs.data.stream import ShardStream, replica_parts, split_shards, usable_count
 from mammolibs.models import create_model, load_matching
 from mammolibs.train import distributed
-from mammolibs.train.checkpoints import checkpoint_url, load_checkpoint
+from mammolibs.train.checkpoints import checkpoint_url, load_checkpoint, restore_rng_states, rng_states, to_cpu
+from mammolibs.train.monitor import Progress, RunLog
 from mammolibs.train.stages import STAGES, Stage
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,10 @@ class TrainConfig:
     seed: int = 0
     max_steps: int = 0
     workers: int = 0
+    precision: str = "auto"
+    compile: bool = False
+    log_every: int = 10
+    checkpoint_every: int = 100
     progress: bool = True
 
 
@@ -56,160 +62,226 @@ class TrainResult:
 
 def fit(stage_name: str, config: TrainConfig) -> TrainResult:
     """Train one stage as ``config`` says and return where its final checkpoint is."""
-    stage = STAGES[stage_name]
     runtime = distributed.start_runtime()
     try:
-        return _fit(stage, config, runtime)
+        return Run(STAGES[stage_name], config, runtime).train()
     finally:
         distributed.stop_runtime(runtime)
 
 
-def _fit(stage: Stage, config: TrainConfig, runtime: distributed.Runtime) -> TrainResult:
-    torch.manual_seed(config.seed)
-    settings = asdict(config)
-    image_size = read_manifest(config.data)["image_size"]
-    train_set = stage.dataset(load_samples(config.data, "train", config.progress), settings, train=True)
-    val_set = stage.dataset(load_samples(config.data, "val"), settings, train=False)
-    if len(train_set) < stage.min_batch:
-        raise ValueError(f"{config.data}: the train split has {len(train_set)} usable samples for stage "
-                         f"'{stage.name}'; standardize more data (see 'mammo standardize --help')")
-    train_loader = _loader(train_set, config, runtime, shuffle=True)
-    val_loader = _loader(val_set, config, runtime, shuffle=False)
+def build_optimizer(model: torch.nn.Module, config: TrainConfig, runtime: distributed.Runtime, total_steps: int):
+    """AdamW (step counts kept on the device under XLA, so no step recompiles) and cosine decay."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                  capturable=runtime.xla)
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
 
-    latest = checkpoint_url(config.out, "latest")
-    resuming = config.resume and storage.exists(latest)
-    model = create_model(stage.model_name, **stage.model_kwargs(settings))
-    if config.init and not resuming:
-        load_matching(model, load_checkpoint(config.init)["model"], config.init)
-    model = distributed.distribute(model, runtime)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = len(train_loader) if not config.max_steps else min(config.max_steps, len(train_loader))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs * steps_per_epoch))
-    state = {"step": 0, "epoch": 0, "best_val": math.inf}
-    if resuming:
-        state = _restore(latest, model, optimizer, scheduler)
 
-    def save(which: str) -> None:
+def train_step(stage: Stage, model, batch, optimizer, scheduler, scaler, autocast) -> torch.Tensor:
+    """One optimizer step; returns the detached loss without reading it (no host sync)."""
+    with autocast:
+        loss, _ = stage.loss(model, batch)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    return loss.detach()
+
+
+class Run:
+    """One training run of one stage: built from its config, resumed when asked, then trained."""
+
+    def __init__(self, stage: Stage, config: TrainConfig, runtime: distributed.Runtime):
+        self.stage, self.config, self.runtime = stage, config, runtime
+        self.settings = asdict(config)
+        self.precision = distributed.resolve_precision(config.precision, runtime)
+        self.autocast = distributed.autocast(runtime, self.precision)
+        torch.manual_seed(config.seed)
+        self.image_size = read_manifest(config.data)["image_size"]
+        self.train_stream, self.val_stream = self._streams()
+        self.steps_per_epoch = self.train_stream.steps
+
+        model = create_model(stage.model_name, **stage.model_kwargs(self.settings))
+        self.latest = checkpoint_url(config.out, "latest")
+        self.resuming = config.resume and storage.exists(self.latest)
+        if config.init and not self.resuming:
+            load_matching(model, load_checkpoint(config.init)["model"], config.init)
+        self.model = distributed.distribute(model, runtime)
+        if config.compile:
+            self.model = torch.compile(self.model)
+        self.optimizer, self.scheduler = build_optimizer(self.model, config, runtime,
+                                                         config.epochs * self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+        self.state = {"step": 0, "epoch": 0, "batch": 0, "best_val": math.inf, "loss_sum": 0.0, "loss_steps": 0}
+        if self.resuming:
+            self._restore()
+
+    def _streams(self) -> tuple[ShardStream, ShardStream]:
+        config, runtime, replicas = self.config, self.runtime, self.runtime.replicas
+        if config.batch_size < self.stage.min_batch:
+            raise ValueError(f"stage '{self.stage.name}' needs --batch-size of at least {self.stage.min_batch}")
+        global_batch = config.batch_size * replicas
+        train_view = self.stage.view(self.settings, self.image_size, train=True)
+        train_shards = split_shards(config.data, "train")
+        usable = usable_count(train_shards, train_view)
+        steps = usable // global_batch
+        if config.max_steps:
+            steps = min(steps, config.max_steps)
+        if steps == 0:
+            raise ValueError(f"{config.data}: the train split has {usable} samples usable by stage "
+                             f"'{self.stage.name}', fewer than one global batch ({config.batch_size} x {replicas} "
+                             "replicas); lower --batch-size or standardize more data (shards made by an older "
+                             "mammoflow may lack the 'localized' index field: standardize them again)")
+        # Under SPMD one process feeds every device: its stream yields global batches.
+        rank, world = (runtime.rank, runtime.world_size)
+        batch = config.batch_size * (runtime.xla_devices or 1)
+        train = ShardStream(config.data, replica_parts(train_shards, train_view, rank, world), train_view,
+                            batch, config.seed, rank, shuffle=True, steps=steps)
+        val_view = self.stage.view(self.settings, self.image_size, train=False)
+        val = ShardStream(config.data, replica_parts(split_shards(config.data, "val"), val_view, rank, world),
+                          val_view, batch, config.seed, rank, shuffle=False)
+        log.info("%s on %s: %d steps per epoch of %d images (%d usable in train), precision %s",
+                 self.stage.name, runtime.describe(), steps, global_batch, usable,
+                 distributed.resolve_precision(config.precision, runtime))
+        return train, val
+
+    def _loader(self, stream: ShardStream) -> DataLoader:
+        return DataLoader(stream, batch_size=None, num_workers=self.config.workers,
+                          pin_memory=self.runtime.device.type == "cuda")
+
+    def _restore(self) -> None:
+        checkpoint = storage.torch_load(self.latest)
+        distributed.unwrap(self.model).load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        restore_rng_states(checkpoint["rng"])
+        self.state = dict(checkpoint["state"])
+        log.info("resumed from %s at epoch %d, batch %d (step %d)", self.latest, self.state["epoch"] + 1,
+                 self.state["batch"], self.state["step"])
+
+    def save(self, which: str) -> None:
+        """Write a checkpoint (main process only; written whole or not at all)."""
+        if not self.runtime.is_main:
+            return
+        storage.torch_save(to_cpu({
+            "stage": self.stage.name, "model_name": self.stage.model_name,
+            "model_kwargs": self.stage.model_kwargs(self.settings), "config": self.settings,
+            "image_size": self.image_size, "model": distributed.unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": rng_states(), "state": dict(self.state),
+            "step": self.state["step"], "epoch": self.state["epoch"],
+        }), checkpoint_url(self.config.out, which))
+
+    def train(self) -> TrainResult:
+        config, runtime = self.config, self.runtime
+        logs = RunLog(config.out) if runtime.is_main else None
         if runtime.is_main:
-            storage.torch_save({
-                "stage": stage.name, "model_name": stage.model_name, "model_kwargs": stage.model_kwargs(settings),
-                "model": distributed.unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "config": settings, "image_size": image_size, **state,
-            }, checkpoint_url(config.out, which))
-
-    logs = _TensorBoard(config.out) if runtime.is_main else None
-    if runtime.is_main:
-        storage.write_text_atomic(storage.join(config.out, "config.json"), json.dumps(settings, indent=2))
-    history = []
-    try:
-        for epoch in range(state["epoch"], config.epochs):
-            if train_loader.sampler is not None and hasattr(train_loader.sampler, "set_epoch"):
-                train_loader.sampler.set_epoch(epoch)
-            train_loss = _train_one_epoch(stage, model, train_loader, optimizer, scheduler, runtime, config,
-                                          state, logs, f"{stage.name} epoch {epoch + 1}/{config.epochs}")
-            val_loss = evaluate_loss(stage, model, val_loader, runtime)
-            state["epoch"] = epoch + 1
-            row = {"epoch": epoch + 1, "step": state["step"], "train_loss": train_loss, "val_loss": val_loss,
-                   "lr": scheduler.get_last_lr()[0]}
-            history.append(row)
-            log.info("%s: %s", stage.name, row)
+            storage.write_text_atomic(storage.join(config.out, "config.json"), json.dumps(self.settings, indent=2))
+        history = []
+        try:
+            while self.state["epoch"] < config.epochs:
+                train_loss = self._train_epoch(logs)
+                val_loss = self._validate(logs)
+                row = {"epoch": self.state["epoch"] + 1, "step": self.state["step"], "train_loss": train_loss,
+                       "val_loss": val_loss, "lr": self.scheduler.get_last_lr()[0]}
+                self.state.update(epoch=self.state["epoch"] + 1, batch=0, loss_sum=0.0, loss_steps=0)
+                history.append(row)
+                log.info("%s: %s", self.stage.name, row)
+                if val_loss is not None and val_loss < self.state["best_val"]:
+                    self.state["best_val"] = val_loss
+                    self.save("best")
+                self.save("latest")
+                if logs:
+                    logs.scalars({"epoch/train_loss": train_loss, **({"epoch/val_loss": val_loss} if val_loss is not None else {})},
+                                 row["epoch"])
+                    logs.epoch(row)
+                    logs.sync()
+            self.save("final")
+            if logs and history:
+                logs.hparams(self.settings, {"train_loss": history[-1]["train_loss"], "val_loss": history[-1]["val_loss"],
+                                             "best_val_loss": self.state["best_val"]})
+            distributed.barrier(runtime)
+        finally:
             if logs:
-                logs.epoch(row)
-            save("latest")
-            if val_loss is not None and val_loss < state["best_val"]:
-                state["best_val"] = val_loss
-                save("best")
-        save("final")
-        distributed.barrier(runtime)
-    finally:
-        if logs:
-            logs.close()
-    return TrainResult(final_checkpoint=checkpoint_url(config.out, "final"), epochs=history)
+                logs.close()
+        return TrainResult(final_checkpoint=checkpoint_url(config.out, "final"), epochs=history)
 
+    def _train_epoch(self, logs: RunLog | None) -> float:
+        config, runtime, state = self.config, self.runtime, self.state
+        self.model.train()
+        self.train_stream.set_epoch(state["epoch"], start=state["batch"])
+        images_per_step = config.batch_size * runtime.replicas
+        progress = Progress(f"{self.stage.name} epoch {state['epoch'] + 1}/{config.epochs}", self.steps_per_epoch,
+                            images_per_step, show=config.progress and runtime.is_main)
+        progress.bar.update(state["batch"] * images_per_step)
+        running = torch.zeros((), device=runtime.device)
+        interval_steps, waited, since = 0, 0.0, time.perf_counter()
+        batches = iter(distributed.on_device(self._loader(self.train_stream), runtime))
+        try:
+            while state["batch"] < self.steps_per_epoch:
+                asked = time.perf_counter()
+                batch = next(batches)
+                waited += time.perf_counter() - asked
+                running += train_step(self.stage, self.model, batch, self.optimizer, self.scheduler, self.scaler,
+                                      self.autocast)
+                distributed.step_done(runtime)
+                state["step"] += 1
+                state["batch"] += 1
+                interval_steps += 1
+                progress.advance()
+                last = state["batch"] == self.steps_per_epoch
+                checkpoint = config.checkpoint_every and state["step"] % config.checkpoint_every == 0 and not last
+                if interval_steps == config.log_every or last or checkpoint:
+                    loss = self._read_loss(running, interval_steps)
+                    elapsed = time.perf_counter() - since
+                    values = {"loss": loss, "lr": self.scheduler.get_last_lr()[0],
+                              "images_per_s": interval_steps * images_per_step / elapsed,
+                              "data_wait": waited / elapsed}
+                    progress.report(state["batch"], values)
+                    if logs:
+                        logs.scalars({f"train/{k}": v for k, v in values.items()}, state["step"])
+                    state["loss_sum"] += loss * interval_steps
+                    state["loss_steps"] += interval_steps
+                    running.zero_()
+                    interval_steps, waited, since = 0, 0.0, time.perf_counter()
+                if checkpoint:
+                    self.save("latest")
+                    if logs:
+                        logs.sync()
+        finally:
+            progress.close()
+        return state["loss_sum"] / max(state["loss_steps"], 1)
 
-def _loader(dataset, config: TrainConfig, runtime: distributed.Runtime, shuffle: bool) -> DataLoader:
-    sampler = distributed.sampler_for(dataset, runtime, shuffle)
-    return DataLoader(dataset, batch_size=config.batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      num_workers=config.workers, drop_last=shuffle and len(dataset) > config.batch_size)
+    def _read_loss(self, running: torch.Tensor, steps: int) -> float:
+        """The mean loss of the last ``steps`` steps over all replicas: the only host sync of training."""
+        loss = distributed.sum_over_replicas(running, self.runtime).item() / (steps * self.runtime.world_size)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"{self.stage.name}: the loss became {loss} before step {self.state['step']}; "
+                                     "lower --lr, or try --precision fp32")
+        return loss
 
-
-def _train_one_epoch(stage, model, loader, optimizer, scheduler, runtime, config, state, logs, title) -> float:
-    model.train()
-    total, count = 0.0, 0
-    bar = tqdm(loader, desc=title, total=config.max_steps or None, disable=not (config.progress and runtime.is_main))
-    for index, batch in enumerate(bar):
-        if config.max_steps and index >= config.max_steps:
-            break
-        if batch[0].shape[0] < stage.min_batch:
-            continue
-        batch = tuple(t.to(runtime.device) for t in batch)
-        loss = stage.loss(model, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{stage.name}: loss became {loss.item()} at step {state['step']}; lower --lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        distributed.step_done(runtime)
-        state["step"] += 1
-        value = loss.item()
-        total, count = total + value, count + 1
-        bar.set_postfix(loss=f"{value:.4f}")
-        if logs:
-            logs.step(state["step"], value, scheduler.get_last_lr()[0])
-    return total / max(count, 1)
-
-
-@torch.no_grad()
-def evaluate_loss(stage: Stage, model, loader: DataLoader, runtime: distributed.Runtime) -> float | None:
-    """Mean loss over a loader, or ``None`` when it has no usable batch."""
-    model.eval()
-    total, count = 0.0, 0
-    for batch in loader:
-        if batch[0].shape[0] < stage.min_batch:
-            continue
-        batch = tuple(t.to(runtime.device) for t in batch)
-        total, count = total + stage.loss(model, batch).item() * batch[0].shape[0], count + batch[0].shape[0]
-    return total / count if count else None
-
-
-def _restore(url: str, model, optimizer, scheduler) -> dict:
-    checkpoint = storage.torch_load(url)
-    distributed.unwrap(model).load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    scheduler.load_state_dict(checkpoint["scheduler"])
-    log.info("resumed from %s at epoch %d, step %d", url, checkpoint["epoch"], checkpoint["step"])
-    return {k: checkpoint[k] for k in ("step", "epoch", "best_val")}
-
-
-class _TensorBoard:
-    """TensorBoard scalars and ``metrics.jsonl`` under ``out``; remote URLs get a local copy uploaded each epoch."""
-
-    def __init__(self, out: str):
-        self.out = out
-        self.local = storage.local_path(storage.join(out, "tensorboard")) if storage.is_local(out) else tempfile.mkdtemp()
-        self.writer = SummaryWriter(self.local)
-        self.rows: list[str] = []
-        metrics_url = storage.join(out, "metrics.jsonl")
-        if storage.exists(metrics_url):
-            self.rows = storage.read_text(metrics_url).splitlines(keepends=True)
-
-    def step(self, step: int, loss: float, lr: float) -> None:
-        self.writer.add_scalar("train/loss_step", loss, step)
-        self.writer.add_scalar("train/lr", lr, step)
-
-    def epoch(self, row: dict) -> None:
-        self.writer.add_scalar("train/loss", row["train_loss"], row["epoch"])
-        if row["val_loss"] is not None:
-            self.writer.add_scalar("val/loss", row["val_loss"], row["epoch"])
-        self.writer.flush()
-        self.rows.append(json.dumps(row) + "\n")
-        storage.write_text_atomic(storage.join(self.out, "metrics.jsonl"), "".join(self.rows))
-        if not storage.is_local(self.out):
-            storage.upload_folder(self.local, storage.join(self.out, "tensorboard"))
-
-    def close(self) -> None:
-        self.writer.close()
-        if not storage.is_local(self.out):
-            storage.upload_folder(self.local, storage.join(self.out, "tensorboard"))
-            shutil.rmtree(self.local, ignore_errors=True)
+    @torch.no_grad()
+    def _validate(self, logs: RunLog | None) -> float | None:
+        """Mean loss over the val split (``None`` when it has no usable sample); pictures and PR curve."""
+        model, runtime = distributed.unwrap(self.model), self.runtime
+        model.eval()
+        total = torch.zeros(2, device=runtime.device)
+        pictured, labels, scores = False, [], []
+        for batch in distributed.on_device(self._loader(self.val_stream), runtime):
+            with self.autocast:
+                loss, output = self.stage.loss(model, batch)
+            total += torch.stack([loss.detach().float(), torch.ones((), device=runtime.device)])
+            if logs and not pictured:
+                picture = self.stage.picture(batch, output)
+                if picture is not None:
+                    logs.images(f"val/{self.stage.name}", picture[:4].cpu(), self.state["step"])
+                pictured = True
+            found = self.stage.scores(batch, output)
+            if found is not None:
+                labels.append(found[0].cpu())
+                scores.append(found[1].float().cpu())
+        loss_sum, batches = distributed.sum_over_replicas(total, runtime).tolist()
+        if logs and scores:
+            logs.pr_curve("val/malignant_pr", torch.cat(labels), torch.cat(scores), self.state["step"])
+        return loss_sum / batches if batches else None

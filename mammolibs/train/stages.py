@@ -8,11 +8,20 @@ import torch
 import torch.nn.functional as F
 from monai.losses import ContrastiveLoss, DiceCELoss
 from torch import nn
-from torch.utils.data import Dataset
 
-from mammolibs.data.shards import StandardSample
-from mammolibs.data.snips import make_snips
-from mammolibs.data.views import ContrastiveView, DenoisingView, SegmentationView, SnipView
+from mammolibs.data.views import ContrastiveView, DenoisingView, SegmentationView, SnipView, View
+from mammolibs.models import SNIP_CLASSES
+
+Batch = tuple[torch.Tensor, ...]
+
+
+def _rgb(grey: torch.Tensor) -> torch.Tensor:
+    return grey.float().clamp(0, 1).expand(-1, 3, -1, -1)
+
+
+def side_by_side(*greys: torch.Tensor) -> torch.Tensor:
+    """N x 3 x H x (k W): grey images next to each other, for TensorBoard."""
+    return torch.cat([_rgb(g) for g in greys], dim=3)
 
 
 class Stage:
@@ -20,16 +29,25 @@ class Stage:
 
     name = ""
     model_name = ""
-    min_batch = 1  # batches smaller than this are skipped (contrastive loss needs negatives)
+    min_batch = 1  # contrastive loss needs negatives in the batch
 
     def model_kwargs(self, config: dict) -> dict:
         return {"width": config["width"]}
 
-    def dataset(self, samples: list[StandardSample], config: dict, train: bool) -> Dataset:
+    def view(self, config: dict, image_size: int, train: bool) -> View:
         raise NotImplementedError
 
-    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scalar loss, model output)."""
         raise NotImplementedError
+
+    def picture(self, batch: Batch, output: torch.Tensor) -> torch.Tensor | None:
+        """N x 3 x H x W images of what the model made of ``batch``, or ``None``."""
+        return None
+
+    def scores(self, batch: Batch, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(is positive, score) pairs for a precision-recall curve, or ``None``."""
+        return None
 
 
 class EncoderStage(Stage):
@@ -40,12 +58,17 @@ class EncoderStage(Stage):
     def __init__(self, temperature: float = 0.2):
         self.criterion = ContrastiveLoss(temperature=temperature)
 
-    def dataset(self, samples, config, train):
-        return ContrastiveView(samples)  # labels unused: unlabelled images welcome
+    def view(self, config, image_size, train):
+        return ContrastiveView()  # labels unused: unlabelled images welcome
 
     def loss(self, model, batch):
         first, second = batch
-        return self.criterion(model(first), model(second))
+        projected = model(torch.cat([first, second]))
+        half = first.shape[0]
+        return self.criterion(projected[:half].float(), projected[half:].float()), projected
+
+    def picture(self, batch, output):
+        return side_by_side(*batch)
 
 
 class AutoencoderStage(Stage):
@@ -53,12 +76,17 @@ class AutoencoderStage(Stage):
 
     name, model_name = "autoencoder", "unet"
 
-    def dataset(self, samples, config, train):
-        return DenoisingView(samples)
+    def view(self, config, image_size, train):
+        return DenoisingView(image_size)
 
     def loss(self, model, batch):
         corrupted, clean = batch
-        return F.mse_loss(torch.sigmoid(model(corrupted)), clean)
+        reconstruction = torch.sigmoid(model(corrupted).float())
+        return F.mse_loss(reconstruction, clean), reconstruction
+
+    def picture(self, batch, output):
+        corrupted, clean = batch
+        return side_by_side(corrupted, output, clean)
 
 
 class SegmentationStage(Stage):
@@ -69,12 +97,22 @@ class SegmentationStage(Stage):
     def __init__(self):
         self.criterion = DiceCELoss(sigmoid=True, batch=True)  # Dice over the batch: empty masks score 0 too
 
-    def dataset(self, samples, config, train):
-        return SegmentationView(samples, augment=train)
+    def view(self, config, image_size, train):
+        return SegmentationView(augment=train)
 
     def loss(self, model, batch):
         image, mask = batch
-        return self.criterion(model(image), mask)
+        logits = model(image).float()
+        return self.criterion(logits, mask), logits
+
+    def picture(self, batch, output):
+        """The image, the true mask in green and the predicted mask in red."""
+        image, mask = batch
+        overlay = _rgb(image).clone()
+        predicted = (output > 0).float()
+        overlay[:, 1] = torch.maximum(overlay[:, 1], 0.6 * mask[:, 0].float())
+        overlay[:, 0] = torch.maximum(overlay[:, 0], 0.6 * predicted[:, 0])
+        return torch.cat([_rgb(image), overlay], dim=3)
 
 
 class ClassifierStage(Stage):
@@ -85,13 +123,17 @@ class ClassifierStage(Stage):
     def model_kwargs(self, config):
         return {}
 
-    def dataset(self, samples, config, train):
-        snips = make_snips(samples, size=config["snip_size"], seed=config["seed"])
-        return SnipView(snips, augment=train)
+    def view(self, config, image_size, train):
+        return SnipView(config["snip_size"], augment=train)
 
     def loss(self, model, batch):
         snips, labels = batch
-        return F.cross_entropy(model(snips), labels)
+        logits = model(snips).float()
+        return F.cross_entropy(logits, labels), logits
+
+    def scores(self, batch, output):
+        malignant = SNIP_CLASSES.index("malignant")
+        return batch[1] == malignant, torch.softmax(output, dim=1)[:, malignant]
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (EncoderStage(), AutoencoderStage(), SegmentationStage(), ClassifierStage())}

@@ -1,0 +1,137 @@
+"""Streaming shards into fixed-size batches, one stream per data-parallel replica.
+
+Nothing is held in memory beyond the shards being read. The plan of an epoch comes from the
+shard indexes alone (no decoding) and from ``(seed, epoch, replica)``:
+
+- replicas read disjoint shards (``shards[rank::world]``); with fewer shards than replicas, each
+  replica reads every shard and keeps every ``world``-th sample;
+- shard order and sample order within a shard are reshuffled each epoch;
+- every replica yields exactly ``steps`` batches of ``batch_size``: one that runs out of its own
+  samples starts over on them (a new shuffle), so no replica ever waits for another;
+- sample ``i`` of the stream is augmented with a seed derived from ``(seed, epoch, rank, i)``, so
+  batch ``b`` is the same whichever DataLoader worker builds it, and a resumed run starting at
+  batch ``b`` sees exactly what the interrupted one would have.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, default_collate, get_worker_info
+
+from mammolibs import storage
+from mammolibs.data.manifest import read_manifest
+from mammolibs.data.shards import committed_shards, decode_sample, read_shard
+from mammolibs.data.views import View
+
+
+@dataclass(frozen=True)
+class ShardPart:
+    """The samples of one shard that one replica reads: their positions and index entries."""
+
+    name: str
+    keys: tuple[str, ...]
+    entries: tuple[dict, ...]
+
+
+def split_shards(data_url: str, split: str) -> list[dict]:
+    """The index of every shard of ``split`` that the manifest lists, in name order."""
+    listed = {s["name"] for s in read_manifest(data_url)["shards"] if s["split"] == split}
+    found = sorted((s for s in committed_shards(data_url) if s["name"] in listed), key=lambda s: s["name"])
+    missing = listed - {s["name"] for s in found}
+    if missing:
+        raise FileNotFoundError(f"{data_url}: shards {sorted(missing)} are in the manifest but have no index; "
+                                "rerun 'mammo standardize' on the same output to repair it")
+    return found
+
+
+def replica_parts(shards: list[dict], view: View, rank: int, world: int) -> list[ShardPart]:
+    """The usable samples of the shards that replica ``rank`` of ``world`` reads."""
+    if len(shards) >= world:
+        chosen = [(shard, slice(None)) for shard in shards[rank::world]]
+    else:
+        chosen = [(shard, slice(rank, None, world)) for shard in shards]
+    parts = []
+    for shard, stride in chosen:
+        entries = [e for e in shard["contents"][stride] if view.keep(e)]
+        if entries:
+            parts.append(ShardPart(shard["name"], tuple(e["key"] for e in entries), tuple(entries)))
+    return parts
+
+
+def usable_count(shards: list[dict], view: View) -> int:
+    return sum(view.keep(e) for shard in shards for e in shard["contents"])
+
+
+def sample_seed(*numbers: int) -> int:
+    """A 31-bit seed that depends on every number given (for MONAI's RandomState too)."""
+    return int(np.random.SeedSequence([int(n) for n in numbers]).generate_state(1)[0] >> 1)
+
+
+class ShardStream(IterableDataset):
+    """Batches of one replica for one epoch; use with ``DataLoader(stream, batch_size=None)``.
+
+    Train streams are shuffled and cycle to exactly ``steps`` batches; evaluation streams
+    (``shuffle=False, steps=None``) go once over the replica's samples in order, the last
+    batch filled up from the first samples so every batch has the same shape.
+    """
+
+    def __init__(self, data_url: str, parts: list[ShardPart], view: View, batch_size: int, seed: int,
+                 rank: int, shuffle: bool, steps: int | None = None):
+        self.data_url, self.parts, self.view = data_url, parts, view
+        self.batch_size, self.seed, self.rank, self.shuffle = batch_size, seed, rank, shuffle
+        samples = sum(len(p.keys) for p in parts)
+        self.steps = steps if steps is not None else -(-samples // batch_size)
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Plan ``epoch``, skipping its first ``start`` batches (a resumed run)."""
+        self.epoch, self.start = epoch, start
+
+    def __len__(self) -> int:
+        return self.steps - self.start
+
+    def plan(self) -> Iterator[tuple[ShardPart, int]]:
+        """(shard part, position) of every sample of the epoch, in stream order."""
+        if not self.parts:
+            return
+        if not self.shuffle:
+            for _ in range(self.batch_size):  # enough repeats to fill the last batch
+                for part in self.parts:
+                    for position in range(len(part.keys)):
+                        yield part, position
+            return
+        for repeat in range(2**31):
+            rng = np.random.default_rng([self.seed, self.epoch, self.rank, repeat])
+            for index in rng.permutation(len(self.parts)):
+                part = self.parts[index]
+                for position in rng.permutation(len(part.keys)):
+                    yield part, int(position)
+
+    def batches(self) -> Iterator[list[tuple[ShardPart, int]]]:
+        """The planned samples of every batch of the epoch, batch 0 first."""
+        plan = self.plan()
+        for _ in range(self.steps):
+            batch = [item for _, item in zip(range(self.batch_size), plan)]
+            if len(batch) < self.batch_size:
+                return
+            yield batch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        worker = get_worker_info()
+        workers, me = (worker.num_workers, worker.id) if worker else (1, 0)
+        cache: dict[str, dict] = {}
+        for number, batch in enumerate(self.batches()):
+            if number < self.start or (number - self.start) % workers != me:
+                continue
+            items = []
+            for slot, (part, position) in enumerate(batch):
+                if part.name not in cache:  # keep only the shards this batch still needs
+                    cache = {name: members for name, members in cache.items() if any(p.name == name for p, _ in batch)}
+                    cache[part.name] = read_shard(storage.join(self.data_url, part.name))
+                key = part.keys[position]
+                sample = decode_sample(key, cache[part.name][key])
+                items.append(self.view(sample, sample_seed(self.seed, self.epoch, self.rank, number, slot)))
+            yield default_collate(items)

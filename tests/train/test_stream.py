@@ -1,0 +1,96 @@
+"""Streaming shards into batches: disjoint replicas, equal batch counts, per-epoch shuffles, exact restarts."""
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+
+from mammolibs.data.standardize import standardize
+from mammolibs.data.stream import ShardStream, replica_parts, split_shards, usable_count
+from mammolibs.data.views import SegmentationView, View
+
+
+class KeyView(View):
+    """Yields a number per sample, so batches can be compared as sets of samples."""
+
+    def __call__(self, sample, seed):
+        return torch.tensor(int(sample.key.rsplit("-", 1)[-1][:8], 16)), torch.tensor(seed)
+
+
+def _stream(data, view, rank, world, steps=None, shuffle=True, batch=3, seed=0):
+    shards = split_shards(data, "train")
+    return ShardStream(data, replica_parts(shards, view, rank, world), view, batch, seed, rank, shuffle, steps)
+
+
+def _keys(stream, workers=0) -> list[list[int]]:
+    return [batch[0].tolist() for batch in DataLoader(stream, batch_size=None, num_workers=workers)]
+
+
+def test_replicas_read_disjoint_samples_and_get_equal_batches(small_shards):
+    shards = split_shards(small_shards, "train")
+    view = KeyView()
+    total = usable_count(shards, view)
+    for world in (1, 2, 3):
+        steps = total // (3 * world)
+        streams = [_stream(small_shards, view, rank, world, steps) for rank in range(world)]
+        batches = [_keys(s) for s in streams]
+        assert [len(b) for b in batches] == [steps] * world
+        assert all(len(batch) == 3 for replica in batches for batch in replica)
+        owned = [set(k for batch in replica for k in batch) for replica in batches]
+        for a in range(world):
+            for b in range(a + 1, world):
+                assert not owned[a] & owned[b]
+
+
+def test_many_shards_are_split_between_replicas_whole(mias_subset, tmp_path):
+    data = str(tmp_path / "shards")
+    standardize([("mias", str(mias_subset))], data, image_size=32, samples_per_shard=2, progress=False)
+    shards = split_shards(data, "train")
+    assert len(shards) >= 2
+    view = KeyView()
+    parts = [replica_parts(shards, view, rank, 2) for rank in range(2)]
+    names = [{p.name for p in replica} for replica in parts]
+    assert names[0] and names[1] and not names[0] & names[1]
+    assert names[0] | names[1] == {s["name"] for s in shards}
+    steps = usable_count(shards, view) // 4  # batch 2 on each of 2 replicas
+    counts = [len(_keys(ShardStream(data, p, view, 2, 0, rank, True, steps))) for rank, p in enumerate(parts)]
+    assert counts == [steps, steps]
+
+
+def test_order_is_reshuffled_per_epoch_and_fixed_by_seed_and_epoch(small_shards):
+    view = KeyView()
+    steps = usable_count(split_shards(small_shards, "train"), view) // 3
+    first, again, other_seed = (_stream(small_shards, view, 0, 1, steps, seed=s) for s in (0, 0, 1))
+    epochs = []
+    for epoch in (0, 1):
+        first.set_epoch(epoch)
+        again.set_epoch(epoch)
+        epochs.append(_keys(first))
+        assert _keys(again) == epochs[-1]
+    assert epochs[0] != epochs[1]
+    for keys in epochs:  # an epoch visits no sample twice
+        assert len(set(sum(keys, []))) == 3 * steps
+    other_seed.set_epoch(0)
+    assert _keys(other_seed) != epochs[0]
+
+
+def test_worker_processes_and_restarts_give_the_same_batches(small_shards):
+    view = KeyView()
+    stream = _stream(small_shards, view, 0, 1)
+    stream.set_epoch(3)
+    whole = [(b[0].tolist(), b[1].tolist()) for b in DataLoader(stream, batch_size=None)]
+    in_workers = [(b[0].tolist(), b[1].tolist()) for b in DataLoader(stream, batch_size=None, num_workers=2)]
+    assert in_workers == whole
+    stream.set_epoch(3, start=2)
+    resumed = [(b[0].tolist(), b[1].tolist()) for b in DataLoader(stream, batch_size=None, num_workers=2)]
+    assert resumed == whole[2:]
+
+
+def test_evaluation_streams_cover_every_usable_sample_once_in_full_batches(small_shards):
+    view = SegmentationView(augment=False)
+    shards = split_shards(small_shards, "train")
+    usable = usable_count(shards, view)
+    stream = ShardStream(small_shards, replica_parts(shards, view, 0, 1), view, 4, 0, 0, shuffle=False)
+    batches = list(DataLoader(stream, batch_size=None))
+    assert len(batches) == -(-usable // 4)
+    assert all(image.shape[0] == 4 for image, _ in batches)
+    assert len({image.flatten().sum().item() for image, _ in batches for image in image}) >= usable - 1
