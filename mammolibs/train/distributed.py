@@ -93,13 +93,15 @@ def autocast(runtime: Runtime, precision: str):
 
 
 def distribute(model: nn.Module, runtime: Runtime) -> nn.Module:
-    """Move the model to the device and wrap it for data parallelism across processes."""
+    """Move the model to the device and wrap it for data parallelism across processes (DDP; batch norm synced on GPUs)."""
     model = model.to(runtime.device)
     if runtime.device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     if runtime.world_size > 1:
-        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if runtime.device.type != "cuda":
+            return nn.parallel.DistributedDataParallel(model)  # batch norm per process: gloo cannot sync it
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch norm over the global batch
+        return nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index])
     return model
 
 

@@ -61,17 +61,6 @@ def test_finetune_overfits_a_little(runs):
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
 
 
-def test_resume_continues_from_the_latest_checkpoint(small_shards, tmp_path):
-    out = str(tmp_path / "resumable")
-    args = ["--data", small_shards, "--out", out] + COMMON
-    first = main("finetune", args + ["--epochs", "1"])
-    steps = first.epochs[0]["step"]
-    second = main("finetune", args + ["--epochs", "2", "--resume"])
-    assert [row["epoch"] for row in second.epochs] == [2]
-    assert torch.load(second.final_checkpoint, weights_only=True)["step"] == 2 * steps
-    assert [row["epoch"] for row in _rows(tmp_path / "resumable")] == [1, 2]
-
-
 def test_evaluate_writes_metrics_in_range(runs, small_shards, tmp_path):
     metrics = evaluate(small_shards, str(runs / "finetune"), str(runs / "classifier"), str(tmp_path), split="test")
     assert json.loads((tmp_path / "metrics.json").read_text()) == json.loads(json.dumps(metrics))

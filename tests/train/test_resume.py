@@ -1,0 +1,56 @@
+"""A run killed with SIGKILL at a random step and resumed ends bit for bit where an uninterrupted run ends."""
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mammolibs import storage
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "train" / "unet" / "autoencoder" / "train_autoencoder.py"
+
+
+def _command(data: str, out: Path) -> list[str]:
+    return [sys.executable, str(SCRIPT), "--data", data, "--out", str(out), "--epochs", "3", "--batch-size", "2",
+            "--width", "8", "--checkpoint-every", "1", "--log-every", "2", "--no-progress"]
+
+
+def _latest_step(out: Path) -> int:
+    latest = out / "checkpoints" / "latest.pt"
+    return storage.torch_load(str(latest))["state"]["step"] if latest.exists() else -1
+
+
+def test_sigkill_at_a_random_step_then_resume_gives_identical_weights(small_shards, tmp_path):
+    whole = tmp_path / "whole"
+    subprocess.run(_command(small_shards, whole), check=True, capture_output=True, cwd=ROOT)
+    reference = torch.load(whole / "checkpoints" / "final.pt", weights_only=True)
+    total = reference["step"]
+    kill_after = random.Random().randint(2, total - 4)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(_command(small_shards, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               cwd=ROOT)
+    deadline = time.monotonic() + 300
+    while _latest_step(killed) < kill_after and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    stopped_at = _latest_step(killed)
+    assert not (killed / "checkpoints" / "final.pt").exists(), "the run finished before it could be killed"
+    assert 0 < stopped_at < total
+
+    subprocess.run(_command(small_shards, killed) + ["--resume"], check=True, capture_output=True, cwd=ROOT)
+    resumed = torch.load(killed / "checkpoints" / "final.pt", weights_only=True)
+    assert resumed["step"] == total
+    for name, tensor in reference["model"].items():
+        assert torch.equal(resumed["model"][name], tensor), f"{name} differs after a kill at step {stopped_at}"
+    for index, state in reference["optimizer"]["state"].items():
+        for key, tensor in state.items():
+            assert torch.equal(resumed["optimizer"]["state"][index][key], tensor), (index, key)
+    assert resumed["scheduler"] == reference["scheduler"]
