@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import os
 import uuid
-from typing import IO
+from typing import IO, Callable
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -109,10 +109,20 @@ def write_text_atomic(url: str, text: str) -> None:
     write_bytes_atomic(url, text.encode("utf-8"))
 
 
-def upload_folder(local_dir: str, url: str) -> None:
-    """Copy a local folder's files to ``url`` (used to publish TensorBoard logs to remote storage)."""
-    fs, path = filesystem(url)
-    fs.put(local_dir.rstrip("/") + "/", path, recursive=True)
+def upload_folder(local_dir: str, url: str, skip: Callable[[str], bool] = lambda name: False) -> list[str]:
+    """Copy each file under a local folder to ``url``, each one whole (objects are replaced, never appended).
+
+    ``skip(relative name)`` leaves a file out. Returns the relative names copied.
+    """
+    copied = []
+    for root, _, files in os.walk(local_dir):
+        for name in sorted(files):
+            relative = os.path.relpath(os.path.join(root, name), local_dir)
+            if not skip(relative):
+                with open(os.path.join(local_dir, relative), "rb") as f:
+                    write_bytes_atomic(join(url, relative.replace(os.sep, "/")), f.read())
+                copied.append(relative)
+    return copied
 
 
 def torch_save(obj: object, url: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -37,6 +38,7 @@ class RunLog:
         self.folder = tempfile.mkdtemp(prefix="mammoflow-tb-") if self.remote else \
             storage.local_path(storage.join(out, TENSORBOARD))
         self.writer = SummaryWriter(self.folder)
+        self.uploaded: dict[str, int] = {}  # event file -> size at its last upload
         metrics = storage.join(out, METRICS)
         self.rows = storage.read_text(metrics).splitlines(keepends=True) if storage.exists(metrics) else []
 
@@ -64,7 +66,10 @@ class RunLog:
         """Flush events; for a remote ``out``, upload every event file whole."""
         self.writer.flush()
         if self.remote:
-            storage.upload_folder(self.folder, storage.join(self.out, TENSORBOARD))
+            sizes = {name: os.path.getsize(os.path.join(self.folder, name)) for name in os.listdir(self.folder)}
+            storage.upload_folder(self.folder, storage.join(self.out, TENSORBOARD),
+                                  skip=lambda name: self.uploaded.get(name) == sizes.get(name))
+            self.uploaded.update(sizes)
 
     def close(self) -> None:
         self.writer.close()

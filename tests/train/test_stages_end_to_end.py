@@ -15,25 +15,8 @@ from mammolibs.models import create_model
 from mammolibs.train.checkpoints import load_model
 from mammolibs.train.cli import get_args_parser, main
 
-COMMON = ["--batch-size", "4", "--width", "4", "--no-progress"]
-
-
 def _rows(out) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-
-
-@pytest.fixture(scope="module")
-def runs(small_shards, tmp_path_factory):
-    """encoder -> autoencoder -> finetune, and the classifier, each a few steps on 64x64 images."""
-    root = tmp_path_factory.mktemp("runs")
-    data = ["--data", small_shards]
-    main("encoder", data + ["--out", str(root / "encoder"), "--epochs", "1"] + COMMON)
-    main("autoencoder", data + ["--out", str(root / "autoencoder"), "--epochs", "1",
-                                "--encoder", str(root / "encoder")] + COMMON)
-    main("finetune", data + ["--out", str(root / "finetune"), "--epochs", "6", "--lr", "3e-3",
-                             "--init", str(root / "autoencoder")] + COMMON)
-    main("classifier", data + ["--out", str(root / "classifier"), "--epochs", "3", "--snip-size", "32"] + COMMON)
-    return root
 
 
 @pytest.mark.parametrize("stage", ["encoder", "autoencoder", "finetune", "classifier"])
