@@ -2,12 +2,13 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
+XLA_VENV ?= .venv-xla
 WORKDIR ?= demo-output
 MIAS ?=
 BUSI ?=
 DICOM ?=
 
-.PHONY: help install demo test bench compile clean
+.PHONY: help install demo test test-xla bench compile clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,8 +25,20 @@ demo: install ## run the whole pipeline locally with kfp.local (MIAS=, BUSI=, DI
 	$(BIN)/python -m pipelines.mammoflow run-local --workdir $(WORKDIR) \
 		$(if $(MIAS),--mias $(MIAS)) $(if $(BUSI),--busi $(BUSI)) $(if $(DICOM),--dicom $(DICOM))
 
-test: install ## run the test suite
+$(XLA_VENV)/.installed: requirements.txt setup.py
+	$(PYTHON) -m venv $(XLA_VENV)
+	$(XLA_VENV)/bin/pip install --quiet torch==2.9.0 torch-xla==2.9.0
+	grep -v '^torch==' requirements.txt > $(XLA_VENV)/requirements.txt
+	$(XLA_VENV)/bin/pip install --quiet -r $(XLA_VENV)/requirements.txt pytest==9.2.0 pytest-timeout==2.4.0
+	$(XLA_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+test: install $(XLA_VENV)/.installed ## run the test suite, then the torch-xla suite on CPU XLA devices
 	$(BIN)/python -m pytest tests
+	PJRT_DEVICE=CPU $(XLA_VENV)/bin/python -m pytest tests/xla
+
+test-xla: $(XLA_VENV)/.installed ## run only the torch-xla suite (torch 2.9.0 + torch-xla 2.9.0, CPU XLA devices)
+	PJRT_DEVICE=CPU $(XLA_VENV)/bin/python -m pytest tests/xla
 
 bench: install ## run the benchmarks; reports in benchmarks/results/
 	$(BIN)/python benchmarks/standardize.py
@@ -34,4 +47,4 @@ compile: install ## compile the pipeline to mammoflow.yaml for Kubeflow / Vertex
 	$(BIN)/python -m pipelines.mammoflow compile --output mammoflow.yaml
 
 clean: ## remove the virtual environment and demo outputs
-	rm -rf $(VENV) $(WORKDIR)
+	rm -rf $(VENV) $(XLA_VENV) $(WORKDIR)

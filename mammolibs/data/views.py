@@ -18,6 +18,7 @@ from monai.transforms import (
     RandFlipd,
     RandGaussianNoise,
 )
+from monai.utils import convert_to_tensor
 from tqdm import tqdm
 
 from mammolibs.data.manifest import shard_urls
@@ -45,6 +46,11 @@ def _channel_first(array: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(array, dtype=torch.float32)[None]
 
 
+def _plain(tensor) -> torch.Tensor:
+    """A plain tensor from a MONAI transform's output (its MetaTensor would follow the batch to the device)."""
+    return convert_to_tensor(tensor, track_meta=False)
+
+
 class View:
     """Base of the stage views: every sample usable, no randomness."""
 
@@ -69,7 +75,7 @@ class ContrastiveView(View):
     def __call__(self, sample, seed):
         self.augment.set_random_state(seed=seed)
         image = _channel_first(sample.image)
-        return torch.as_tensor(self.augment(image)), torch.as_tensor(self.augment(image))
+        return _plain(self.augment(image)), _plain(self.augment(image))
 
 
 class DenoisingView(View):
@@ -84,7 +90,7 @@ class DenoisingView(View):
     def __call__(self, sample, seed):
         self.corrupt.set_random_state(seed=seed)
         clean = _channel_first(sample.image)
-        return torch.as_tensor(self.corrupt(clean.clone())), clean
+        return _plain(self.corrupt(clean.clone())), clean
 
 
 class SegmentationView(View):
@@ -99,7 +105,7 @@ class SegmentationView(View):
     def __call__(self, sample, seed):
         self.augment.set_random_state(seed=seed)
         pair = self.augment({"image": _channel_first(sample.image), "mask": _channel_first(sample.mask)})
-        return torch.as_tensor(pair["image"]), torch.as_tensor(pair["mask"])
+        return _plain(pair["image"]), _plain(pair["mask"])
 
 
 class SnipView(View):
@@ -122,4 +128,4 @@ class SnipView(View):
             candidates = [((0, 0, sample.image.shape[1], sample.image.shape[0]), 0)]
         box, label = candidates[rng.integers(len(candidates))]
         self.augment.set_random_state(seed=seed)
-        return torch.as_tensor(self.augment(_channel_first(crop_snip(sample.image, box, self.size)))), torch.tensor(label)
+        return _plain(self.augment(_channel_first(crop_snip(sample.image, box, self.size)))), torch.tensor(label)
