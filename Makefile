@@ -42,6 +42,8 @@ test-xla: $(XLA_VENV)/.installed ## run only the torch-xla suite (torch 2.9.0 + 
 
 bench: install ## run the benchmarks; reports in benchmarks/results/
 	$(BIN)/python benchmarks/standardize.py
+	$(BIN)/python benchmarks/loader.py
+	$(BIN)/python benchmarks/train_step.py
 
 compile: install ## compile the pipeline to mammoflow.yaml for Kubeflow / Vertex AI
 	$(BIN)/python -m pipelines.mammoflow compile --output mammoflow.yaml

@@ -1,0 +1,159 @@
+"""Benchmark of the training loader: images/s streamed from shards against a per-file PNG folder read with
+Pillow (how notebook and seed projects load), the same 512 x 512 16-bit images and masks, in one process.
+
+    python benchmarks/loader.py          # writes benchmarks/results/loader.{md,png}
+
+Images: the real mini-MIAS films and BUSI ultrasound images (``MAMMOFLOW_SHARED_DATA``, default
+../shared/data) standardized to 512 px. The PNG folder holds the same pixels, saved by Pillow with
+its default settings. Both sides yield float32 image and mask batches of 8; goal: shards >= 10x.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mammolibs.data.shards import iter_shard  # noqa: E402
+from mammolibs.data.standardize import standardize  # noqa: E402
+from mammolibs.data.stream import ShardStream, replica_parts, split_shards  # noqa: E402
+from mammolibs.data.views import SegmentationView  # noqa: E402
+
+IMAGE_SIZE, BATCH = 512, 8
+
+
+class PngFolder(Dataset):
+    """The baseline: one ``<n>.png`` (16-bit) and ``<n>.mask.png`` per sample, opened with Pillow."""
+
+    def __init__(self, folder: Path):
+        self.images = sorted(folder.glob("*[0-9].png"))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        path = self.images[index]
+        image = np.asarray(Image.open(path), dtype=np.float32) / 65535.0
+        mask = (np.asarray(Image.open(path.with_suffix(".mask.png"))) > 0).astype(np.float32)
+        return torch.from_numpy(image)[None], torch.from_numpy(mask)[None]
+
+
+def build(work: Path, data: Path) -> tuple[str, Path]:
+    """Shards of every mini-MIAS film and BUSI image at 512 px, and the same pixels as PNG files."""
+    shards = str(work / "shards")
+    standardize([("mias", str(data / "mias")), ("busi", str(data / "busi"))], shards, image_size=IMAGE_SIZE,
+                workers=os.cpu_count() or 1, progress=False)
+    pngs = work / "png"
+    pngs.mkdir()
+    number = 0
+    for split in ("train", "val", "test"):
+        for shard in split_shards(shards, split):
+            for sample in iter_shard(os.path.join(shards, shard["name"])):
+                Image.fromarray((sample.image * 65535).round().astype(np.uint16)).save(pngs / f"{number}.png")
+                Image.fromarray((sample.mask * 255).astype(np.uint8)).save(pngs / f"{number}.mask.png")
+                number += 1
+    return shards, pngs
+
+
+def rate(loader, count_images: int) -> float:
+    start = time.perf_counter()
+    seen = sum(batch[0].shape[0] for batch in loader)
+    assert seen == count_images, (seen, count_images)
+    return seen / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per loader; the median is reported [3]")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader workers to measure [0 2]")
+    parser.add_argument("--data", default=os.environ.get("MAMMOFLOW_SHARED_DATA", str(REPO.parent / "shared" / "data")),
+                        help="folder holding mias/ and busi/ in their published layouts")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="folder for the report")
+    args = parser.parse_args(argv)
+    if not (Path(args.data) / "mias").is_dir():
+        raise SystemExit(f"{args.data}: no mias/ folder there; pass --data or set MAMMOFLOW_SHARED_DATA")
+    work = Path(tempfile.mkdtemp(prefix="mammoflow-bench-"))
+    results = {}
+    try:
+        shards, pngs = build(work, Path(args.data))
+        every_shard = [shard for split in ("train", "val", "test") for shard in split_shards(shards, split)]
+        view = _AllSamples()  # every sample of every split, as the baseline reads every file
+        count = sum(len(shard["contents"]) for shard in every_shard)
+        stream = ShardStream(shards, replica_parts(every_shard, view, 0, 1), view, BATCH, 0, 0, shuffle=True,
+                             steps=count // BATCH)
+        folder = PngFolder(pngs)
+        assert len(folder) == count
+        for workers in args.workers:
+            ours = DataLoader(stream, batch_size=None, num_workers=workers)
+            theirs = DataLoader(folder, batch_size=BATCH, shuffle=True, num_workers=workers, drop_last=True)
+            results[workers] = (statistics.median(rate(theirs, stream.steps * BATCH) for _ in range(args.repeats)),
+                                statistics.median(rate(ours, stream.steps * BATCH) for _ in range(args.repeats)))
+        sizes = (sum(f.stat().st_size for f in pngs.iterdir()), sum(f.stat().st_size for f in Path(shards).glob("*.tar")))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(Path(args.out), count, results, sizes)
+    return 0
+
+
+class _AllSamples(SegmentationView):
+    """Image and mask of every sample (the benchmark reads what the PNG folder holds, all of it)."""
+
+    def __init__(self):
+        super().__init__(augment=False)
+
+    def keep(self, entry):
+        return True
+
+
+def report(out: Path, count: int, results: dict, sizes: tuple[int, int]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    labels = list(results)
+    x = np.arange(len(labels))
+    axis.bar(x - 0.2, [results[w][0] for w in labels], 0.4, label="PNG folder, Pillow", color="#999")
+    axis.bar(x + 0.2, [results[w][1] for w in labels], 0.4, label="mammoflow shards", color="#2a7")
+    axis.set_xticks(x, [f"{w} workers" for w in labels])
+    axis.set_ylabel("images / s (512 x 512, 16-bit, + mask)")
+    axis.set_title("training loader: " + ", ".join(f"{results[w][1] / results[w][0]:.2f}x" for w in labels))
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(out / "loader.png", dpi=110)
+    lines = [
+        "# Benchmark: training loader",
+        "",
+        f"Command: `python benchmarks/loader.py` on {platform.processor() or platform.machine()}, {os.cpu_count()} CPU "
+        f"cores, Python {platform.python_version()}. {count} real mini-MIAS films and BUSI images standardized to {IMAGE_SIZE} px "
+        f"(16-bit image + 8-bit mask), batches of {BATCH}, shuffled, every image read once per pass.",
+        "",
+        "| DataLoader workers | PNG folder + Pillow, images/s | shards, images/s | ratio | goal |",
+        "|---|---|---|---|---|",
+        *[f"| {w} | {base:.1f} | {ours:.1f} | {ours / base:.2f}x | >= 10x |" for w, (base, ours) in results.items()],
+        "",
+        f"On disk: PNG folder {sizes[0] / 1e6:.1f} MB, shards {sizes[1] / 1e6:.1f} MB.",
+        "",
+        "![loader benchmark](loader.png)",
+    ]
+    (out / "loader.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

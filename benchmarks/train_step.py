@@ -1,0 +1,141 @@
+"""Benchmark of the training step: images/s of each stage on the current device (CPU, CUDA or XLA).
+
+    python benchmarks/train_step.py      # writes benchmarks/results/train_step-<device>.{md,png}
+
+Each stage runs the engine's own step (forward, loss, backward, AdamW, scheduler) on batches of the
+shape it trains on, after warm-up steps. Baseline: fp32 eager, measured in the same run. On a GPU
+also bf16 autocast + channels_last, and the same + torch.compile (goal >= 2x); on XLA, bf16.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mammolibs.models import create_model  # noqa: E402
+from mammolibs.train import distributed  # noqa: E402
+from mammolibs.train.engine import TrainConfig, build_optimizer, train_step  # noqa: E402
+from mammolibs.train.stages import STAGES  # noqa: E402
+
+
+def batch_for(stage: str, size: int, batch: int, snip: int) -> tuple[torch.Tensor, ...]:
+    """Random tensors shaped as the stage's view makes them."""
+    if stage == "classifier":
+        return torch.rand(batch, 1, snip, snip), torch.randint(0, 3, (batch,))
+    if stage == "finetune":
+        return torch.rand(batch, 1, size, size), (torch.rand(batch, 1, size, size) > 0.9).float()
+    return torch.rand(batch, 1, size, size), torch.rand(batch, 1, size, size)
+
+
+def images_per_second(stage_name: str, variant: str, runtime, args) -> float:
+    stage = STAGES[stage_name]
+    torch.manual_seed(0)
+    model = create_model(stage.model_name, **stage.model_kwargs({"width": args.width})).to(runtime.device)
+    batch = tuple(t.to(runtime.device) for t in batch_for(stage_name, args.image_size, args.batch_size, args.snip_size))
+    if "channels_last" in variant:  # as the engine runs on a GPU
+        model = model.to(memory_format=torch.channels_last)
+        batch = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in batch)
+    if "compile" in variant:
+        model = torch.compile(model)
+    optimizer, scheduler = build_optimizer(model, TrainConfig(data="", out=""), runtime, args.steps + args.warmup)
+    autocast = distributed.autocast(runtime, "fp32" if variant == "fp32 eager" else "bf16")
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    for step in range(args.warmup + args.steps):
+        if step == args.warmup:
+            synchronize(runtime)
+            start = time.perf_counter()
+        train_step(stage, model, batch, optimizer, scheduler, scaler, autocast)
+        distributed.step_done(runtime)
+    synchronize(runtime)
+    return args.steps * args.batch_size * runtime.replicas / (time.perf_counter() - start)
+
+
+def synchronize(runtime) -> None:
+    if runtime.device.type == "cuda":
+        torch.cuda.synchronize()
+    elif runtime.xla:
+        import torch_xla
+
+        torch_xla.sync(wait=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image-size", type=int, default=256, help="image side in pixels [256]")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per step and replica [8]")
+    parser.add_argument("--width", type=int, default=16, help="U-Net base width [16]")
+    parser.add_argument("--snip-size", type=int, default=64, help="classifier snip side [64]")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per stage and variant [10]")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation, caches) [3]")
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), help="stages to measure [all]")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="folder for the report")
+    args = parser.parse_args(argv)
+    runtime = distributed.start_runtime()
+    variants = ["fp32 eager"]
+    if runtime.device.type == "cuda":
+        variants += ["bf16 channels_last", "bf16 channels_last compile"]
+    elif runtime.xla:
+        variants = ["bf16"]
+    results = {stage: {v: images_per_second(stage, v, runtime, args) for v in variants} for stage in args.stages}
+    report(Path(args.out), runtime, variants, results, args)
+    return 0
+
+
+def device_name(runtime) -> str:
+    if runtime.device.type == "cuda":
+        return torch.cuda.get_device_name(runtime.device)
+    if runtime.xla:
+        return runtime.describe()
+    return f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
+
+
+def report(out: Path, runtime, variants: list[str], results: dict, args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out.mkdir(parents=True, exist_ok=True)
+    kind = "xla" if runtime.xla else runtime.device.type
+    figure, axis = plt.subplots(figsize=(7, 3.6))
+    x = np.arange(len(results))
+    width = 0.8 / len(variants)
+    for index, variant in enumerate(variants):
+        axis.bar(x + index * width, [results[s][variant] for s in results], width, label=variant)
+    axis.set_xticks(x + width * (len(variants) - 1) / 2, list(results))
+    axis.set_ylabel("images / s")
+    axis.set_title(f"training step, {device_name(runtime)}")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(out / f"train_step-{kind}.png", dpi=110)
+    header = "| stage | " + " | ".join(f"{v}, images/s" for v in variants) + " | best / fp32 eager |"
+    rows = [f"| {s} | " + " | ".join(f"{results[s][v]:.1f}" for v in variants)
+            + f" | {max(results[s].values()) / results[s][variants[0]]:.2f}x |" for s in results]
+    lines = [
+        f"# Benchmark: training step on {device_name(runtime)}",
+        "",
+        f"Command: `python benchmarks/train_step.py` (torch {torch.__version__}). Images {args.image_size} px "
+        f"(snips {args.snip_size} px), batch {args.batch_size} per replica, U-Net width {args.width}, "
+        f"{args.steps} timed steps after {args.warmup} warm-up steps. Goal on a GPU: >= 2x over fp32 eager.",
+        "",
+        header,
+        "|" + "---|" * (len(variants) + 2),
+        *rows,
+        "",
+        f"![train step benchmark](train_step-{kind}.png)",
+    ]
+    (out / f"train_step-{kind}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
