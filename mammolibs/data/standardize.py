@@ -234,7 +234,7 @@ def _manifest(shards: Iterable[dict], image_size: int, inputs: int, rejected: in
         per["source"][source] += n
         nested.setdefault(split, {}).setdefault(source, {})[label] = n
     return {
-        "format": "mammoflow-shards/2",
+        "format": "mammoflow-shards/3",
         "image_size": image_size,
         "inputs": inputs,
         "written": sum(counts.values()),

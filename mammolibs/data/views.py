@@ -15,7 +15,6 @@ from monai.transforms import (
     RandAffine,
     RandCoarseDropout,
     RandFlip,
-    RandFlipd,
     RandGaussianNoise,
 )
 from monai.utils import convert_to_tensor
@@ -97,15 +96,16 @@ class SegmentationView(View):
     """(image, mask) of segmentable samples, with the same random flip applied to both."""
 
     def __init__(self, augment: bool = True):
-        self.augment = RandFlipd(keys=("image", "mask"), prob=0.5 if augment else 0.0, spatial_axis=1)
+        self.augment = augment
 
     def keep(self, entry):
         return is_segmentable(entry)
 
     def __call__(self, sample, seed):
-        self.augment.set_random_state(seed=seed)
-        pair = self.augment({"image": _channel_first(sample.image), "mask": _channel_first(sample.mask)})
-        return _plain(pair["image"]), _plain(pair["mask"])
+        image, mask = _channel_first(sample.image), _channel_first(sample.mask)
+        if self.augment and np.random.default_rng(seed).random() < 0.5:  # mirror left-right
+            image, mask = image.flip(2), mask.flip(2)
+        return image, mask
 
 
 class SnipView(View):
