@@ -141,8 +141,7 @@ class Run:
         val = ShardStream(config.data, replica_parts(split_shards(config.data, "val"), val_view, rank, world),
                           val_view, batch, config.seed, rank, shuffle=False)
         log.info("%s on %s: %d steps per epoch of %d images (%d usable in train), precision %s",
-                 self.stage.name, runtime.describe(), steps, global_batch, usable,
-                 distributed.resolve_precision(config.precision, runtime))
+                 self.stage.name, runtime.describe(), steps, global_batch, usable, self.precision)
         return train, val
 
     def _loader(self, stream: ShardStream) -> DataLoader:
