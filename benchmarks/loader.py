@@ -5,7 +5,9 @@ Pillow (how notebook and seed projects load), the same 512 x 512 16-bit images a
 
 Images: the real mini-MIAS films and BUSI ultrasound images (``MAMMOFLOW_SHARED_DATA``, default
 ../shared/data) standardized to 512 px. The PNG folder holds the same pixels, saved by Pillow with
-its default settings. Both sides yield float32 image and mask batches of 8; goal: shards >= 10x.
+its default settings. Batches of 8 images and masks, as each side hands them to the device: the
+PNG folder as float32, mammoflow as 16-bit pixels and 8-bit masks (floats are made on the device,
+``mammolibs.data.views.unpack_batch``). Goal: shards >= 10x.
 """
 from __future__ import annotations
 

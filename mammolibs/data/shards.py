@@ -17,6 +17,7 @@ import struct
 import tarfile
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterator
 
 import numpy as np
@@ -30,13 +31,23 @@ class StandardSample:
     """A sample in standard form, as training and evaluation read it."""
 
     key: str
-    image: np.ndarray  # float32 (H, W) in [0, 1]
-    mask: np.ndarray  # float32 (H, W) in {0, 1}
+    pixels: np.ndarray  # uint16 (H, W), as stored
+    lesions: np.ndarray  # uint8 (H, W), 1 inside lesions
     meta: dict  # label, source, split, patient, laterality, localized, ...
 
     @property
     def label(self) -> str:
         return self.meta["label"]
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        """float32 (H, W) in [0, 1]."""
+        return np.multiply(self.pixels, np.float32(1 / 65535), dtype=np.float32)
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        """float32 (H, W) in {0, 1}."""
+        return self.lesions.astype(np.float32)
 
 
 def _mask_png(mask: np.ndarray) -> bytes:
@@ -150,23 +161,37 @@ def iter_shard(url: str) -> Iterator[StandardSample]:
         yield decode_sample(key, parts)
 
 
-def read_shard(url: str) -> dict[str, dict[str, bytes]]:
-    """The undecoded members of one shard: ``{key: {"npy": ..., "mask.png": ..., "json": ...}}``, in order."""
-    with storage.open_url(url) as f, tarfile.open(fileobj=f, mode="r|") as tar:
-        parts: dict[str, dict[str, bytes]] = {}
+def read_shard(url: str) -> dict[str, dict[str, memoryview]]:
+    """The undecoded members of one shard: ``{key: {"npy": ..., "mask.png": ..., "json": ...}}``, in order.
+
+    The shard is read in one request; members are views into it, not copies.
+    """
+    data = storage.read_bytes(url)
+    blob, parts = memoryview(data), {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:  # BytesIO shares the bytes, copies nothing
         for member in tar:
             key, ext = member.name.split(".", 1)
-            parts.setdefault(key, {})[ext] = tar.extractfile(member).read()
+            parts.setdefault(key, {})[ext] = blob[member.offset_data: member.offset_data + member.size]
     incomplete = sorted(key for key, found in parts.items() if len(found) != 3)
     if incomplete:
         raise ValueError(f"{url}: incomplete samples {incomplete}; the shard is damaged, rerun standardize")
     return parts
 
 
-def decode_sample(key: str, parts: dict[str, bytes]) -> StandardSample:
-    image = np.multiply(np.load(io.BytesIO(parts["npy"]), allow_pickle=False), np.float32(1 / 65535), dtype=np.float32)
-    mask = decode_mask_png(parts["mask.png"]).astype(np.float32)
-    return StandardSample(key=key, image=image, mask=mask, meta=json.loads(parts["json"]))
+def decode_sample(key: str, parts: dict[str, memoryview]) -> StandardSample:
+    return StandardSample(key=key, pixels=_npy_view(parts["npy"]), lesions=decode_mask_png(parts["mask.png"]),
+                          meta=json.loads(bytes(parts["json"])))
+
+
+def _npy_view(data: memoryview) -> np.ndarray:
+    """The array of ``.npy`` bytes without copying them (read-only)."""
+    header = io.BytesIO(data[:4096])
+    version = np.lib.format.read_magic(header)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(header)
+    if fortran_order or dtype.hasobject:
+        raise ValueError("shard image arrays are C-ordered numbers; rerun standardize")
+    return np.frombuffer(data, dtype=dtype, count=int(np.prod(shape)), offset=header.tell()).reshape(shape)
 
 
 def decode_mask_png(data: bytes) -> np.ndarray:

@@ -45,6 +45,18 @@ def _channel_first(array: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(array, dtype=torch.float32)[None]
 
 
+def packed_image(pixels: np.ndarray) -> torch.Tensor:
+    """(1, H, W) int16: the 16-bit pixels shifted by -32768, half the bytes of float32 between processes
+    and to the device; :func:`unpack_batch` makes [0, 1] floats of them there."""
+    return torch.from_numpy(np.bitwise_xor(pixels, np.uint16(0x8000)).view(np.int16))[None]
+
+
+def unpack_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Floats from a batch as views make it: int16 images -> [0, 1], uint8 masks -> {0, 1}, others unchanged."""
+    return tuple((t.float() + 32768.0) / 65535.0 if t.dtype == torch.int16 else t.float() if t.dtype == torch.uint8
+                 else t for t in batch)
+
+
 def _plain(tensor) -> torch.Tensor:
     """A plain tensor from a MONAI transform's output (its MetaTensor would follow the batch to the device)."""
     return convert_to_tensor(tensor, track_meta=False)
@@ -93,7 +105,8 @@ class DenoisingView(View):
 
 
 class SegmentationView(View):
-    """(image, mask) of segmentable samples, with the same random flip applied to both."""
+    """(image, mask) of segmentable samples, packed (:func:`packed_image`, uint8 mask), the same random
+    flip applied to both."""
 
     def __init__(self, augment: bool = True):
         self.augment = augment
@@ -102,10 +115,10 @@ class SegmentationView(View):
         return is_segmentable(entry)
 
     def __call__(self, sample, seed):
-        image, mask = _channel_first(sample.image), _channel_first(sample.mask)
+        pixels, lesions = sample.pixels, sample.lesions
         if self.augment and np.random.default_rng(seed).random() < 0.5:  # mirror left-right
-            image, mask = image.flip(2), mask.flip(2)
-        return image, mask
+            pixels, lesions = pixels[:, ::-1], lesions[:, ::-1]
+        return packed_image(pixels), torch.from_numpy(np.ascontiguousarray(lesions))[None]
 
 
 class SnipView(View):

@@ -18,7 +18,8 @@ TUNABLE = [  # flag, type, meaning; defaults come from TrainConfig
     ("--snip-size", int, "side of classifier snips in pixels"),
     ("--seed", int, "random seed"),
     ("--max-steps", int, "cap on steps per epoch, 0 = no cap"),
-    ("--workers", int, "DataLoader worker processes per training process (0: read in the training process)"),
+    ("--workers", int, "DataLoader worker processes per training process; worth it where views augment on the CPU "
+                       "(encoder, classifier), not for reading alone (0: read in the training process)"),
     ("--precision", str, "auto (bf16 on TPU and GPU, fp32 on CPU), fp32, bf16, or fp16 (CUDA, with a grad scaler)"),
     ("--log-every", int, "steps between reading the loss: TensorBoard scalars, log lines, non-finite check"),
     ("--checkpoint-every", int, "steps between checkpoints/latest.pt (also written at each epoch's end); 0 = epochs only"),

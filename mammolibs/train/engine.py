@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from mammolibs import storage
 from mammolibs.data.manifest import read_manifest
 from mammolibs.data.stream import ShardStream, replica_parts, split_shards, usable_count
+from mammolibs.data.views import unpack_batch
 from mammolibs.models import create_model, load_matching
 from mammolibs.train import distributed
 from mammolibs.train.checkpoints import checkpoint_url, load_checkpoint, restore_rng_states, rng_states, to_cpu
@@ -79,7 +80,7 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig, runtime: distri
 def train_step(stage: Stage, model, batch, optimizer, scheduler, scaler, autocast) -> torch.Tensor:
     """One optimizer step; returns the detached loss without reading it (no host sync)."""
     with autocast:
-        loss, _ = stage.loss(model, batch)
+        loss, _ = stage.loss(model, unpack_batch(batch))
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -268,6 +269,7 @@ class Run:
         total = torch.zeros(2, device=runtime.device)
         pictured, labels, scores = False, [], []
         for batch in distributed.on_device(self._loader(self.val_stream), runtime):
+            batch = unpack_batch(batch)
             with self.autocast:
                 loss, output = self.stage.loss(model, batch)
             total += torch.stack([loss.detach().float(), torch.ones((), device=runtime.device)])
