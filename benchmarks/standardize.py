@@ -139,8 +139,8 @@ def report(out: Path, n: int, decode: float, ours: float, memory: dict, rate: di
         "",
         "![standardize benchmark](standardize.png)",
         "",
-        "Standardize time includes reading, decoding, breast crop and flip, resizing, normalization, PNG "
-        "encoding, tar shards, the manifest and the rejects report. Peak memory is each fresh process's "
+        "Standardize time includes reading, decoding, breast crop and flip, resizing, normalization, image "
+        "and mask encoding, tar shards, the manifest and the rejects report. Peak memory is each fresh process's "
         "maximum resident set size.",
     ]
     (out / "standardize.md").write_text("\n".join(lines) + "\n")
