@@ -4,7 +4,7 @@ Nothing is held in memory beyond the shards being read. The plan of an epoch com
 shard indexes alone (no decoding) and from ``(seed, epoch, replica)``:
 
 - replicas read disjoint shards (``shards[rank::world]``); with fewer shards than replicas, each
-  replica reads every shard and keeps every ``world``-th sample;
+  replica reads every shard and keeps every ``world``-th usable sample;
 - shard order and sample order within a shard are reshuffled each epoch;
 - every replica yields exactly ``steps`` batches of ``batch_size``: one that runs out of its own
   samples starts over on them (a new shuffle), so no replica ever waits for another;
@@ -29,11 +29,10 @@ from mammolibs.data.views import View
 
 @dataclass(frozen=True)
 class ShardPart:
-    """The samples of one shard that one replica reads: their positions and index entries."""
+    """The keys of the samples of one shard that one replica reads."""
 
     name: str
     keys: tuple[str, ...]
-    entries: tuple[dict, ...]
 
 
 def split_shards(data_url: str, split: str) -> list[dict]:
@@ -48,17 +47,17 @@ def split_shards(data_url: str, split: str) -> list[dict]:
 
 
 def replica_parts(shards: list[dict], view: View, rank: int, world: int) -> list[ShardPart]:
-    """The usable samples of the shards that replica ``rank`` of ``world`` reads."""
-    if len(shards) >= world:
-        chosen = [(shard, slice(None)) for shard in shards[rank::world]]
-    else:
-        chosen = [(shard, slice(rank, None, world)) for shard in shards]
-    parts = []
-    for shard, stride in chosen:
-        entries = [e for e in shard["contents"][stride] if view.keep(e)]
-        if entries:
-            parts.append(ShardPart(shard["name"], tuple(e["key"] for e in entries), tuple(entries)))
-    return parts
+    """The usable samples of the shards that replica ``rank`` of ``world`` reads.
+
+    Shards with a usable sample are dealt out whole; with fewer of them than replicas, the usable
+    samples are dealt out one by one instead, so every replica has some whenever there are ``world``.
+    """
+    usable = [(s["name"], tuple(e["key"] for e in s["contents"] if view.keep(e))) for s in shards]
+    usable = [(name, keys) for name, keys in usable if keys]
+    if len(usable) >= world:
+        return [ShardPart(name, keys) for name, keys in usable[rank::world]]
+    dealt = [(name, key) for name, keys in usable for key in keys][rank::world]
+    return [ShardPart(name, tuple(k for n, k in dealt if n == name)) for name in dict.fromkeys(n for n, _ in dealt)]
 
 
 def usable_count(shards: list[dict], view: View) -> int:

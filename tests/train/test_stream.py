@@ -94,3 +94,15 @@ def test_evaluation_streams_cover_every_usable_sample_once_in_full_batches(small
     assert len(batches) == -(-usable // 4)
     assert all(image.shape[0] == 4 for image, _ in batches)
     assert len({image.flatten().sum().item() for image, _ in batches for image in image}) >= usable - 1
+
+
+def test_every_replica_gets_usable_samples_whenever_there_are_enough():
+    def shard(name, usable):  # two samples, the first ``usable`` of them localized
+        return {"name": name, "contents": [{"key": f"{name}-{i}", "label": "benign", "localized": i < usable}
+                                           for i in range(2)]}
+
+    view = SegmentationView()
+    alternate = [shard("a", 2), shard("b", 0), shard("c", 2), shard("d", 0)]  # dealt whole: a+c vs b+d
+    assert [[p.name for p in replica_parts(alternate, view, r, 2)] for r in range(2)] == [["a"], ["c"]]
+    lonely = [shard("a", 2), shard("b", 0), shard("c", 0)]  # one shard holds every usable sample
+    assert [[p.keys for p in replica_parts(lonely, view, r, 2)] for r in range(2)] == [[("a-0",)], [("a-1",)]]
