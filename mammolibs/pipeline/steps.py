@@ -27,7 +27,7 @@ def standardize_step(sources: list[str], output: str, image_size: int, workers: 
 
 def train_step(stage: str, data: str, out: str, init: str | None, settings: dict) -> str:
     """Run one training stage with ``settings`` (flag name -> value) and return its final checkpoint."""
-    argv = ["--data", data, "--out", out, "--no-progress"]
+    argv = ["--data", data, "--out", out]  # no terminal in a pipeline step: progress comes as log lines
     for flag, value in settings.items():
         if isinstance(value, float) and value.is_integer():
             value = int(value)  # KFP passes dict values as JSON numbers: 2 arrives as 2.0
