@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 XLA_VENV ?= .venv-xla
+TOOLS_VENV ?= .venv-tools
 WORKDIR ?= demo-output
 REGISTRY ?= mammoflow
 TAG ?= 0.1.0
@@ -36,8 +37,13 @@ $(XLA_VENV)/.installed: requirements.txt requirements-xla.txt setup.py
 	$(XLA_VENV)/bin/pip install --quiet --no-deps -e .
 	touch $@
 
-test: install $(XLA_VENV)/.installed ## run the test suite, then the torch-xla suite on CPU XLA devices
-	$(BIN)/python -m pytest tests
+$(TOOLS_VENV)/.installed: requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet -r requirements-tools.txt
+	touch $@
+
+test: install $(XLA_VENV)/.installed $(TOOLS_VENV)/.installed ## run the test suite, then the torch-xla suite on CPU XLA devices
+	MAMMOFLOW_CHECKOV=$(TOOLS_VENV)/bin/checkov $(BIN)/python -m pytest tests
 	PJRT_DEVICE=CPU $(XLA_VENV)/bin/python -m pytest tests/xla
 
 test-xla: $(XLA_VENV)/.installed ## run only the torch-xla suite (torch 2.9.0 + torch-xla 2.9.0, CPU XLA devices)
@@ -58,4 +64,4 @@ images: ## build and push mammoflow-{cpu,cuda,tpu}:TAG to REGISTRY (e.g. REGISTR
 	done
 
 clean: ## remove the virtual environment and demo outputs
-	rm -rf $(VENV) $(XLA_VENV) $(WORKDIR)
+	rm -rf $(VENV) $(XLA_VENV) $(TOOLS_VENV) $(WORKDIR)

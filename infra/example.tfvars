@@ -1,0 +1,3 @@
+project_id         = "example-project"
+bucket_name        = "example-mammoflow"
+create_gke_cluster = true

@@ -1,0 +1,108 @@
+# Optional (create_gke_cluster = true): a GKE cluster for a self-managed Kubeflow Pipelines, with a
+# CPU pool for the light steps and a TPU v5e pool for training. Vertex AI Pipelines needs none of this.
+resource "google_container_cluster" "kubeflow" {
+  count    = var.create_gke_cluster ? 1 : 0
+  name     = "mammoflow"
+  location = var.region
+
+  #checkov:skip=CKV_GCP_65:RBAC through Google Groups needs a Workspace group of the organisation; bind users with Kubernetes RBAC instead, or add authenticator_groups_config once the group exists
+  remove_default_node_pool = true
+  initial_node_count          = 1
+  enable_shielded_nodes       = true
+  enable_legacy_abac          = false
+  enable_intranode_visibility = true
+  networking_mode             = "VPC_NATIVE"
+  ip_allocation_policy {}
+  node_config {
+    workload_metadata_config {
+      mode = "GKE_METADATA"
+    }
+    shielded_instance_config {
+      enable_secure_boot          = true
+      enable_integrity_monitoring = true
+    }
+  }
+
+  release_channel {
+    channel = "REGULAR"
+  }
+  workload_identity_config {
+    workload_pool = "${var.project_id}.svc.id.goog"
+  }
+  private_cluster_config {
+    enable_private_nodes    = true
+    enable_private_endpoint = false
+    master_ipv4_cidr_block  = "172.16.0.32/28"
+  }
+  master_authorized_networks_config {}
+  network_policy {
+    enabled = true
+  }
+  binary_authorization {
+    evaluation_mode = "PROJECT_SINGLETON_POLICY_ENFORCE"
+  }
+  master_auth {
+    client_certificate_config {
+      issue_client_certificate = false
+    }
+  }
+  resource_labels = {
+    app = "mammoflow"
+  }
+
+  depends_on = [google_project_service.required]
+}
+
+resource "google_container_node_pool" "cpu" {
+  count      = var.create_gke_cluster ? 1 : 0
+  name       = "cpu"
+  cluster    = google_container_cluster.kubeflow[0].id
+  node_count = 1
+
+  management {
+    auto_repair  = true
+    auto_upgrade = true
+  }
+  node_config {
+    machine_type    = "e2-standard-8"
+    image_type      = "COS_CONTAINERD"
+    service_account = google_service_account.trainer.email
+    oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]
+    workload_metadata_config {
+      mode = "GKE_METADATA"
+    }
+    shielded_instance_config {
+      enable_secure_boot          = true
+      enable_integrity_monitoring = true
+    }
+  }
+}
+
+resource "google_container_node_pool" "tpu" {
+  count      = var.create_gke_cluster ? 1 : 0
+  name       = "tpu-v5e"
+  cluster    = google_container_cluster.kubeflow[0].id
+  node_count = 1
+
+  management {
+    auto_repair  = true
+    auto_upgrade = true
+  }
+  placement_policy {
+    type         = "COMPACT"
+    tpu_topology = var.tpu_topology
+  }
+  node_config {
+    machine_type    = var.tpu_machine_type
+    image_type      = "COS_CONTAINERD"
+    service_account = google_service_account.trainer.email
+    oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]
+    workload_metadata_config {
+      mode = "GKE_METADATA"
+    }
+    shielded_instance_config {
+      enable_secure_boot          = true
+      enable_integrity_monitoring = true
+    }
+  }
+}
