@@ -4,6 +4,7 @@
     mammo data inspect shards/
     mammo evaluate --data shards/ --unet runs/finetune --classifier runs/classifier --out eval/
     mammo predict mdb012.pgm --unet runs/finetune --classifier runs/classifier --out predictions/
+    mammo pipeline submit --package mammoflow.yaml --host http://localhost:8080 --experiment mammoflow
 """
 from __future__ import annotations
 
@@ -60,6 +61,15 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submit(args: argparse.Namespace) -> int:
+    from mammolibs.pipeline.submit import parse_parameters, submit_to_kubeflow
+
+    run_id = submit_to_kubeflow(args.package, args.host, args.experiment, args.run_name,
+                                parse_parameters(args.param), args.pipeline_root, args.service_account)
+    print(f"run {run_id} submitted to {args.host} (experiment {args.experiment})")
+    return 0
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mammo", description="mammoflow: breast-imaging pipeline (research "
                                      "software, not a medical device).")
@@ -110,6 +120,20 @@ def get_parser() -> argparse.ArgumentParser:
     pr.add_argument("--whole-frame", action="store_true",
                     help="keep the whole frame (ultrasound); by default the breast is cropped and flipped as in standardize")
     pr.set_defaults(run=_predict)
+
+    pipeline = commands.add_parser("pipeline", help="run the compiled pipeline in the cloud").add_subparsers(
+        dest="pipeline_command", required=True, help="what to do with the pipeline")
+    sub = pipeline.add_parser("submit", formatter_class=fmt, help="start a run on a Kubeflow Pipelines endpoint")
+    sub.add_argument("--package", default="mammoflow.yaml", help="the compiled pipeline ('make compile')")
+    sub.add_argument("--host", required=True, help="Kubeflow Pipelines API address, e.g. http://localhost:8080 "
+                     "after 'kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80'")
+    sub.add_argument("--experiment", default="mammoflow", help="experiment to file the run under (made if new)")
+    sub.add_argument("--run-name", default="mammoflow", help="name of the run")
+    sub.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="a pipeline parameter (JSON values, e.g. epochs=3); repeat for several")
+    sub.add_argument("--pipeline-root", help="where step outputs go, e.g. gs://BUCKET/pipeline-root")
+    sub.add_argument("--service-account", help="Kubernetes service account the steps run as")
+    sub.set_defaults(run=_submit)
     return parser
 
 

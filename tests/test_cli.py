@@ -1,6 +1,7 @@
 """The ``mammo`` command line: standardize, evaluate, predict; every flag explained."""
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
@@ -11,9 +12,12 @@ from mammolibs.cli import get_parser, main
 def test_every_subcommand_flag_has_help():
     parser = get_parser()
     subcommands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(subcommands) == {"standardize", "data", "evaluate", "predict"}
-    for sub in subcommands.values():
+    assert set(subcommands) == {"standardize", "data", "evaluate", "predict", "pipeline"}
+    parsers = list(subcommands.values())
+    while parsers:  # nested ones too: data inspect, pipeline submit
+        sub = parsers.pop()
         assert all(action.help for action in sub._actions), sub.prog
+        parsers += [p for a in sub._actions if isinstance(a, argparse._SubParsersAction) for p in a.choices.values()]
 
 
 def test_standardize_command_writes_shards_and_reports_counts(mias_subset, tmp_path, capsys):
