@@ -53,34 +53,17 @@ resource "google_container_cluster" "kubeflow" {
   depends_on = [google_project_service.required]
 }
 
-resource "google_container_node_pool" "cpu" {
-  count      = var.create_gke_cluster ? 1 : 0
-  name       = "cpu"
-  cluster    = google_container_cluster.kubeflow[0].id
-  node_count = 1
-
-  management {
-    auto_repair  = true
-    auto_upgrade = true
-  }
-  node_config {
-    machine_type    = "e2-standard-8"
-    image_type      = "COS_CONTAINERD"
-    service_account = google_service_account.trainer.email
-    oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]
-    workload_metadata_config {
-      mode = "GKE_METADATA"
-    }
-    shielded_instance_config {
-      enable_secure_boot          = true
-      enable_integrity_monitoring = true
-    }
-  }
+locals {
+  node_pools = var.create_gke_cluster ? {
+    cpu = { machine_type = "e2-standard-8", tpu_topology = null }
+    tpu = { machine_type = var.tpu_machine_type, tpu_topology = var.tpu_topology }
+  } : {}
 }
 
-resource "google_container_node_pool" "tpu" {
-  count      = var.create_gke_cluster ? 1 : 0
-  name       = "tpu-v5e"
+# A CPU pool for the light steps and a TPU pool (one slice of tpu_topology) for training.
+resource "google_container_node_pool" "pools" {
+  for_each   = local.node_pools
+  name       = each.key
   cluster    = google_container_cluster.kubeflow[0].id
   node_count = 1
 
@@ -88,12 +71,15 @@ resource "google_container_node_pool" "tpu" {
     auto_repair  = true
     auto_upgrade = true
   }
-  placement_policy {
-    type         = "COMPACT"
-    tpu_topology = var.tpu_topology
+  dynamic "placement_policy" {
+    for_each = each.value.tpu_topology == null ? [] : [each.value.tpu_topology]
+    content {
+      type         = "COMPACT"
+      tpu_topology = placement_policy.value
+    }
   }
   node_config {
-    machine_type    = var.tpu_machine_type
+    machine_type    = each.value.machine_type
     image_type      = "COS_CONTAINERD"
     service_account = google_service_account.trainer.email
     oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]
