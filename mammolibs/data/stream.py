@@ -3,8 +3,8 @@
 Nothing is held in memory beyond the shards being read. The plan of an epoch comes from the
 shard indexes alone (no decoding) and from ``(seed, epoch, replica)``:
 
-- replicas read disjoint shards (``shards[rank::world]``); with fewer shards than replicas, each
-  replica reads every shard and keeps every ``world``-th usable sample;
+- replicas are dealt the shards that hold usable samples, whole (``[rank::world]``); with fewer
+  such shards than replicas, the usable samples are dealt one by one instead;
 - shard order and sample order within a shard are reshuffled each epoch;
 - every replica yields exactly ``steps`` batches of ``batch_size``: one that runs out of its own
   samples starts over on them (a new shuffle), so no replica ever waits for another;
