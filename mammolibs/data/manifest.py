@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
+from typing import Iterable
 
 from mammolibs import storage
 
@@ -43,3 +45,29 @@ def shard_urls(data_url: str, split: str) -> list[str]:
     """URLs of the shards of one split, as the manifest lists them."""
     manifest = read_manifest(data_url)
     return [storage.join(data_url, s["name"]) for s in manifest["shards"] if s["split"] == split]
+
+
+def build_manifest(shards: Iterable[dict], image_size: int, inputs: int, rejected: int) -> dict:
+    """The manifest of a shard set from its shard indexes: counts per split, label and source, and the shards."""
+    counts: Counter = Counter()
+    listed = []
+    for shard in shards:
+        listed.append({k: shard[k] for k in ("name", "split", "samples", "sha256")})
+        counts.update((shard["split"], e["label"], e["source"]) for e in shard["contents"])
+    per: dict[str, Counter] = {"split": Counter(), "label": Counter(), "source": Counter()}
+    nested: dict = {}
+    for (split, label, source), n in sorted(counts.items()):
+        per["split"][split] += n
+        per["label"][label] += n
+        per["source"][source] += n
+        nested.setdefault(split, {}).setdefault(source, {})[label] = n
+    return {
+        "format": "mammoflow-shards/3",
+        "image_size": image_size,
+        "inputs": inputs,
+        "written": sum(counts.values()),
+        "rejected": rejected,
+        "counts": {name: dict(c) for name, c in per.items()},
+        "counts_by_split_source_label": nested,
+        "shards": listed,
+    }

@@ -12,16 +12,15 @@ import json
 import logging
 import multiprocessing
 import threading
-from collections import Counter
 from dataclasses import dataclass
 from functools import partial
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
 
 from mammolibs import storage
-from mammolibs.data.manifest import MANIFEST, REJECTS, SPLITS, hash_patient, split_of
+from mammolibs.data.manifest import MANIFEST, REJECTS, SPLITS, build_manifest, hash_patient, split_of
 from mammolibs.data.readers import get_reader
 from mammolibs.data.sample import LABELS, RawSample, RejectedInput, SourceItem
 from mammolibs.data.shards import (EncodedSample, ShardWriter, committed_shards, encode_sample, next_shard_number,
@@ -105,7 +104,7 @@ def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 5
     for writer in writers.values():
         writer.flush()
     _write_if_changed(storage.join(output, REJECTS), "".join(json.dumps(r.__dict__) + "\n" for r in rejects))
-    manifest = _manifest(committed_shards(output), image_size, inputs=inputs, rejected=len(rejects))
+    manifest = build_manifest(committed_shards(output), image_size, inputs=inputs, rejected=len(rejects))
     _write_if_changed(storage.join(output, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
     return StandardizeResult(inputs=inputs, written=manifest["written"], rejected=len(rejects), manifest=manifest,
                              new_shards=sum(len(w.shards) for w in writers.values()))
@@ -218,28 +217,3 @@ def _write_if_changed(url: str, text: str) -> None:
     """Write ``text`` unless ``url`` already holds it, so that rerunning a finished job writes nothing."""
     if not (storage.exists(url) and storage.read_text(url) == text):
         storage.write_text_atomic(url, text)
-
-
-def _manifest(shards: Iterable[dict], image_size: int, inputs: int, rejected: int) -> dict:
-    counts: Counter = Counter()
-    listed = []
-    for shard in shards:
-        listed.append({k: shard[k] for k in ("name", "split", "samples", "sha256")})
-        counts.update((shard["split"], e["label"], e["source"]) for e in shard["contents"])
-    per: dict[str, Counter] = {"split": Counter(), "label": Counter(), "source": Counter()}
-    nested: dict = {}
-    for (split, label, source), n in sorted(counts.items()):
-        per["split"][split] += n
-        per["label"][label] += n
-        per["source"][source] += n
-        nested.setdefault(split, {}).setdefault(source, {})[label] = n
-    return {
-        "format": "mammoflow-shards/3",
-        "image_size": image_size,
-        "inputs": inputs,
-        "written": sum(counts.values()),
-        "rejected": rejected,
-        "counts": {name: dict(c) for name, c in per.items()},
-        "counts_by_split_source_label": nested,
-        "shards": listed,
-    }

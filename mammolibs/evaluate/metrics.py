@@ -17,7 +17,8 @@ from mammolibs import storage
 from mammolibs.data.snips import make_snips
 from mammolibs.data.views import load_samples, segmentable
 from mammolibs.evaluate.inference import classify_snips, segment
-from mammolibs.evaluate.plots import save_roc
+from mammolibs.evaluate.plots import save_roc, save_segmentation_sheet
+from mammolibs.evaluate.report import html_report
 from mammolibs.models import SNIP_CLASSES
 from mammolibs.train.checkpoints import load_model
 
@@ -46,6 +47,10 @@ def classification_metrics(malignancy: np.ndarray, is_malignant: np.ndarray, fix
         "specificity": float(binary_specificity(scores, target)), "auroc": None,
         f"sensitivity_at_fpr_{fixed_fpr:g}": None,
     }
+    predicted = scores >= 0.5
+    result["confusion_matrix"] = {"categories": ["not malignant", "malignant"],  # rows: truth, columns: prediction
+                                  "matrix": [[int((~predicted & (target == 0)).sum()), int((predicted & (target == 0)).sum())],
+                                             [int((~predicted & (target == 1)).sum()), int((predicted & (target == 1)).sum())]]}
     if 0 < int(target.sum()) < len(target):
         result["auroc"] = float(binary_auroc(scores, target))
         fpr, tpr, _ = binary_roc(scores, target)
@@ -53,8 +58,17 @@ def classification_metrics(malignancy: np.ndarray, is_malignant: np.ndarray, fix
     return result
 
 
+def roc_points(malignancy: np.ndarray, is_malignant: np.ndarray, most: int = 200) -> dict:
+    """The ROC curve as lists (``fpr``, ``tpr``, ``thresholds`` in [0, 1]), thinned to at most ``most`` points."""
+    fpr, tpr, thresholds = binary_roc(torch.as_tensor(malignancy, dtype=torch.float32),
+                                      torch.as_tensor(is_malignant, dtype=torch.long))
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(most, len(fpr))).round().astype(int))
+    return {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(), "thresholds": thresholds[keep].clamp(0, 1).tolist()}
+
+
 def evaluate(data: str, unet_url: str, classifier_url: str, out: str, split: str = "test") -> dict:
-    """Score both models on ``split`` of the shards at ``data``; write ``metrics.json`` and ``roc.png`` to ``out``."""
+    """Score both models on ``split`` of the shards at ``data``; write to ``out``: ``metrics.json``,
+    ``roc.json`` and ``roc.png`` (when both classes are present), ``segmentation.png`` and ``report.html``."""
     samples = load_samples(data, split)
     if not samples:
         raise ValueError(f"{data}: split '{split}' is empty; standardize more patients or pass --split val")
@@ -74,7 +88,16 @@ def evaluate(data: str, unet_url: str, classifier_url: str, out: str, split: str
     metrics = {"split": split, "samples": len(samples), "segmentation": seg, "classification": cls,
                "unet": unet_url, "classifier": classifier_url}
     storage.write_text_atomic(storage.join(out, "metrics.json"), json.dumps(metrics, indent=2))
+    pictures = {}
     if cls["auroc"] is not None:
-        save_roc(scores[:, SNIP_CLASSES.index("malignant")], is_malignant, storage.join(out, "roc.png"))
+        malignancy = scores[:, SNIP_CLASSES.index("malignant")]
+        storage.write_text_atomic(storage.join(out, "roc.json"), json.dumps(roc_points(malignancy, is_malignant)))
+        pictures["roc.png"] = save_roc(malignancy, is_malignant, storage.join(out, "roc.png"))
+    lesions = [i for i, s in enumerate(with_masks) if s.label != "normal"][:12]
+    if lesions:
+        pictures["segmentation.png"] = save_segmentation_sheet(
+            [with_masks[i].image for i in lesions], [with_masks[i].mask > 0.5 for i in lesions],
+            [probabilities[i] > 0.5 for i in lesions], storage.join(out, "segmentation.png"))
+    storage.write_text_atomic(storage.join(out, "report.html"), html_report(metrics, pictures))
     return metrics
 

@@ -16,8 +16,8 @@ from torchmetrics.functional.classification import binary_auroc, binary_roc  # n
 from mammolibs import storage  # noqa: E402
 
 
-def save_roc(scores: np.ndarray, positives: np.ndarray, url: str) -> None:
-    """ROC curve of malignancy scores against the truth, with its AUROC, as a PNG at ``url``."""
+def save_roc(scores: np.ndarray, positives: np.ndarray, url: str) -> bytes:
+    """ROC curve of malignancy scores against the truth, with its AUROC, as a PNG at ``url`` (also returned)."""
     preds, target = torch.as_tensor(scores, dtype=torch.float32), torch.as_tensor(positives, dtype=torch.long)
     fpr, tpr, _ = binary_roc(preds, target)
     figure, axes = plt.subplots(figsize=(4, 4), dpi=120)
@@ -30,6 +30,29 @@ def save_roc(scores: np.ndarray, positives: np.ndarray, url: str) -> None:
     figure.savefig(buffer, format="png")
     plt.close(figure)
     storage.write_bytes_atomic(url, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_segmentation_sheet(images: list[np.ndarray], truths: list[np.ndarray], predictions: list[np.ndarray],
+                            url: str, columns: int = 4) -> bytes:
+    """Images side by side, the true lesion outlined in green and the U-Net's in red, as a PNG at ``url``."""
+    tiles = []
+    for image, truth, predicted in zip(images, truths, predictions):
+        grey = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+        rgb = np.stack([grey] * 3, axis=-1)
+        rgb[truth & ~ndimage.binary_erosion(truth)] = (40, 220, 40)
+        rgb[predicted & ~ndimage.binary_erosion(predicted)] = (255, 40, 40)
+        tiles.append(rgb)
+    rows = -(-len(tiles) // columns)
+    height, width = tiles[0].shape[:2]
+    sheet = np.zeros((rows * height, min(columns, len(tiles)) * width, 3), dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        top, left = (i // columns) * height, (i % columns) * width
+        sheet[top:top + height, left:left + width] = tile
+    buffer = io.BytesIO()
+    Image.fromarray(sheet).save(buffer, format="PNG")
+    storage.write_bytes_atomic(url, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, boxes: list[tuple], captions: list[str]) -> Image.Image:

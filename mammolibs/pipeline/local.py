@@ -48,7 +48,7 @@ def summarize_run(pipeline_root: str) -> str:
 
     runs = sorted((os.path.join(pipeline_root, d) for d in os.listdir(pipeline_root)), key=os.path.getmtime)
     run = os.path.abspath(runs[-1])
-    report = os.path.join(run, "evaluate", "report")
+    report = os.path.join(run, "evaluate", "evaluation")
     metrics = json.load(open(os.path.join(report, "metrics.json"), encoding="utf-8"))
     seg, cls = metrics["segmentation"], metrics["classification"]
     auroc = "n/a (one class only)" if cls["auroc"] is None else f"{cls['auroc']:.3f}"
@@ -57,7 +57,7 @@ def summarize_run(pipeline_root: str) -> str:
         f"metrics:      {os.path.join(report, 'metrics.json')}  ({metrics['split']} split, {metrics['samples']} images)",
         f"              Dice {seg.get('dice', float('nan')):.3f}, IoU {seg.get('iou', float('nan')):.3f}; "
         f"snip AUROC {auroc}, sensitivity {cls['sensitivity']:.2f}, specificity {cls['specificity']:.2f}",
-        f"ROC curve:    {os.path.join(report, 'roc.png')}",
+        f"report:       {os.path.join(report, 'report.html')} (ROC curve, confusion matrix, segmentations)",
         f"TensorBoard:  tensorboard --logdir {run}",
         f"checkpoints:  {os.path.join(run, 'finetune-unet', 'model', 'checkpoints')} (U-Net), "
         f"{os.path.join(run, 'train-classifier', 'model', 'checkpoints')} (classifier)",

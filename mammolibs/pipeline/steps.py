@@ -1,54 +1,91 @@
-"""The work behind each pipeline component, kept here so that ``components/`` stays a few lines each."""
+"""The work behind each pipeline component: the ``mammo`` command line, run in the step's container.
+
+Each step runs ``python -m mammolibs.cli ...`` (under ``torchrun`` when a step has several GPUs), so a
+pipeline step does exactly what the same command does on a workstation, and its log is that command's.
+"""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
-from mammolibs.data.standardize import standardize
-from mammolibs.train.cli import main as train_main
+from mammolibs import storage
+from mammolibs.data.manifest import read_manifest
+from mammolibs.train.monitor import METRICS
 
-
-def parse_sources(sources: list[str]) -> list[tuple[str, str]]:
-    """``["mias=/data/mias", "dicom=gs://b/cbis"]`` -> ``[("mias", "/data/mias"), ("dicom", ...)]``."""
-    pairs = []
-    for entry in sources:
-        name, sep, folder = entry.partition("=")
-        if not sep or not folder:
-            raise ValueError(f"source {entry!r} must read NAME=FOLDER, e.g. mias=/data/mias")
-        pairs.append((name, folder))
-    return pairs
+STANDARDIZE_OK = (0, 3)
+"""``mammo standardize`` exit statuses a step accepts: all written, or some rejected (see rejects.jsonl)."""
 
 
-def standardize_step(sources: list[str], output: str, image_size: int, workers: int = 1) -> dict:
-    result = standardize(parse_sources(sources), output, image_size=image_size, workers=workers, progress=False)
-    if not result.written:
-        raise ValueError(f"nothing was standardized from {sources}; see {output}/rejects.jsonl")
-    return result.manifest
+def parse_source(entry: str) -> tuple[str, str]:
+    """``"mias=/data/mias"`` -> ``("mias", "/data/mias")``."""
+    name, sep, url = entry.partition("=")
+    if not sep or not name or not url:
+        raise ValueError(f"source {entry!r} must read NAME=URL, e.g. mias=gs://bucket/mini-MIAS")
+    return name, url
 
 
-def train_step(stage: str, data: str, out: str, init: str | None, settings: dict) -> str:
-    """Run one training stage with ``settings`` (flag name -> value) and return its final checkpoint."""
-    argv = ["--data", data, "--out", out]  # no terminal in a pipeline step: progress comes as log lines
-    for flag, value in settings.items():
+def mammo_command(args: list[str], processes: int = 1) -> list[str]:
+    """The command line that runs ``mammo ARGS`` in this interpreter, under torchrun for several processes."""
+    if processes > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+                "-m", "mammolibs.cli", *args]
+    return [sys.executable, "-m", "mammolibs.cli", *args]
+
+
+def run_mammo(args: list[str], processes: int = 1, accept: tuple[int, ...] = (0,)) -> int:
+    """Run ``mammo ARGS``; its output goes to the step's log. Fails, saying which command, unless its status is accepted."""
+    command = mammo_command(args, processes)
+    status = subprocess.run(command, check=False).returncode
+    if status not in accept:
+        raise RuntimeError(f"'{' '.join(command)}' exited with status {status}; its log above says why")
+    return status
+
+
+def standardize_source(source: str, output: str, image_size: int, workers: int) -> dict:
+    """Standardize one ``NAME=URL`` source into ``output``; returns its manifest."""
+    name, url = parse_source(source)
+    run_mammo(["standardize", "--source", name, "--input", url, "--output", output, "--image-size", str(image_size),
+               "--workers", str(workers), "--no-progress"], accept=STANDARDIZE_OK)
+    return read_manifest(output)
+
+
+def merge_shard_sets(inputs: list[str], output: str) -> dict:
+    run_mammo(["data", "merge", "--output", output, "--no-progress", *inputs])
+    return read_manifest(output)
+
+
+def train_flags(epochs: int, settings: dict) -> list[str]:
+    """``--epochs N`` and one flag per setting (``{"batch_size": 8}`` -> ``--batch-size 8``)."""
+    if "epochs" in settings:
+        raise ValueError("give the epochs of a stage through the pipeline's <stage>_epochs parameter, not its settings")
+    flags = ["--epochs", str(epochs)]
+    for name, value in settings.items():
         if isinstance(value, float) and value.is_integer():
             value = int(value)  # KFP passes dict values as JSON numbers: 2 arrives as 2.0
-        argv += [f"--{flag.replace('_', '-')}", str(value)]
-    if init:
-        argv += ["--init", init]
-    return train_main(stage, argv).final_checkpoint
+        if value is True:
+            flags.append(f"--{name.replace('_', '-')}")
+        elif value is not False:
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+    return flags
 
 
-def evaluate_step(data: str, unet: str, classifier: str, out: str) -> dict:
-    """Evaluate on the test split (the validation split when the test split is empty)."""
-    from mammolibs.data.manifest import read_manifest
-    from mammolibs.evaluate.metrics import evaluate
+def train_stage(stage: str, data: str, out: str, init: str | None, epochs: int, settings: dict,
+                processes: int = 1) -> dict:
+    """Train one stage with ``processes`` processes (one per GPU); returns the last epoch's metrics."""
+    args = ["train", stage, "--data", data, "--out", out, *train_flags(epochs, settings)]
+    run_mammo(args + (["--init", init] if init else []), processes)
+    return json.loads(storage.read_text(storage.join(out, METRICS)).splitlines()[-1])
 
-    splits = read_manifest(data)["counts"]["split"]
-    metrics = evaluate(data, unet, classifier, out, split="test" if splits.get("test") else "val")
-    print(json.dumps(metrics, indent=2))
-    return metrics
+
+def evaluate_models(data: str, unet: str, classifier: str, out: str) -> dict:
+    """Evaluate on the test split (the validation split when the test split is empty); returns the metrics."""
+    split = "test" if read_manifest(data)["counts"]["split"].get("test") else "val"
+    run_mammo(["evaluate", "--data", data, "--unet", unet, "--classifier", classifier, "--out", out, "--split", split])
+    return json.loads(storage.read_text(storage.join(out, "metrics.json")))
 
 
 def scalar_metrics(metrics: dict) -> dict[str, float]:
     """Flatten the numeric metrics for KFP's Metrics artifact (``segmentation.dice`` ...)."""
     return {f"{group}.{name}": float(value) for group in ("segmentation", "classification")
-            for name, value in metrics[group].items() if isinstance(value, (int, float))}
+            for name, value in metrics[group].items() if isinstance(value, (int, float)) and not isinstance(value, bool)}

@@ -1,48 +1,155 @@
-"""The KFP pipeline compiles to YAML and runs for real with kfp.local on real files."""
-from __future__ import annotations
+"""The KFP pipeline: compiled YAML that reloads with kfp and carries the hardware asked for, and a real
+end-to-end run with kfp.local on real files. (No ``from __future__ import annotations``: KFP reads the
+pipeline signatures defined here.)"""
 
 import json
 
+import pytest
 import yaml
+from kfp import compiler, components, dsl
 
-from components import IMAGE
 from mammolibs.pipeline.local import demo_sources, run_local, summarize_run
-from mammolibs.pipeline.steps import parse_sources
+from mammolibs.pipeline.steps import parse_source, train_flags
 from pipelines.mammoflow import main as pipeline_main
 from pipelines.mammoflow import mammoflow
 
-STEPS = ["standardize", "train-encoder", "train-autoencoder", "finetune-unet", "train-classifier", "evaluate"]
+TRAINING = {"train-encoder": "encoder", "train-autoencoder": "autoencoder", "finetune-unet": "finetune",
+            "train-classifier": "classifier"}
 
 
-def test_pipeline_compiles_with_every_step_in_order(tmp_path):
+def compile_to(tmp_path, *flags) -> list[dict]:
     output = tmp_path / "mammoflow.yaml"
-    pipeline_main(["compile", "--output", str(output)])
-    spec = yaml.safe_load(output.read_text())
+    pipeline_main(["compile", "--output", str(output), *flags])
+    return list(yaml.safe_load_all(output.read_text()))
+
+
+def executor(spec: dict, task: str) -> dict:
+    return spec["deploymentSpec"]["executors"][f"exec-{task}"]["container"]
+
+
+def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
+    [spec] = compile_to(tmp_path)
     tasks = spec["root"]["dag"]["tasks"]
-    assert sorted(tasks) == sorted(STEPS)
-    assert tasks["train-autoencoder"]["dependentTasks"] == ["standardize", "train-encoder"]
-    assert sorted(tasks["evaluate"]["dependentTasks"]) == ["finetune-unet", "standardize", "train-classifier"]
-    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {IMAGE}
+    assert sorted(tasks) == sorted(["for-loop-1", "merge-shards", *TRAINING, "evaluate"])
+    loop = tasks["for-loop-1"]
+    assert loop["taskInfo"]["name"] == "each-source"
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--sources"
+    [standardize] = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"].values()
+    assert standardize["cachingOptions"] == {"enableCache": True}
+    assert tasks["merge-shards"]["cachingOptions"] == {"enableCache": True}
+    assert tasks["merge-shards"]["dependentTasks"] == ["for-loop-1"]
+    assert all(tasks[t]["cachingOptions"] == {} for t in [*TRAINING, "evaluate"])  # off: trained anew each run
+    assert tasks["train-autoencoder"]["dependentTasks"] == ["merge-shards", "train-encoder"]
+    assert sorted(tasks["evaluate"]["dependentTasks"]) == ["finetune-unet", "merge-shards", "train-classifier"]
+    assert {"sources", "image_size", "encoder_epochs", "autoencoder_epochs", "finetune_epochs",
+            "classifier_epochs"} <= set(spec["root"]["inputDefinitions"]["parameters"])
+    outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]
+    assert {name: o["artifactType"]["schemaTitle"] for name, o in outputs.items()} == {
+        "evaluation": "system.Artifact", "metrics": "system.Metrics",
+        "classification": "system.ClassificationMetrics", "report": "system.HTML"}
+    images = {executor(spec, t.removeprefix("exec-"))["image"] for t in spec["deploymentSpec"]["executors"]}
+    assert images == {"mammoflow/mammoflow-cpu:0.1.0"}
+
+    reloaded = components.load_component_from_file(str(tmp_path / "mammoflow.yaml"))
+    assert reloaded.name == "mammoflow"
+
+    @dsl.pipeline(name="study")
+    def study(sources: list):  # the reloaded YAML composes like any component
+        reloaded(sources=sources, finetune_epochs=3)
+
+    compiler.Compiler().compile(study, str(tmp_path / "study.yaml"))
+    assert "comp-mammoflow" in yaml.safe_load((tmp_path / "study.yaml").read_text())["components"]
 
 
-def test_sources_are_name_equals_folder():
-    assert parse_sources(["mias=/d/mias", "dicom=gs://b/x"]) == [("mias", "/d/mias"), ("dicom", "gs://b/x")]
+def test_vertex_yaml_carries_accelerators_machines_and_images(tmp_path):
+    [spec] = compile_to(tmp_path, "--target", "vertex", "--registry", "us-docker.pkg.dev/lab/mammoflow", "--tag", "1.2",
+                        "--accelerator", "encoder=tpu-v5e:8", "--accelerator", "finetune=nvidia-l4:2",
+                        "--machine-type", "finetune=g2-standard-24", "--machine-type", "standardize=n2-standard-16")
+    encoder = executor(spec, "train-encoder")
+    assert encoder["image"] == "us-docker.pkg.dev/lab/mammoflow/mammoflow-tpu:1.2"
+    assert encoder["resources"]["accelerator"]["resourceType"] == "TPU_V5_LITEPOD"
+    assert encoder["resources"]["accelerator"]["resourceCount"] == "8"
+    assert {"name": "PJRT_DEVICE", "value": "TPU"} in encoder["env"]
+    finetune = executor(spec, "finetune-unet")
+    assert finetune["image"] == "us-docker.pkg.dev/lab/mammoflow/mammoflow-cuda:1.2"
+    assert finetune["resources"]["accelerator"]["resourceType"] == "NVIDIA_L4"
+    assert (finetune["resources"]["resourceCpuLimit"], finetune["resources"]["resourceMemoryLimit"]) == ("24", "96G")
+    standardize = executor(spec, "standardize-source")
+    assert (standardize["resources"]["resourceCpuLimit"], standardize["resources"]["resourceMemoryLimit"]) == ("16", "64G")
+    tasks = spec["root"]["dag"]["tasks"]
+    processes = {t: tasks[t]["inputs"]["parameters"]["processes"]["runtimeValue"]["constant"] for t in TRAINING}
+    assert processes == {"train-encoder": 1, "train-autoencoder": 1, "finetune-unet": 2, "train-classifier": 1}
+    assert "resources" not in executor(spec, "train-classifier")
+    assert executor(spec, "evaluate")["image"] == "us-docker.pkg.dev/lab/mammoflow/mammoflow-cpu:1.2"
+
+
+def test_kubeflow_yaml_places_steps_on_gke_tpu_and_gpu_nodes(tmp_path):
+    spec, platform = compile_to(tmp_path, "--accelerator", "autoencoder=tpu-v4:4", "--accelerator",
+                                "classifier=nvidia-t4:1", "--machine-type", "classifier=n1-standard-8")
+    autoencoder = executor(spec, "train-autoencoder")["resources"]["accelerator"]
+    assert (autoencoder["resourceType"], autoencoder["resourceCount"]) == ("google.com/tpu", "4")
+    assert executor(spec, "train-classifier")["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    selectors = {name.removeprefix("exec-"): e["nodeSelector"]["labels"]
+                 for name, e in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].items()}
+    assert selectors == {
+        "train-autoencoder": {"cloud.google.com/gke-tpu-accelerator": "tpu-v4-podslice",
+                              "cloud.google.com/gke-tpu-topology": "2x2x1"},
+        "train-classifier": {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4",
+                             "node.kubernetes.io/instance-type": "n1-standard-8"},
+    }
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--accelerator", "encoder=tpu-v6:4"], "unknown accelerator 'tpu-v6'; choose one of tpu-v5e"),
+    (["--accelerator", "encoder=tpu-v5e:3"], "one TPU host of 1 or 4 or 8 chips"),
+    (["--accelerator", "evaluate=nvidia-l4:1"], "accelerators go to training steps"),
+    (["--accelerator", "encoder=nvidia-l4"], "give a count of 1 or more"),
+    (["--machine-type", "train=n2-standard-8"], "unknown step 'train'; the steps are standardize"),
+    (["--target", "vertex", "--machine-type", "encoder=ct5lp-hightpu-4t", "--accelerator", "encoder=tpu-v5e:4"],
+     "a TPU step's machine follows from its accelerator"),
+    (["--target", "vertex", "--machine-type", "encoder=m3-ultramem-32"], "known here for e2-standard-4"),
+])
+def test_compile_names_each_hardware_mistake(tmp_path, flags, message):
+    with pytest.raises(SystemExit, match=message):
+        compile_to(tmp_path, *flags)
+    assert not (tmp_path / "mammoflow.yaml").exists()
+
+
+def test_step_arguments_are_checked_and_become_flags():
+    assert parse_source("dicom=gs://b/x=1") == ("dicom", "gs://b/x=1")
+    with pytest.raises(ValueError, match="NAME=URL"):
+        parse_source("gs://b/x")
+    assert train_flags(2, {"batch_size": 8.0, "lr": 0.003, "compile": True, "resume": False}) == \
+        ["--epochs", "2", "--batch-size", "8", "--lr", "0.003", "--compile"]
+    with pytest.raises(ValueError, match="<stage>_epochs"):
+        train_flags(2, {"epochs": 3})
 
 
 def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path):
     sources = demo_sources(str(tmp_path), mias=str(mias_subset))
-    tiny = {"epochs": 1, "batch_size": 4, "width": 4}
-    run_local(mammoflow, {"sources": sources, "image_size": 64, "pretrain_settings": tiny,
-                          "finetune_settings": tiny, "classifier_settings": {"epochs": 1, "batch_size": 8}},
+    tiny = {"batch_size": 4, "width": 4}
+    run_local(mammoflow, {"sources": sources, "image_size": 64, "encoder_epochs": 1, "autoencoder_epochs": 1,
+                          "finetune_epochs": 1, "classifier_epochs": 1, "pretrain_settings": tiny,
+                          "finetune_settings": tiny, "classifier_settings": {"batch_size": 8}},
               str(tmp_path / "kfp"))
-    [run] = list((tmp_path / "kfp").iterdir())
-    manifest = json.loads((run / "standardize" / "shards" / "manifest.json").read_text())
+    [run] = [p for p in (tmp_path / "kfp").iterdir() if p.name.startswith("mammoflow")]
+    per_source = [json.loads(m.read_text())["counts"]["source"] for m in run.glob("*/standardize-source/shards/manifest.json")]
+    assert sorted(per_source, key=str) == [{"dicom": 8}, {"mias": 24}]
+    manifest = json.loads((run / "merge-shards" / "shards" / "manifest.json").read_text())
     assert manifest["counts"]["source"] == {"mias": 24, "dicom": 8}
-    for step in ("train-encoder", "train-autoencoder", "finetune-unet", "train-classifier"):
+    assert manifest["inputs"] == manifest["written"] + manifest["rejected"]
+    for step in TRAINING:
         assert (run / step / "model" / "checkpoints" / "final.pt").stat().st_size > 0
         assert list((run / step / "model" / "tensorboard").glob("events.out.tfevents.*"))
-    metrics = json.loads((run / "evaluate" / "report" / "metrics.json").read_text())
+    evaluation = run / "evaluate" / "evaluation"
+    metrics = json.loads((evaluation / "metrics.json").read_text())
     assert 0.0 <= metrics["segmentation"]["dice"] <= 1.0 and metrics["classification"]["snips"] > 0
+    report = (run / "evaluate" / "report").read_text()
+    assert "<h1>mammoflow evaluation</h1>" in report and "data:image/png;base64," in report
+    logged = json.loads((run / "evaluate" / "executor_output.json").read_text())["artifacts"]
+    confusion = logged["classification"]["artifacts"][0]["metadata"]["confusionMatrix"]
+    assert sum(map(sum, (row["row"] for row in confusion["rows"]))) == metrics["classification"]["snips"]
+    assert logged["metrics"]["artifacts"][0]["metadata"]["segmentation.dice"] == pytest.approx(
+        metrics["segmentation"]["dice"])
     summary = summarize_run(str(tmp_path / "kfp"))
-    assert str(run / "evaluate" / "report" / "metrics.json") in summary and f"tensorboard --logdir {run}" in summary
+    assert str(evaluation / "report.html") in summary and f"tensorboard --logdir {run}" in summary
