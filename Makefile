@@ -7,6 +7,8 @@ TOOLS_VENV ?= .venv-tools
 WORKDIR ?= demo-output
 REGISTRY ?= mammoflow
 TAG ?= 0.1.0
+TARGET ?= kubeflow
+HARDWARE ?=
 IMAGES := cpu cuda tpu
 MIAS ?=
 BUSI ?=
@@ -54,8 +56,9 @@ bench: install ## run the benchmarks; reports in benchmarks/results/
 	$(BIN)/python benchmarks/loader.py
 	$(BIN)/python benchmarks/train_step.py
 
-compile: install ## compile the pipeline to mammoflow.yaml for Kubeflow / Vertex AI
-	$(BIN)/python -m pipelines.mammoflow compile --output mammoflow.yaml
+compile: install ## compile the pipeline to mammoflow.yaml (TARGET=vertex|kubeflow, REGISTRY=, TAG=, HARDWARE='--accelerator encoder=tpu-v5e:8 ...')
+	$(BIN)/python -m pipelines.mammoflow compile --output mammoflow.yaml --target $(TARGET) \
+		--registry $(REGISTRY) --tag $(TAG) $(HARDWARE)
 
 images: ## build and push mammoflow-{cpu,cuda,tpu}:TAG to REGISTRY (e.g. REGISTRY=us-docker.pkg.dev/PROJECT/mammoflow)
 	for kind in $(IMAGES); do \

@@ -43,3 +43,12 @@ resource "google_service_account_iam_member" "runner_acts_as_trainer" {
   role               = "roles/iam.serviceAccountUser"
   member             = "serviceAccount:${google_service_account.pipeline_runner.email}"
 }
+
+# On the GKE cluster, Kubeflow steps run as the Kubernetes service account kubeflow/mammoflow-trainer,
+# which Workload Identity lets act as the trainer (annotate it: iam.gke.io/gcp-service-account).
+resource "google_service_account_iam_member" "kubeflow_steps_as_trainer" {
+  count              = var.create_gke_cluster ? 1 : 0
+  service_account_id = google_service_account.trainer.name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${var.project_id}.svc.id.goog[kubeflow/mammoflow-trainer]"
+}

@@ -4,7 +4,7 @@ output "bucket" {
 }
 
 output "registry" {
-  description = "REGISTRY for make images; MAMMOFLOW_IMAGE is <registry>/mammoflow-cpu:<tag>."
+  description = "REGISTRY for make images and make compile: the images are <registry>/mammoflow-{cpu,cuda,tpu}:<tag>."
   value       = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}"
 }
 
