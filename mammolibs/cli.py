@@ -48,7 +48,7 @@ def _merge(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from mammolibs.train.cli import main as train_main
 
-    train_main(args.stage, args.flags)
+    train_main(args.stage, args.flags, prog=f"mammo train {args.stage}")
     return 0
 
 

@@ -35,6 +35,17 @@ def test_unknown_source_is_refused_with_the_choices(capsys):
     assert "mias" in capsys.readouterr().err
 
 
+def test_train_runs_a_stage_with_that_stages_flags(small_shards, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "finetune", "--help"])
+    assert capsys.readouterr().out.startswith("usage: mammo train finetune")
+    out = tmp_path / "classifier"
+    assert main(["train", "classifier", "--data", small_shards, "--out", str(out), "--epochs", "1",
+                 "--batch-size", "8", "--no-progress"]) == 0
+    assert (out / "checkpoints" / "final.pt").stat().st_size > 0
+    assert json.loads((out / "config.json").read_text())["batch_size"] == 8
+
+
 def test_evaluate_without_shards_says_what_to_run(tmp_path, capsys):
     code = main(["evaluate", "--data", str(tmp_path), "--unet", "u", "--classifier", "c", "--out", str(tmp_path)])
     assert code == 2 and "mammo standardize" in capsys.readouterr().err

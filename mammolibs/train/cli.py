@@ -32,8 +32,9 @@ INIT_HELP = {
 }
 
 
-def get_args_parser(stage: str) -> argparse.ArgumentParser:
+def get_args_parser(stage: str, prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        prog=prog,
         description=f"mammoflow training stage '{stage}'. Runs unchanged on CPU, one GPU, several GPUs or "
                     "CPU processes (torchrun --nproc_per_node=N), and TPU (PJRT_DEVICE=TPU: every local core, SPMD).",
         epilog="Writes checkpoints/{latest,best,final}.pt, tensorboard/, metrics.jsonl and config.json under --out. "
@@ -76,9 +77,9 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def main(stage: str, argv: list[str] | None = None) -> TrainResult:
-    """Parse ``argv`` for ``stage`` and train it."""
-    args = get_args_parser(stage).parse_args(argv)
+def main(stage: str, argv: list[str] | None = None, prog: str | None = None) -> TrainResult:
+    """Parse ``argv`` for ``stage`` and train it (``prog``: the command's name in usage lines)."""
+    args = get_args_parser(stage, prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     result = fit(stage, resolve_config(args))
     print(f"{stage}: final checkpoint at {result.final_checkpoint}")
