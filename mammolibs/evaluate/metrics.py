@@ -47,7 +47,7 @@ def classification_metrics(malignancy: np.ndarray, is_malignant: np.ndarray, fix
         "specificity": float(binary_specificity(scores, target)), "auroc": None,
         f"sensitivity_at_fpr_{fixed_fpr:g}": None,
     }
-    predicted = scores >= 0.5
+    predicted = scores > 0.5  # as torchmetrics thresholds for the metrics above
     result["confusion_matrix"] = {"categories": ["not malignant", "malignant"],  # rows: truth, columns: prediction
                                   "matrix": [[int((~predicted & (target == 0)).sum()), int((predicted & (target == 0)).sum())],
                                              [int((~predicted & (target == 1)).sum()), int((predicted & (target == 1)).sum())]]}
