@@ -16,6 +16,7 @@ import logging
 import sys
 
 from mammolibs.data.readers import reader_names
+from mammolibs.train import STAGE_NAMES
 
 
 def _standardize(args: argparse.Namespace) -> int:
@@ -53,11 +54,29 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from mammolibs.evaluate.metrics import evaluate
+    from mammolibs.evaluate.compare import compare
+    from mammolibs.evaluate.evaluation import evaluate
+    from mammolibs.evaluate.report import headline, warnings_of
 
-    metrics = evaluate(args.data, args.unet, args.classifier, args.out, split=args.split)
-    print(json.dumps(metrics, indent=2))
-    print(f"metrics written to {args.out.rstrip('/')}/metrics.json")
+    options = {"split": args.split, "calibrate_on": args.calibrate_on, "target_specificity": args.target_specificity,
+               "seed": args.seed, "save_operating_point": not args.no_save_operating_point,
+               "progress": not args.no_progress}
+    if args.compare:
+        if args.unet or args.classifier:
+            raise ValueError("give --compare RUN ... or --unet and --classifier, not both")
+        result = compare(args.data, args.compare, args.out, **options)
+        for row, figures in result["figures"].items():
+            print(f"{row}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+        print(f"side by side in {args.out.rstrip('/')}/comparison.html")
+        return 0
+    if not (args.unet and args.classifier):
+        raise ValueError("give --unet and --classifier (or --compare RUN ...)")
+    metrics = evaluate(args.data, args.unet, args.classifier, args.out, **options)
+    for name, group in [("all sources", metrics["overall"]), *metrics["sources"].items()]:
+        print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in headline(group).items()))
+    for warning in warnings_of(metrics):
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"metrics in {args.out.rstrip('/')}/metrics.json, report in {args.out.rstrip('/')}/report.html")
     return 0
 
 
@@ -66,9 +85,10 @@ def _predict(args: argparse.Namespace) -> int:
 
     for image in args.images:
         report = predict(image, args.unet, args.classifier, args.out, threshold=args.threshold,
-                         whole_frame=args.whole_frame)
-        print(f"{image}: {len(report['lesions'])} lesion(s) " +
-              ", ".join(f"malignancy {lesion['malignancy']:.2f}" for lesion in report["lesions"]))
+                         whole_frame=args.whole_frame, operating_point=args.operating_point)
+        call = "suspicious for malignancy" if report["called_malignant"] else "not called malignant"
+        print(f"{image}: {len(report['lesions'])} lesion(s), malignancy {report['malignancy']:.2f}: {call} "
+              f"(threshold {report['operating_point']['malignancy_threshold']:.2f})")
     print(f"overlays and lesion JSON written to {args.out}")
     return 0
 
@@ -145,17 +165,34 @@ def get_parser() -> argparse.ArgumentParser:
                              description="Run a training stage: 'mammo train STAGE --help' lists its flags. The same "
                              "as the scripts under train/; under torchrun: torchrun --nproc-per-node=N -m mammolibs.cli "
                              "train STAGE ...")
-    tr.add_argument("stage", choices=("encoder", "autoencoder", "finetune", "classifier"),
-                    help="encoder (self-supervised), autoencoder, finetune (U-Net segmentation), classifier (snips)")
+    tr.add_argument("stage", choices=tuple(STAGE_NAMES),
+                    help="; ".join(f"{name}: {text}" for name, text in STAGE_NAMES.items()))
     tr.add_argument("flags", nargs=argparse.REMAINDER, help="the stage's flags, e.g. --data shards/ --out runs/encoder")
     tr.set_defaults(run=_train)
 
-    ev = commands.add_parser("evaluate", formatter_class=fmt, help="metrics of a U-Net and a classifier on a split")
-    ev.add_argument("--data", required=True, help="URL of standardized shards")
-    ev.add_argument("--unet", required=True, help="U-Net checkpoint (.pt) or the finetune stage's --out folder")
-    ev.add_argument("--classifier", required=True, help="classifier checkpoint (.pt) or its stage's --out folder")
-    ev.add_argument("--out", required=True, help="folder or URL for metrics.json and roc.png")
+    ev = commands.add_parser("evaluate", formatter_class=fmt, help="score the U-Net -> classifier chain per source",
+                             description="Score the deployed chain (the U-Net finds lesions, the classifier scores "
+                             "them) on held-out patients, overall and per source: Dice/IoU, detection (FROC), "
+                             "image-level and lesion-level AUROC with bootstrap 95%% intervals, sensitivity and "
+                             "specificity at an operating point chosen on the validation split. Writes metrics.json, "
+                             "operating_point.json, roc.png, segmentation sheets and report.html.")
+    ev.add_argument("--data", required=True, nargs="+", help="URLs of standardized shard sets to score (several: "
+                    "one model scored on each source, e.g. one trained on CBIS-DDSM scored on INbreast)")
+    ev.add_argument("--unet", help="U-Net checkpoint (.pt) or the finetune stage's --out folder (its best.pt)")
+    ev.add_argument("--classifier", help="classifier checkpoint (.pt) or the --out folder of the classifier "
+                    "(snips) or whole_image stage (its best.pt)")
+    ev.add_argument("--compare", nargs="+", metavar="RUN", help="score several models side by side instead: each RUN "
+                    "a folder holding finetune/ and classifier/, or UNET,CLASSIFIER")
+    ev.add_argument("--out", required=True, help="folder or URL for metrics.json, report.html and pictures")
     ev.add_argument("--split", default="test", choices=("train", "val", "test"), help="which split to score")
+    ev.add_argument("--calibrate-on", nargs="+", metavar="URL", help="shard sets whose val split sets the operating "
+                    "point [default: --data]; give the training data's when scoring a dataset the model never saw")
+    ev.add_argument("--target-specificity", type=float, default=0.9,
+                    help="specificity (malignant vs rest, per image) the malignancy threshold is chosen for")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals and of normal-tissue snips")
+    ev.add_argument("--no-save-operating-point", action="store_true",
+                    help="do not store operating_point.json beside the classifier (mammo predict reads it there)")
+    ev.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ev.set_defaults(run=_evaluate)
 
     pr = commands.add_parser("predict", formatter_class=fmt, help="find and score lesions in image files")
@@ -163,7 +200,10 @@ def get_parser() -> argparse.ArgumentParser:
     pr.add_argument("--unet", required=True, help="U-Net checkpoint (.pt) or the finetune stage's --out folder")
     pr.add_argument("--classifier", required=True, help="classifier checkpoint (.pt) or its stage's --out folder")
     pr.add_argument("--out", required=True, help="folder or URL for overlays (.overlay.png) and findings (.lesions.json)")
-    pr.add_argument("--threshold", type=float, default=0.5, help="U-Net probability above which a pixel is lesion")
+    pr.add_argument("--threshold", type=float, help="U-Net probability above which a pixel is lesion [default: the "
+                    "operating point's]")
+    pr.add_argument("--operating-point", help="operating_point.json (or the evaluation folder holding it) [default: the "
+                    "one 'mammo evaluate' stored beside the classifier; 0.5 thresholds without one]")
     pr.add_argument("--whole-frame", action="store_true",
                     help="keep the whole frame (ultrasound); by default the breast is cropped and flipped as in standardize")
     pr.set_defaults(run=_predict)

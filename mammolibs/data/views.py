@@ -23,7 +23,7 @@ from tqdm import tqdm
 from mammolibs.data.manifest import shard_urls
 from mammolibs.data.shards import StandardSample, iter_shard
 from mammolibs.data.snips import crop_snip, lesion_boxes, normal_boxes
-from mammolibs.models import SNIP_CLASSES
+from mammolibs.models import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
 
 
 def load_samples(data_url: str, split: str, progress: bool = False) -> list[StandardSample]:
@@ -142,3 +142,19 @@ class SnipView(View):
         box, label = candidates[rng.integers(len(candidates))]
         self.augment.set_random_state(seed=seed)
         return _plain(self.augment(_channel_first(crop_snip(sample.image, box, self.size)))), torch.tensor(label)
+
+
+class WholeImageView(View):
+    """(image, class index) of images labelled benign or malignant, localized or not; random flips."""
+
+    def __init__(self, augment: bool = True):
+        self.augment = augment
+
+    def keep(self, entry):
+        return entry["label"] in WHOLE_IMAGE_CLASSES
+
+    def __call__(self, sample, seed):
+        pixels = sample.pixels
+        if self.augment and np.random.default_rng(seed).random() < 0.5:
+            pixels = pixels[::-1] if np.random.default_rng(seed + 1).random() < 0.5 else pixels[:, ::-1]
+        return packed_image(np.ascontiguousarray(pixels)), torch.tensor(WHOLE_IMAGE_CLASSES.index(sample.label))

@@ -1,103 +1,146 @@
-"""``mammo evaluate``: segmentation and classification metrics on a held-out split.
+"""The figures of ``mammo evaluate``, from plain arrays: overlap, detection (FROC), classification,
+operating points and bootstrap intervals.
 
-Segmentation: Dice and IoU per lesion image (mean), and how often a normal image gets a finding.
-Classification (malignant vs benign lesions and normal tissue, on snips cut from the truth masks):
-AUROC, sensitivity, specificity and accuracy at 0.5, and sensitivity at a fixed false-positive rate.
+torchmetrics computes Dice, IoU, AUROC and the ROC curve. Our own code does what it does not:
+bootstrap intervals, the FROC step curve (MONAI's ``compute_froc_curve_data`` drops the
+lowest-scoring detection and interpolates between points) and the threshold at a target
+specificity. A figure from fewer than :data:`SMALL_SAMPLE` cases of a class carries a warning.
 """
 from __future__ import annotations
 
-import json
+from typing import Callable
 
 import numpy as np
 import torch
-from torchmetrics.functional.classification import binary_accuracy, binary_auroc, binary_recall, binary_roc, binary_specificity
+from torchmetrics.functional.classification import binary_auroc, binary_roc
 from torchmetrics.functional.segmentation import dice_score, mean_iou
 
-from mammolibs import storage
-from mammolibs.data.snips import make_snips
-from mammolibs.data.views import load_samples, segmentable
-from mammolibs.evaluate.inference import classify_snips, segment
-from mammolibs.evaluate.plots import save_roc, save_segmentation_sheet
-from mammolibs.evaluate.report import html_report
-from mammolibs.models import SNIP_CLASSES
-from mammolibs.train.checkpoints import load_model
+SMALL_SAMPLE = 10
+"""Fewer positives (or negatives) than this and a figure says it is unreliable."""
+FROC_RATES = (0.25, 0.5, 1.0, 2.0)
+"""False positives per image at which detection sensitivity is reported."""
+RESAMPLES = 1000
 
 
-def segmentation_metrics(probabilities: np.ndarray, masks: np.ndarray, labels: list[str]) -> dict:
-    """Dice/IoU over images with lesions; the share of normal images with any predicted lesion pixel."""
-    predicted = torch.as_tensor(probabilities > 0.5, dtype=torch.long)[:, None]
-    truth = torch.as_tensor(masks > 0.5, dtype=torch.long)[:, None]
-    lesion = torch.tensor([label != "normal" for label in labels], dtype=torch.bool)
-    result: dict = {"lesion_images": int(lesion.sum()), "normal_images": int((~lesion).sum())}
-    if lesion.any():
-        dice = dice_score(predicted[lesion], truth[lesion], num_classes=1, average="micro", input_format="one-hot")
-        iou = mean_iou(predicted[lesion], truth[lesion], num_classes=1, input_format="one-hot")
-        result.update(dice=float(dice.mean()), iou=float(iou.mean()))
-    if (~lesion).any():
-        result["normal_images_with_findings"] = float(predicted[~lesion].flatten(1).any(dim=1).float().mean())
+def bootstrap_interval(statistic: Callable[[np.ndarray], float | None], cases: int, seed: int,
+                       resamples: int = RESAMPLES) -> list[float] | None:
+    """95% percentile interval of ``statistic(indices)`` over resamples (with replacement) of ``cases`` cases.
+
+    Resamples where the statistic is undefined (``None``, e.g. one class only) are skipped; ``None``
+    when fewer than half of them are defined. The same ``seed`` gives the same interval.
+    """
+    if cases < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    values = [v for indices in rng.integers(0, cases, size=(resamples, cases))
+              if (v := statistic(indices)) is not None]
+    if len(values) < resamples // 2:
+        return None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return [float(low), float(high)]
+
+
+def summarize(values: np.ndarray, seed: int) -> dict:
+    """Mean, median and a bootstrap 95% interval of the mean of per-case values (``None`` when there are none)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return {"n": 0, "mean": None, "median": None, "ci95": None}
+    return {"n": len(values), "mean": float(values.mean()), "median": float(np.median(values)),
+            "ci95": bootstrap_interval(lambda idx: float(values[idx].mean()), len(values), seed)}
+
+
+def overlap_per_image(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dice and IoU of each image, for boolean masks of shape (N, H, W) (torchmetrics, per sample).
+
+    An image whose truth and prediction are both empty scores 1 (nothing to find, nothing found).
+    """
+    if len(predicted) == 0:
+        return np.zeros(0), np.zeros(0)
+    preds = torch.as_tensor(np.asarray(predicted), dtype=torch.long)[:, None]
+    target = torch.as_tensor(np.asarray(truth), dtype=torch.long)[:, None]
+    dice = dice_score(preds, target, num_classes=1, average="micro", input_format="one-hot",
+                      aggregation_level="samplewise").reshape(-1).numpy()
+    iou = mean_iou(preds, target, num_classes=1, input_format="one-hot").reshape(-1).numpy()
+    both_empty = ~(preds.flatten(1).any(1) | target.flatten(1).any(1)).numpy()
+    dice[both_empty], iou[both_empty] = 1.0, 1.0
+    return dice.astype(np.float64), iou.astype(np.float64)
+
+
+def froc(lesion_scores: np.ndarray, false_scores: np.ndarray, images: int, rates=FROC_RATES) -> dict:
+    """Detection sensitivity at each number of false positives per image in ``rates``.
+
+    Args:
+        lesion_scores: for each true lesion, the highest score of the findings that overlap it,
+            NaN when none does (a missed lesion).
+        false_scores: the score of every finding that overlaps no true lesion.
+        images: how many images the findings come from (normal images included).
+
+    Returns ``{"lesions", "images", "false_findings", "points": {rate: sensitivity}}``: at each
+    rate, the highest sensitivity of any score threshold with at most that many false positives per
+    image (the FROC step curve); ``points`` is empty without lesions or images.
+    """
+    lesion_scores, false_scores = np.asarray(lesion_scores, dtype=np.float64), np.asarray(false_scores, dtype=np.float64)
+    result = {"lesions": len(lesion_scores), "images": images, "false_findings": len(false_scores), "points": {}}
+    if len(lesion_scores) == 0 or images == 0:
+        return result
+    thresholds = np.unique(np.concatenate([lesion_scores[~np.isnan(lesion_scores)], false_scores, [np.inf]]))
+    found = (lesion_scores[None, :] >= thresholds[:, None]).sum(1) / len(lesion_scores)  # NaN >= t is False
+    false_per_image = (false_scores[None, :] >= thresholds[:, None]).sum(1) / images
+    result["points"] = {f"{rate:g}": float(found[false_per_image <= rate].max()) for rate in rates}
     return result
 
 
-def classification_metrics(malignancy: np.ndarray, is_malignant: np.ndarray, fixed_fpr: float = 0.1) -> dict:
-    """Binary metrics with malignant as the positive class; AUROC is ``None`` when one class is absent."""
-    scores, target = torch.as_tensor(malignancy, dtype=torch.float32), torch.as_tensor(is_malignant, dtype=torch.long)
-    result = {
-        "snips": len(target), "malignant_snips": int(target.sum()),
-        "accuracy": float(binary_accuracy(scores, target)), "sensitivity": float(binary_recall(scores, target)),
-        "specificity": float(binary_specificity(scores, target)), "auroc": None,
-        f"sensitivity_at_fpr_{fixed_fpr:g}": None,
-    }
-    predicted = scores > 0.5  # as torchmetrics thresholds for the metrics above
-    result["confusion_matrix"] = {"categories": ["not malignant", "malignant"],  # rows: truth, columns: prediction
-                                  "matrix": [[int((~predicted & (target == 0)).sum()), int((predicted & (target == 0)).sum())],
-                                             [int((~predicted & (target == 1)).sum()), int((predicted & (target == 1)).sum())]]}
-    if 0 < int(target.sum()) < len(target):
-        result["auroc"] = float(binary_auroc(scores, target))
-        fpr, tpr, _ = binary_roc(scores, target)
-        result[f"sensitivity_at_fpr_{fixed_fpr:g}"] = float(tpr[fpr <= fixed_fpr].max())
+def threshold_at_specificity(scores: np.ndarray, positives: np.ndarray, specificity: float) -> float | None:
+    """The lowest threshold (called positive at ``score >= threshold``) whose specificity is at least
+    ``specificity``: the most sensitive such operating point. ``None`` without negatives."""
+    scores, positives = np.asarray(scores, dtype=np.float64), np.asarray(positives, dtype=bool)
+    negatives = scores[~positives]
+    if len(negatives) == 0:
+        return None
+    candidates = np.unique(np.concatenate([scores, [np.nextafter(scores.max(), np.inf)]]))
+    specific = [(negatives < t).mean() >= specificity for t in candidates]
+    return float(candidates[np.argmax(specific)])  # candidates ascend; the last one is always specific
+
+
+def binary_metrics(scores: np.ndarray, positives: np.ndarray, threshold: float, seed: int,
+                   names: tuple[str, str] = ("not malignant", "malignant")) -> dict:
+    """AUROC with a bootstrap 95% interval, and sensitivity, specificity and the confusion matrix at
+    ``threshold`` (called positive at ``score >= threshold``). AUROC is ``None`` when a class is absent."""
+    scores, positives = np.asarray(scores, dtype=np.float64), np.asarray(positives, dtype=bool)
+    called = scores >= threshold
+    counts = {"positives": int(positives.sum()), "negatives": int((~positives).sum())}
+    result: dict = {"cases": len(scores), **counts, "auroc": None, "auroc_ci95": None, "threshold": threshold,
+                    "sensitivity": float(called[positives].mean()) if counts["positives"] else None,
+                    "specificity": float((~called[~positives]).mean()) if counts["negatives"] else None,
+                    "confusion_matrix": {"categories": list(names),  # rows: truth, columns: the call
+                                         "matrix": [[int((~called & ~positives).sum()), int((called & ~positives).sum())],
+                                                    [int((~called & positives).sum()), int((called & positives).sum())]]}}
+    if counts["positives"] and counts["negatives"]:
+        result["auroc"] = auroc(scores, positives)
+        result["auroc_ci95"] = bootstrap_interval(lambda idx: auroc(scores[idx], positives[idx]), len(scores), seed)
+    warning = small_sample_warning(counts, names)
+    if warning:
+        result["warning"] = warning
     return result
 
 
-def roc_points(malignancy: np.ndarray, is_malignant: np.ndarray, most: int = 200) -> dict:
+def auroc(scores: np.ndarray, positives: np.ndarray) -> float | None:
+    """Area under the ROC curve (torchmetrics); ``None`` when one class is absent."""
+    if positives.all() or not positives.any():
+        return None
+    return float(binary_auroc(torch.as_tensor(scores, dtype=torch.float64), torch.as_tensor(positives, dtype=torch.long)))
+
+
+def small_sample_warning(counts: dict[str, int], names: tuple[str, str] = ("negatives", "positives")) -> str | None:
+    """A line saying which class has fewer than :data:`SMALL_SAMPLE` cases, or ``None``."""
+    few = [f"{counts[key]} {name}" for key, name in zip(("negatives", "positives"), names)
+           if counts[key] < SMALL_SAMPLE]
+    return f"small sample ({', '.join(few)}): wide uncertainty, do not rely on this figure" if few else None
+
+
+def roc_points(scores: np.ndarray, positives: np.ndarray, most: int = 200) -> dict:
     """The ROC curve as lists (``fpr``, ``tpr``, ``thresholds`` in [0, 1]), thinned to at most ``most`` points."""
-    fpr, tpr, thresholds = binary_roc(torch.as_tensor(malignancy, dtype=torch.float32),
-                                      torch.as_tensor(is_malignant, dtype=torch.long))
+    fpr, tpr, thresholds = binary_roc(torch.as_tensor(scores, dtype=torch.float32),
+                                      torch.as_tensor(positives, dtype=torch.long))
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(most, len(fpr))).round().astype(int))
     return {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(), "thresholds": thresholds[keep].clamp(0, 1).tolist()}
-
-
-def evaluate(data: str, unet_url: str, classifier_url: str, out: str, split: str = "test") -> dict:
-    """Score both models on ``split`` of the shards at ``data``; write to ``out``: ``metrics.json``,
-    ``roc.json`` and ``roc.png`` (when both classes are present), ``segmentation.png`` and ``report.html``."""
-    samples = load_samples(data, split)
-    if not samples:
-        raise ValueError(f"{data}: split '{split}' is empty; standardize more patients or pass --split val")
-    unet, _ = load_model(unet_url)
-    classifier, classifier_checkpoint = load_model(classifier_url)
-
-    with_masks = segmentable(samples)
-    probabilities = segment(unet, np.stack([s.image for s in with_masks])) if with_masks else np.zeros((0, 1, 1))
-    seg = segmentation_metrics(probabilities, np.stack([s.mask for s in with_masks]), [s.label for s in with_masks]) \
-        if with_masks else {"lesion_images": 0, "normal_images": 0}
-
-    snips = make_snips(samples, size=classifier_checkpoint["config"]["snip_size"], seed=1)
-    scores = classify_snips(classifier, np.stack([s for s, _ in snips])) if snips else np.zeros((0, 3))
-    is_malignant = np.array([label == SNIP_CLASSES.index("malignant") for _, label in snips], dtype=bool)
-    cls = classification_metrics(scores[:, SNIP_CLASSES.index("malignant")], is_malignant)
-
-    metrics = {"split": split, "samples": len(samples), "segmentation": seg, "classification": cls,
-               "unet": unet_url, "classifier": classifier_url}
-    storage.write_text_atomic(storage.join(out, "metrics.json"), json.dumps(metrics, indent=2))
-    pictures = {}
-    if cls["auroc"] is not None:
-        malignancy = scores[:, SNIP_CLASSES.index("malignant")]
-        storage.write_text_atomic(storage.join(out, "roc.json"), json.dumps(roc_points(malignancy, is_malignant)))
-        pictures["roc.png"] = save_roc(malignancy, is_malignant, storage.join(out, "roc.png"))
-    lesions = [i for i, s in enumerate(with_masks) if s.label != "normal"][:12]
-    if lesions:
-        pictures["segmentation.png"] = save_segmentation_sheet(
-            [with_masks[i].image for i in lesions], [with_masks[i].mask > 0.5 for i in lesions],
-            [probabilities[i] > 0.5 for i in lesions], storage.join(out, "segmentation.png"))
-    storage.write_text_atomic(storage.join(out, "report.html"), html_report(metrics, pictures))
-    return metrics
-

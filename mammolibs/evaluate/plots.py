@@ -16,15 +16,21 @@ from torchmetrics.functional.classification import binary_auroc, binary_roc  # n
 from mammolibs import storage  # noqa: E402
 
 
-def save_roc(scores: np.ndarray, positives: np.ndarray, url: str) -> bytes:
-    """ROC curve of malignancy scores against the truth, with its AUROC, as a PNG at ``url`` (also returned)."""
-    preds, target = torch.as_tensor(scores, dtype=torch.float32), torch.as_tensor(positives, dtype=torch.long)
-    fpr, tpr, _ = binary_roc(preds, target)
-    figure, axes = plt.subplots(figsize=(4, 4), dpi=120)
-    axes.plot(fpr.numpy(), tpr.numpy(), label=f"AUROC {float(binary_auroc(preds, target)):.3f}")
+def save_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], url: str) -> bytes:
+    """ROC curves (name -> (malignancy scores, is malignant)), each with its AUROC, as a PNG at ``url`` (also returned)."""
+    figure, axes = plt.subplots(figsize=(4.5, 4.5), dpi=120)
+    for name, (scores, positives) in curves.items():
+        preds, target = torch.as_tensor(scores, dtype=torch.float32), torch.as_tensor(positives, dtype=torch.long)
+        fpr, tpr, _ = binary_roc(preds, target)
+        axes.plot(fpr.numpy(), tpr.numpy(), label=f"{name}: AUROC {float(binary_auroc(preds, target)):.3f} "
+                  f"({int(target.sum())}/{len(target)} malignant)")
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
-    axes.set(xlabel="false-positive rate (1 - specificity)", ylabel="sensitivity", title="Malignant vs rest, per snip")
-    axes.legend(loc="lower right")
+    axes.set(xlabel="false-positive rate (1 - specificity)", ylabel="sensitivity", title="Malignant vs rest, per image")
+    axes.legend(loc="lower right", fontsize=7)
+    return _save(figure, url)
+
+
+def _save(figure, url: str) -> bytes:
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png")

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 ENCODER_BLOCKS = ("conv_0", "down_1", "down_2", "down_3", "down_4")
 SNIP_CLASSES = ("normal", "benign", "malignant")
+WHOLE_IMAGE_CLASSES = ("benign", "malignant")
 
 
 def register_model(name: str) -> Callable:

@@ -1,4 +1,5 @@
-"""Checkpoints under ``<out>/checkpoints/``: ``latest.pt``, ``best.pt``, ``final.pt``.
+"""Checkpoints under ``<out>/checkpoints/``: ``latest.pt``, ``best.pt`` (by the stage's validation
+metric), ``final.pt``. A run folder given where a checkpoint is expected means its ``best.pt``.
 
 Each holds model, optimizer, scheduler, grad scaler, random generator states, the data position
 (``state``: epoch, next batch, step), the resolved config and how to rebuild the model
@@ -23,25 +24,53 @@ def checkpoint_url(out: str, which: str) -> str:
 
 
 def resolve_checkpoint(url: str) -> str:
-    """A ``.pt`` URL as given, or a stage's output folder -> its ``final.pt``."""
+    """A ``.pt`` URL as given, or a stage's output folder -> its ``best.pt`` (``final.pt`` when the run
+    had no validation data to pick a best one)."""
     if url.endswith(".pt"):
         found = url
     else:
-        found = checkpoint_url(url, "final")
+        found = checkpoint_url(url, "best")
+        if not storage.exists(found):
+            found = checkpoint_url(url, "final")
     if not storage.exists(found):
         raise FileNotFoundError(f"{found}: no checkpoint there; pass a .pt file or the --out folder of a finished stage")
     return found
 
 
 def load_checkpoint(url: str) -> dict:
-    return storage.torch_load(resolve_checkpoint(url))
+    """The checkpoint at ``url`` (see :func:`resolve_checkpoint`), checked to be one mammoflow wrote."""
+    found = resolve_checkpoint(url)
+    try:
+        checkpoint = storage.torch_load(found)
+    except Exception as err:  # a damaged file, a foreign pickle refused by weights_only, ...
+        raise ValueError(f"{found}: not a readable mammoflow checkpoint ({type(err).__name__}); pass a "
+                         "checkpoints/*.pt file or a stage's --out folder") from None
+    required = ("stage", "model_name", "model_kwargs", "model", "config")
+    missing = [key for key in required if key not in checkpoint] if isinstance(checkpoint, dict) else list(required)
+    if missing:
+        raise ValueError(f"{found}: not a mammoflow checkpoint (lacks {missing}); pass a checkpoints/*.pt file "
+                         "or a stage's --out folder")
+    return {**checkpoint, "url": found}
 
 
-def load_model(url: str):
-    """Rebuild a trained model from its checkpoint alone, in eval mode."""
+def load_model(url: str, stages: tuple[str, ...] = (), image_size: int | None = None, role: str = "model"):
+    """Rebuild a trained model from its checkpoint alone, in eval mode: (model, checkpoint).
+
+    ``stages``: the stages whose checkpoints fit (any when empty); ``image_size``: the data's image
+    side, which the checkpoint must have been trained on. Either mismatch is refused in one line
+    naming ``role`` (the flag the checkpoint came from) before any work is done.
+    """
     from mammolibs.models import create_model
 
     checkpoint = load_checkpoint(url)
+    found = checkpoint["url"]
+    if stages and checkpoint.get("stage") not in stages:
+        raise ValueError(f"{found}: a checkpoint of stage '{checkpoint.get('stage')}', but {role} takes "
+                         f"{' or '.join(repr(s) for s in stages)}; pass the --out folder of that stage")
+    if image_size is not None and checkpoint.get("image_size") != image_size:
+        raise ValueError(f"{found}: trained on {checkpoint.get('image_size')}-pixel images, but the data has "
+                         f"{image_size}-pixel images; standardize with --image-size {checkpoint.get('image_size')} "
+                         "or train on this data")
     model = create_model(checkpoint["model_name"], **checkpoint["model_kwargs"])
     model.load_state_dict(checkpoint["model"])
     return model.eval(), checkpoint

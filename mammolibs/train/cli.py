@@ -29,6 +29,7 @@ INIT_HELP = {
     "autoencoder": "the encoder's checkpoint (a .pt file or the encoder's --out folder)",
     "finetune": "the autoencoder's checkpoint (a .pt file or the autoencoder's --out folder)",
     "classifier": "optional: a classifier checkpoint to start from",
+    "whole_image": "optional: a whole-image classifier checkpoint to start from",
 }
 
 

@@ -113,7 +113,7 @@ class Run:
         self.optimizer, self.scheduler = build_optimizer(self.model, config, runtime,
                                                          config.epochs * self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        self.state = {"step": 0, "epoch": 0, "batch": 0, "best_val": math.inf, "loss_sum": 0.0, "loss_steps": 0}
+        self.state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "loss_sum": 0.0, "loss_steps": 0}
         if self.resuming:
             self._restore()
 
@@ -160,11 +160,26 @@ class Run:
         log.info("resumed from %s at epoch %d, batch %d (step %d)", self.latest, self.state["epoch"] + 1,
                  self.state["batch"], self.state["step"])
 
-    def save(self, which: str) -> None:
-        """Write a checkpoint (main process only; written whole or not at all)."""
+    @property
+    def best_by(self) -> str:
+        """The validation figure that picks ``best.pt`` (``val_loss``, ``val_dice``, ``val_auroc``)."""
+        return f"val_{self.stage.metric}"
+
+    def _rank(self, row: dict) -> tuple[int, float] | None:
+        """How good an epoch is (higher is better): its :attr:`best_by` figure, or where that is undefined
+        (no malignant case among the val snips, say), its validation loss, ranked below any defined figure."""
+        value, loss = row.get(self.best_by), row.get("val_loss")
+        if value is not None:
+            return (1, -value if self.stage.metric == "loss" else value)
+        return None if loss is None else (0, -loss)
+
+    def save(self, which: str, validation: dict | None = None) -> None:
+        """Write a checkpoint (main process only; written whole or not at all); ``validation``: the
+        epoch's figures, kept in it so evaluation can say which epoch it scores."""
         if not self.runtime.is_main:
             return
         storage.torch_save(to_cpu({
+            "validation": validation or {},
             "stage": self.stage.name, "model_name": self.stage.model_name,
             "model_kwargs": self.stage.model_kwargs(self.settings), "config": self.settings,
             "image_size": self.image_size, "model": distributed.unwrap(self.model).state_dict(),
@@ -182,25 +197,25 @@ class Run:
         try:
             while self.state["epoch"] < config.epochs:
                 train_loss = self._train_epoch(logs)
-                val_loss = self._validate(logs)
                 row = {"epoch": self.state["epoch"] + 1, "step": self.state["step"], "train_loss": train_loss,
-                       "val_loss": val_loss, "lr": self.scheduler.get_last_lr()[0]}
+                       **self._validate(logs), "lr": self.scheduler.get_last_lr()[0]}
                 self.state.update(epoch=self.state["epoch"] + 1, batch=0, loss_sum=0.0, loss_steps=0)
                 history.append(row)
                 log.info("%s: %s", self.stage.name, row)
-                if val_loss is not None and val_loss < self.state["best_val"]:
-                    self.state["best_val"] = val_loss
-                    self.save("best")
+                rank = self._rank(row)
+                if rank is not None and (self.state.get("best") is None or rank > tuple(self.state["best"])):
+                    self.state["best"] = rank
+                    self.save("best", row)
                 self.save("latest")
                 if logs:
-                    logs.scalars({"epoch/train_loss": train_loss, **({"epoch/val_loss": val_loss} if val_loss is not None else {})},
-                                 row["epoch"])
+                    logs.scalars({f"epoch/{k}": v for k, v in row.items()
+                                  if (k.endswith("loss") or k.startswith("val_")) and v is not None}, row["epoch"])
                     logs.epoch(row)
                     logs.sync()
-            self.save("final")
+            self.save("final", history[-1] if history else None)
             if logs and history:
-                logs.hparams(self.settings, {"train_loss": history[-1]["train_loss"], "val_loss": history[-1]["val_loss"],
-                                             "best_val_loss": self.state["best_val"]})
+                logs.hparams(self.settings, {"train_loss": history[-1]["train_loss"],
+                                             self.best_by: history[-1][self.best_by]})
             distributed.barrier(runtime)
         finally:
             if logs:
@@ -262,11 +277,12 @@ class Run:
         return loss
 
     @torch.no_grad()
-    def _validate(self, logs: RunLog | None) -> float | None:
-        """Mean loss over the val split (``None`` when it has no usable sample); pictures and PR curve."""
+    def _validate(self, logs: RunLog | None) -> dict[str, float | None]:
+        """Mean loss and the stage's metric over the val split (``None`` when it has no usable sample);
+        pictures and PR curve. Scored pairs (the classifiers' AUROC) come from the main process's share."""
         model, runtime = distributed.unwrap(self.model), self.runtime
         model.eval()
-        total = torch.zeros(2, device=runtime.device)
+        total, sums = torch.zeros(2, device=runtime.device), torch.zeros(2, device=runtime.device)
         pictured, labels, scores = False, [], []
         for batch in distributed.on_device(self._loader(self.val_stream), runtime):
             batch = unpack_batch(batch)
@@ -282,7 +298,15 @@ class Run:
             if found is not None:
                 labels.append(found[0].cpu())
                 scores.append(found[1].float().cpu())
+            figure = self.stage.metric_sums(batch, output)
+            if figure is not None:
+                sums += figure
         loss_sum, batches = distributed.sum_over_replicas(total, runtime).tolist()
+        positives, scored = (torch.cat(labels), torch.cat(scores)) if scores else (torch.zeros(0), torch.zeros(0))
         if logs and scores:
-            logs.pr_curve("val/malignant_pr", torch.cat(labels), torch.cat(scores), self.state["step"])
-        return loss_sum / batches if batches else None
+            logs.pr_curve("val/malignant_pr", positives, scored, self.state["step"])
+        figures = {"val_loss": loss_sum / batches if batches else None}
+        if self.stage.metric != "loss":
+            figures[self.best_by] = self.stage.metric_value(distributed.sum_over_replicas(sums, runtime).cpu(),
+                                                            positives, scored)
+        return figures

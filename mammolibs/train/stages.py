@@ -1,6 +1,7 @@
-"""The four training stages: what each one trains, on which view of the data, with which loss.
+"""The training stages: what each one trains, on which view of the data, with which loss.
 
-Registry: ``STAGES["encoder"]`` ... Adding a stage is one small class here, not a new script.
+Registry: ``STAGES["encoder"]`` ... Adding a stage is one small class here (and its name in
+:data:`mammolibs.train.STAGE_NAMES`), not a new script.
 """
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import torch.nn.functional as F
 from monai.losses import ContrastiveLoss, DiceCELoss
 from torch import nn
 
-from mammolibs.data.views import ContrastiveView, DenoisingView, SegmentationView, SnipView, View
-from mammolibs.models import SNIP_CLASSES
+from torchmetrics.functional.classification import binary_auroc
+
+from mammolibs.data.views import ContrastiveView, DenoisingView, SegmentationView, SnipView, View, WholeImageView
+from mammolibs.models import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
+from mammolibs.train import STAGE_NAMES
 
 Batch = tuple[torch.Tensor, ...]
 
@@ -30,6 +34,7 @@ class Stage:
     name = ""
     model_name = ""
     min_batch = 1  # contrastive loss needs negatives in the batch
+    metric = "loss"  # the validation figure that picks best.pt: a loss is minimised, any other figure maximised
 
     def model_kwargs(self, config: dict) -> dict:
         return {"width": config["width"]}
@@ -48,6 +53,26 @@ class Stage:
     def scores(self, batch: Batch, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(is positive, score) pairs for a precision-recall curve, or ``None``."""
         return None
+
+    def metric_sums(self, batch: Batch, output: torch.Tensor) -> torch.Tensor | None:
+        """(sum, count) of the per-sample :attr:`metric` in ``batch``, on the device, or ``None``."""
+        return None
+
+    def metric_value(self, sums: torch.Tensor | None, positives: torch.Tensor, scores: torch.Tensor) -> float | None:
+        """:attr:`metric` over the validation split, from the summed :meth:`metric_sums` or the
+        :meth:`scores` pairs; ``None`` when it is undefined there."""
+        return float(sums[0] / sums[1]) if sums is not None and sums[1] > 0 else None
+
+
+class AurocStage(Stage):
+    """A classifier kept by its validation AUROC of malignant vs the rest."""
+
+    metric = "auroc"
+
+    def metric_value(self, sums, positives, scores):
+        if len(positives) == 0 or positives.all() or not positives.any():
+            return None
+        return float(binary_auroc(scores.float(), positives.long()))
 
 
 class EncoderStage(Stage):
@@ -92,7 +117,7 @@ class AutoencoderStage(Stage):
 class SegmentationStage(Stage):
     """Lesion masks, BCE + Dice (0 at a perfect mask); starts from the autoencoder's weights."""
 
-    name, model_name = "finetune", "unet"
+    name, model_name, metric = "finetune", "unet", "dice"
 
     def __init__(self):
         self.criterion = DiceCELoss(sigmoid=True, batch=True)  # Dice over the batch: empty masks score 0 too
@@ -114,8 +139,16 @@ class SegmentationStage(Stage):
         overlay[:, 0] = torch.maximum(overlay[:, 0], 0.6 * predicted[:, 0])
         return torch.cat([_rgb(image), overlay], dim=3)
 
+    def metric_sums(self, batch, output):
+        """Dice of each image with a lesion (prediction at probability 0.5), as ``mammo evaluate`` scores it."""
+        truth = batch[1].flatten(1) > 0.5
+        predicted = output.flatten(1) > 0
+        dice = 2 * (truth & predicted).sum(1) / (truth.sum(1) + predicted.sum(1)).clamp(min=1)
+        lesion = truth.any(1)
+        return torch.stack([(dice * lesion).sum(), lesion.sum()]).float()
 
-class ClassifierStage(Stage):
+
+class ClassifierStage(AurocStage):
     """ResNet on snips: normal tissue, benign and malignant lesions."""
 
     name, model_name = "classifier", "resnet"
@@ -136,4 +169,27 @@ class ClassifierStage(Stage):
         return batch[1] == malignant, torch.softmax(output, dim=1)[:, malignant]
 
 
-STAGES: dict[str, Stage] = {s.name: s for s in (EncoderStage(), AutoencoderStage(), SegmentationStage(), ClassifierStage())}
+class WholeImageStage(AurocStage):
+    """Baseline: ResNet on the whole standard image, benign vs malignant (no lesion localisation)."""
+
+    name, model_name = "whole_image", "resnet"
+
+    def model_kwargs(self, config):
+        return {"num_classes": len(WHOLE_IMAGE_CLASSES)}
+
+    def view(self, config, image_size, train):
+        return WholeImageView(augment=train)
+
+    def loss(self, model, batch):
+        images, labels = batch
+        logits = model(images).float()
+        return F.cross_entropy(logits, labels), logits
+
+    def scores(self, batch, output):
+        malignant = WHOLE_IMAGE_CLASSES.index("malignant")
+        return batch[1] == malignant, torch.softmax(output, dim=1)[:, malignant]
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in (EncoderStage(), AutoencoderStage(), SegmentationStage(), ClassifierStage(),
+                                                WholeImageStage())}
+assert list(STAGES) == list(STAGE_NAMES), "mammolibs.train.STAGE_NAMES lists every stage, in order"

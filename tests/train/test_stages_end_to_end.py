@@ -9,7 +9,7 @@ import torch
 
 from mammolibs.data.images import read_grey
 from mammolibs.data.standard_form import breast_region
-from mammolibs.evaluate.metrics import evaluate
+from mammolibs.evaluate.evaluation import evaluate
 from mammolibs.evaluate.predict import predict
 from mammolibs.models import create_model
 from mammolibs.train.checkpoints import load_model
@@ -45,15 +45,23 @@ def test_finetune_overfits_a_little(runs):
 
 
 def test_evaluate_writes_metrics_in_range(runs, small_shards, tmp_path):
-    metrics = evaluate(small_shards, str(runs / "finetune"), str(runs / "classifier"), str(tmp_path), split="test")
-    assert json.loads((tmp_path / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
-    assert metrics["segmentation"]["lesion_images"] > 0 and 0.0 <= metrics["segmentation"]["dice"] <= 1.0
-    assert 0.0 <= metrics["segmentation"]["iou"] <= metrics["segmentation"]["dice"]
-    cls = metrics["classification"]
-    assert cls["snips"] > cls["malignant_snips"] > 0
-    for name in ("accuracy", "sensitivity", "specificity", "auroc"):
-        assert 0.0 <= cls[name] <= 1.0
-    assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    metrics = evaluate(small_shards, str(runs / "finetune"), str(runs / "classifier"), str(tmp_path / "eval"),
+                       split="test")
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    overall = metrics["overall"]
+    seg = overall["segmentation"]
+    assert seg["lesion_images"] > 0 and 0.0 <= seg["dice"]["mean"] <= 1.0
+    assert 0.0 <= seg["iou"]["mean"] <= seg["dice"]["mean"]
+    assert set(metrics["sources"]) == {"mias"}  # the DICOMs are unlabelled: not scored
+    assert metrics["sources"]["mias"]["images"] == overall["images"]
+    lesions = overall["lesion_level"]
+    assert lesions["cases"] > lesions["positives"] > 0
+    assert metrics["unet"]["url"].endswith("finetune/checkpoints/best.pt")
+    point = json.loads((runs / "classifier" / "operating_point.json").read_text())
+    assert point == metrics["operating_point"] and point["unet_threshold"] in [0.1 * i for i in range(1, 10)] or \
+        point["unet_threshold"] == pytest.approx(round(point["unet_threshold"], 1))
+    page = (tmp_path / "eval" / "report.html").read_text()
+    assert "Figures per source" in page and "not a medical device" in page
 
 
 def test_predict_writes_an_overlay_and_lesions_in_original_pixels(runs, mias_subset, tmp_path):
@@ -63,6 +71,8 @@ def test_predict_writes_an_overlay_and_lesions_in_original_pixels(runs, mias_sub
     lesion = report["lesions"][0]
     top, bottom, left, right = breast_region(read_grey(str(mias_subset / "mdb012.pgm")))
     assert lesion["box"] == [left, top, right, bottom] and 0.0 <= lesion["malignancy"] <= 1.0
+    assert report["malignancy"] == lesion["malignancy"]
+    assert report["called_malignant"] == (lesion["malignancy"] >= report["operating_point"]["malignancy_threshold"])
     assert sum(lesion["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     from PIL import Image
 

@@ -1,0 +1,244 @@
+"""``mammo evaluate``: score the deployed chain (U-Net finds lesions, ResNet scores them) on held-out
+patients of one or several shard sets, overall and per source.
+
+1. The operating point is chosen on the validation split (of ``--calibrate-on``, default the data
+   scored): the U-Net threshold with the best mean Dice, then the malignancy threshold giving the
+   target specificity (malignant vs the rest, per image). It is stored with the classifier.
+2. The scored split gets, per source and overall: segmentation (Dice, IoU per lesion image; normal
+   images with a finding), detection (FROC), image-level classification end to end (the highest
+   malignancy over an image's findings: malignant vs rest and vs benign) and lesion-level
+   classification (snips cut from the true masks), with bootstrap 95% intervals.
+
+Writes ``metrics.json``, ``operating_point.json``, ``roc.json``, ``roc.png``,
+``segmentation-<source>.png`` and ``report.html`` under ``--out``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+from tqdm import tqdm
+
+from mammolibs import storage
+from mammolibs.data.manifest import read_manifest
+from mammolibs.data.shards import StandardSample
+from mammolibs.data.snips import make_snips
+from mammolibs.data.views import is_segmentable, load_samples
+from mammolibs.evaluate.inference import Detector, class_probabilities, segment
+from mammolibs.evaluate.metrics import (binary_metrics, froc, overlap_per_image, roc_points, small_sample_warning,
+                                        summarize, threshold_at_specificity)
+from mammolibs.evaluate.operating_point import OPERATING_POINT, UNET_THRESHOLDS, operating_point_url
+from mammolibs.evaluate.plots import save_roc, save_segmentation_sheet
+from mammolibs.evaluate.report import html_report
+from mammolibs.models import SNIP_CLASSES
+from mammolibs.train.checkpoints import load_model
+
+log = logging.getLogger(__name__)
+
+SAFE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,40}")
+SHEET_IMAGES = 8
+"""Lesion images per source on the segmentation sheets."""
+
+
+@dataclass
+class ImageRecord:
+    """What the chain made of one image, and the truth, for the figures of any group of images."""
+
+    source: str
+    label: str
+    localized: bool
+    dice: float | None = None  # lesion images only
+    iou: float | None = None
+    findings: int = 0
+    malignancy: float = 0.0
+    lesion_scores: list[float] = field(default_factory=list)  # per true lesion: best overlapping finding, NaN if missed
+    false_scores: list[float] = field(default_factory=list)  # findings that overlap no lesion
+
+
+def load_detector(unet_url: str, classifier_url: str, image_size: int | None = None) -> tuple[Detector, dict, dict]:
+    """The chain from two checkpoints, each checked to be of the right stage and of ``image_size``
+    (by default the U-Net's)."""
+    unet, unet_checkpoint = load_model(unet_url, ("finetune",), image_size, role="--unet")
+    classifier, classifier_checkpoint = load_model(classifier_url, ("classifier", "whole_image"),
+                                                   unet_checkpoint["image_size"], role="--classifier")
+    snip_size = classifier_checkpoint["config"]["snip_size"] if classifier_checkpoint["stage"] == "classifier" else None
+    return Detector(unet, classifier, snip_size), unet_checkpoint, classifier_checkpoint
+
+
+def data_image_size(data_urls: list[str]) -> int:
+    """The image side shared by every shard set; sets standardized at different sizes are refused."""
+    sizes = {url: read_manifest(url)["image_size"] for url in data_urls}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"shard sets of different image sizes {sizes}; standardize them with one --image-size")
+    return next(iter(sizes.values()))
+
+
+def read_split(data_urls: list[str], split: str) -> list[StandardSample]:
+    return [s for url in data_urls for s in load_samples(url, split)]
+
+
+def score_images(detector: Detector, samples: list[StandardSample], batch_size: int = 16,
+                 sheet: dict | None = None, progress: bool = False) -> list[ImageRecord]:
+    """Run the chain on every labelled sample; ``sheet`` collects (image, truth, prediction) of the
+    first lesion images of each source for the pictures."""
+    labelled = [s for s in samples if s.label in SNIP_CLASSES]
+    records = []
+    for start in tqdm(range(0, len(labelled), batch_size), desc="score images", disable=not progress):
+        batch = labelled[start:start + batch_size]
+        for sample, (_, labels, findings, malignancy) in zip(batch, detector.find(np.stack([s.image for s in batch]))):
+            record = ImageRecord(sample.meta["source"], sample.label, is_segmentable(sample.meta),
+                                 findings=len(findings), malignancy=malignancy)
+            if record.localized:
+                _score_localization(record, sample.lesions > 0, labels, [f.score for f in findings])
+                if sheet is not None and sample.label != "normal" and len(sheet[record.source]) < SHEET_IMAGES:
+                    sheet[record.source].append((sample.image, sample.lesions > 0, labels > 0))
+            records.append(record)
+    return records
+
+
+def _score_localization(record: ImageRecord, truth: np.ndarray, labels: np.ndarray, scores: list[float]) -> None:
+    """Dice/IoU of the findings against the truth, and which findings hit which true lesion."""
+    if truth.any():
+        dice, iou = overlap_per_image((labels > 0)[None], truth[None])
+        record.dice, record.iou = float(dice[0]), float(iou[0])
+    lesions, count = ndimage.label(truth)
+    hits = np.bincount(labels[truth], minlength=len(scores) + 1)  # pixels of each finding inside a lesion
+    record.false_scores = [s for number, s in enumerate(scores, start=1) if hits[number] == 0]
+    for lesion in range(1, count + 1):
+        overlapping = np.unique(labels[lesions == lesion])
+        record.lesion_scores.append(max((scores[n - 1] for n in overlapping if n), default=float("nan")))
+
+
+def group_metrics(records: list[ImageRecord], snips: tuple[np.ndarray, np.ndarray] | None, threshold: float,
+                  seed: int) -> dict:
+    """Every figure of one group of images (a source, or all of them)."""
+    lesion = [r for r in records if r.localized and r.label != "normal"]
+    normal = [r for r in records if r.localized and r.label == "normal"]
+    segmentation = {"lesion_images": len(lesion), "dice": summarize([r.dice for r in lesion], seed),
+                    "iou": summarize([r.iou for r in lesion], seed), "normal_images": len(normal),
+                    "normal_images_with_findings": float(np.mean([r.findings > 0 for r in normal])) if normal else None}
+    if len(normal) < 10 and normal:
+        segmentation["warning"] = f"small sample ({len(normal)} normal images): the share of false findings is rough"
+    localized = [r for r in records if r.localized]
+    detection = froc([s for r in localized for s in r.lesion_scores], [s for r in localized for s in r.false_scores],
+                     len(localized))
+    malignancy = np.array([r.malignancy for r in records])
+    malignant = np.array([r.label == "malignant" for r in records])
+    lesional = np.array([r.label != "normal" for r in records], dtype=bool)
+    result = {
+        "images": len(records), "segmentation": segmentation, "detection": detection,
+        "image_level": {
+            "malignant_vs_rest": binary_metrics(malignancy, malignant, threshold, seed),
+            "malignant_vs_benign": binary_metrics(malignancy[lesional], malignant[lesional], threshold, seed,
+                                                  names=("benign", "malignant")),
+        },
+        "lesion_level": None,
+    }
+    if detection["lesions"] and (warning := small_sample_warning({"negatives": len(localized),
+                                                                 "positives": detection["lesions"]},
+                                                                ("images", "lesions"))):
+        detection["warning"] = warning
+    if snips is not None:
+        result["lesion_level"] = binary_metrics(snips[0], snips[1], threshold, seed)
+    return result
+
+
+def snip_scores(detector: Detector, samples: list[StandardSample], seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per source: malignancy of snips cut from the true masks (lesions and normal tissue), and the truth."""
+    by_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if detector.snip_size is None:
+        return by_source
+    for source in sorted({s.meta["source"] for s in samples}):
+        snips = make_snips([s for s in samples if s.meta["source"] == source], size=detector.snip_size, seed=seed)
+        if snips:
+            scores = class_probabilities(detector.classifier, np.stack([s for s, _ in snips]))
+            by_source[source] = (scores[:, SNIP_CLASSES.index("malignant")],
+                                 np.array([label == SNIP_CLASSES.index("malignant") for _, label in snips]))
+    return by_source
+
+
+def choose_operating_point(detector: Detector, samples: list[StandardSample], target_specificity: float) -> dict:
+    """Set ``detector.unet_threshold`` to the best mean Dice on ``samples`` (lesion images), then find
+    the malignancy threshold with ``target_specificity`` per image. 0.5 where the split cannot tell."""
+    lesion = [s for s in samples if is_segmentable(s.meta) and s.label != "normal"]
+    point = {"unet_threshold": 0.5, "malignancy_threshold": 0.5, "target_specificity": target_specificity}
+    if lesion:
+        maps = segment(detector.unet, np.stack([s.image for s in lesion]))
+        truth = np.stack([s.lesions > 0 for s in lesion])
+        dice = {t: overlap_per_image(maps > t, truth)[0].mean() for t in UNET_THRESHOLDS}
+        point["unet_threshold"] = max(UNET_THRESHOLDS, key=lambda t: (dice[t], -abs(t - 0.5)))
+        point["validation_dice"] = float(dice[point["unet_threshold"]])
+    detector.unet_threshold = point["unet_threshold"]
+    records = score_images(detector, samples)
+    malignant = np.array([r.label == "malignant" for r in records], dtype=bool)
+    chosen = threshold_at_specificity(np.array([r.malignancy for r in records]), malignant, target_specificity)
+    if chosen is not None:
+        point["malignancy_threshold"] = chosen
+    point["chosen_on"] = {"images": len(records), "malignant": int(malignant.sum()), "lesion_images": len(lesion)}
+    if not lesion or chosen is None:
+        log.warning("the validation split lacks lesion images or non-malignant images: some thresholds stay 0.5")
+    return point
+
+
+def evaluate(data: list[str] | str, unet_url: str, classifier_url: str, out: str, split: str = "test",
+             calibrate_on: list[str] | None = None, target_specificity: float = 0.9, seed: int = 0,
+             save_operating_point: bool = True, progress: bool = False) -> dict:
+    """Score the chain on ``split`` of the shard sets ``data``; return and write the figures (see the module)."""
+    data = [data] if isinstance(data, str) else list(data)
+    calibrate_on = list(calibrate_on or data)
+    detector, unet_checkpoint, classifier_checkpoint = load_detector(unet_url, classifier_url,
+                                                                     data_image_size(data + calibrate_on))
+    samples = read_split(data, split)
+    if not any(s.label in SNIP_CLASSES for s in samples):
+        raise ValueError(f"{', '.join(data)}: split '{split}' has no labelled image; standardize more patients or "
+                         "pass --split val")
+    point = choose_operating_point(detector, read_split(calibrate_on, "val"), target_specificity)
+    point.update(calibrated_on=calibrate_on, unet=unet_checkpoint["url"], classifier=classifier_checkpoint["url"])
+    sheet: dict = defaultdict(list)
+    records = score_images(detector, samples, sheet=sheet, progress=progress)
+    snips = snip_scores(detector, samples, seed)
+    threshold = point["malignancy_threshold"]
+    sources = sorted({r.source for r in records})
+    all_snips = tuple(np.concatenate([snips[s][i] for s in snips]) for i in (0, 1)) if snips else None
+    metrics = {
+        "split": split, "data": data, "samples": len(samples), "operating_point": point,
+        "overall": group_metrics(records, all_snips, threshold, seed),
+        "sources": {s: group_metrics([r for r in records if r.source == s], snips.get(s), threshold, seed)
+                    for s in sources},
+        "unet": _describe(unet_checkpoint), "classifier": _describe(classifier_checkpoint),
+        "note": "Research software, not a medical device: not for diagnosis.",
+    }
+    storage.write_text_atomic(storage.join(out, "metrics.json"), json.dumps(metrics, indent=2))
+    storage.write_text_atomic(storage.join(out, OPERATING_POINT), json.dumps(point, indent=2))
+    if save_operating_point:
+        storage.write_text_atomic(operating_point_url(classifier_checkpoint["url"]), json.dumps(point, indent=2))
+    storage.write_text_atomic(storage.join(out, "report.html"), html_report(metrics, _pictures(records, sheet, out)))
+    return metrics
+
+
+def _describe(checkpoint: dict) -> dict:
+    return {"url": checkpoint["url"], "stage": checkpoint["stage"], "epoch": checkpoint.get("epoch"),
+            "step": checkpoint.get("step"), "validation": checkpoint.get("validation", {})}
+
+
+def _pictures(records: list[ImageRecord], sheet: dict, out: str) -> dict[str, bytes]:
+    """ROC curves per source (image level, malignant vs rest) and a segmentation sheet per source."""
+    pictures = {}
+    curves = {}
+    for source in ["all", *sorted({r.source for r in records})]:
+        group = [r for r in records if source in ("all", r.source)]
+        positives = np.array([r.label == "malignant" for r in group], dtype=bool)
+        if 0 < positives.sum() < len(group):
+            curves[source] = (np.array([r.malignancy for r in group]), positives)
+    if "all" in curves:
+        storage.write_text_atomic(storage.join(out, "roc.json"), json.dumps(roc_points(*curves["all"])))
+        pictures["roc.png"] = save_roc(curves, storage.join(out, "roc.png"))
+    for number, (source, tiles) in enumerate(sorted(sheet.items())):
+        name = f"segmentation-{source if SAFE_NAME.fullmatch(source) else number}.png"  # a name from data, checked
+        pictures[name] = save_segmentation_sheet(*map(list, zip(*tiles)), storage.join(out, name))
+    return pictures
