@@ -30,6 +30,8 @@ def batch_for(stage: str, size: int, batch: int, snip: int) -> tuple[torch.Tenso
     """Random tensors shaped as the stage's view makes them."""
     if stage == "classifier":
         return torch.rand(batch, 1, snip, snip), torch.randint(0, 3, (batch,))
+    if stage == "whole_image":
+        return torch.rand(batch, 1, size, size), torch.randint(0, 2, (batch,))
     if stage == "finetune":
         return torch.rand(batch, 1, size, size), (torch.rand(batch, 1, size, size) > 0.9).float()
     return torch.rand(batch, 1, size, size), torch.rand(batch, 1, size, size)

@@ -1,4 +1,5 @@
-"""Evaluate the U-Net and the classifier on held-out patients: metrics, ROC curve, confusion matrix, report."""
+"""Evaluate the chain on held-out patients (metrics, ROC curve, confusion matrix, report), and the
+optional cross-dataset generalization matrix."""
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from components import component
@@ -7,7 +8,8 @@ from components import component
 @component
 def evaluate(shards: Input[Dataset], unet: Input[Model], classifier: Input[Model], evaluation: Output[Artifact],
              metrics: Output[Metrics], classification: Output[ClassificationMetrics], report: Output[HTML]):
-    """``mammo evaluate``; its files land in ``evaluation``, its numbers in the typed artifacts."""
+    """``mammo evaluate``; its files land in ``evaluation``, its numbers in the typed artifacts (image level,
+    malignant vs rest, at the operating point chosen on the validation split)."""
     import json
     import shutil
 
@@ -16,10 +18,29 @@ def evaluate(shards: Input[Dataset], unet: Input[Model], classifier: Input[Model
     results = evaluate_models(shards.path, unet.path, classifier.path, evaluation.path)
     for name, value in scalar_metrics(results).items():
         metrics.log_metric(name, value)
-    confusion = results["classification"]["confusion_matrix"]
-    classification.log_confusion_matrix(confusion["categories"], confusion["matrix"])
-    if results["classification"]["auroc"] is not None:
+    calls = results["overall"]["image_level"]["malignant_vs_rest"]
+    classification.log_confusion_matrix(calls["confusion_matrix"]["categories"], calls["confusion_matrix"]["matrix"])
+    if calls["auroc"] is not None:
         with open(evaluation.path + "/roc.json", encoding="utf-8") as f:
             roc = json.load(f)
         classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
     shutil.copyfile(evaluation.path + "/report.html", report.path)
+
+
+@component
+def generalize(shards: Input[Dataset], encoder_epochs: int, autoencoder_epochs: int, finetune_epochs: int,
+               classifier_epochs: int, pretrain_settings: dict, finetune_settings: dict, classifier_settings: dict,
+               generalization: Output[Artifact], report: Output[HTML]):
+    """``mammo generalize`` of the merged shards: the recipe trained on each source and on all but one, scored
+    on every source."""
+    import shutil
+
+    from mammolibs.pipeline.steps import generalize as run
+
+    epochs = {"encoder": encoder_epochs, "autoencoder": autoencoder_epochs, "finetune": finetune_epochs,
+              "classifier": classifier_epochs}
+    settings = {"encoder": pretrain_settings, "autoencoder": pretrain_settings, "finetune": finetune_settings,
+                "classifier": classifier_settings}
+    summary = run([shards.path], generalization.path, epochs, settings)
+    generalization.metadata.update({"sources": summary["sources"]})
+    shutil.copyfile(generalization.path + "/generalization.html", report.path)

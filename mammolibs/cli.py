@@ -5,6 +5,7 @@
     mammo data inspect shards/
     mammo train finetune --data shards/ --out runs/finetune --init runs/autoencoder
     mammo evaluate --data shards/ --unet runs/finetune --classifier runs/classifier --out eval/
+    mammo generalize shards-cbis/ shards-inbreast/ shards-vindr/ --out generalization/
     mammo predict mdb012.pgm --unet runs/finetune --classifier runs/classifier --out predictions/
     mammo pipeline submit --package mammoflow.yaml --host http://localhost:8080 --experiment mammoflow
 """
@@ -91,6 +92,38 @@ def _predict(args: argparse.Namespace) -> int:
               f"(threshold {report['operating_point']['malignancy_threshold']:.2f})")
     print(f"overlays and lesion JSON written to {args.out}")
     return 0
+
+
+def _generalize(args: argparse.Namespace) -> int:
+    from mammolibs.evaluate.generalization import generalization
+    from mammolibs.train.recipe import check_schedule, default_schedule
+
+    schedule = default_schedule()
+    for stage, settings in _schedule(args.schedule).items():
+        schedule.setdefault(stage, {}).update(settings)
+    summary = generalization(args.shard_sets, args.out, check_schedule(schedule), split=args.split, seed=args.seed)
+    for figure, matrix in summary["matrices"].items():
+        print(figure)
+        for name, cells in matrix.items():
+            print(f"  trained on {name}: " + ", ".join(f"{s} {'n/a' if v is None else f'{v:.3f}'}"
+                                                      for s, v in cells.items()))
+    print(f"matrices in {args.out.rstrip('/')}/generalization.html")
+    return 0
+
+
+def _schedule(text: str | None) -> dict:
+    """A schedule from inline JSON or a YAML/JSON file: {stage: {epochs: N, setting: value}}."""
+    import yaml
+
+    if not text:
+        return {}
+    if not text.lstrip().startswith("{"):
+        with open(text, encoding="utf-8") as f:
+            text = f.read()
+    schedule = yaml.safe_load(text)
+    if not isinstance(schedule, dict) or not all(isinstance(v, dict) for v in schedule.values()):
+        raise ValueError("--schedule: expected {stage: {setting: value}}, e.g. '{\"finetune\": {\"epochs\": 5}}'")
+    return schedule
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -194,6 +227,22 @@ def get_parser() -> argparse.ArgumentParser:
                     help="do not store operating_point.json beside the classifier (mammo predict reads it there)")
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ev.set_defaults(run=_evaluate)
+
+    gen = commands.add_parser("generalize", formatter_class=fmt,
+                              help="train on each source and all but one, score on every source: the matrix",
+                              description="Does the model work on a dataset it never saw? Trains the recipe (encoder, "
+                              "autoencoder, finetune, classifier) on each source alone, on all, and on all but one, "
+                              "then scores each model on every source's held-out patients. Writes "
+                              "generalization.json and generalization.html (matrices) and each run's report.")
+    gen.add_argument("shard_sets", nargs="+", help="standardized shard sets: one per source, e.g. the 'mammo "
+                     "standardize' outputs for CBIS-DDSM, INbreast and VinDr-Mammo, or a merged set (split by source here)")
+    gen.add_argument("--out", required=True, help="folder or URL for merged data, runs, evaluations and the matrices")
+    gen.add_argument("--schedule", help="epochs and settings per stage over the defaults (encoder/autoencoder 10, "
+                     "finetune 30, classifier 20 epochs): inline JSON, e.g. '{\"finetune\": {\"epochs\": 5, "
+                     "\"batch_size\": 4}}', or a YAML file")
+    gen.add_argument("--split", default="test", choices=("val", "test"), help="which split of each source to score")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
+    gen.set_defaults(run=_generalize)
 
     pr = commands.add_parser("predict", formatter_class=fmt, help="find and score lesions in image files")
     pr.add_argument("images", nargs="+", help="image files: DICOM (.dcm), PGM, PNG")

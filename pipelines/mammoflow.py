@@ -1,5 +1,6 @@
 """The mammoflow pipeline: standardize each source (in parallel) -> merge -> encoder -> autoencoder ->
-U-Net finetune, and the snip classifier -> evaluate.
+U-Net finetune, and the snip classifier -> evaluate; with ``generalization=True`` also the matrix
+"trained on X -> scored on Y" over the sources (``mammo generalize``).
 
     python -m pipelines.mammoflow compile --target vertex --registry us-docker.pkg.dev/P/mammoflow \\
         --accelerator encoder=tpu-v5e:8 --accelerator finetune=nvidia-l4:1 --output mammoflow.yaml
@@ -12,19 +13,22 @@ import os
 
 from kfp import compiler, dsl
 
-from components.evaluate import evaluate
+from components.evaluate import evaluate, generalize
 from components.standardize import merge_shards, standardize_source
 from components.train import finetune_unet, train_autoencoder, train_classifier, train_encoder
 from mammolibs.pipeline.hardware import ACCELERATORS, MACHINES, STEPS, TARGETS, Hardware, parse_hardware
+from mammolibs.train.recipe import DEFAULT_EPOCHS
 
 
 def build_pipeline(hardware: Hardware = Hardware()):
     """The pipeline, with each step's image, accelerator and machine from ``hardware``."""
 
     @dsl.pipeline(name="mammoflow", description="Standardize breast-imaging data, pretrain, finetune, classify, evaluate.")
-    def mammoflow(sources: list, image_size: int = 512, standardize_workers: int = 4, encoder_epochs: int = 10,
-                  autoencoder_epochs: int = 10, finetune_epochs: int = 30, classifier_epochs: int = 20,
-                  pretrain_settings: dict = {}, finetune_settings: dict = {}, classifier_settings: dict = {}):
+    def mammoflow(sources: list, image_size: int = 512, standardize_workers: int = 4,
+                  encoder_epochs: int = DEFAULT_EPOCHS["encoder"], autoencoder_epochs: int = DEFAULT_EPOCHS["autoencoder"],
+                  finetune_epochs: int = DEFAULT_EPOCHS["finetune"], classifier_epochs: int = DEFAULT_EPOCHS["classifier"],
+                  pretrain_settings: dict = {}, finetune_settings: dict = {}, classifier_settings: dict = {},
+                  generalization: bool = False):
         with dsl.ParallelFor(sources, name="each-source") as source:
             part = standardize_source(source=source, image_size=image_size, workers=standardize_workers)
             hardware.apply(part.set_caching_options(True), "standardize")
@@ -43,6 +47,12 @@ def build_pipeline(hardware: Hardware = Hardware()):
         classifier = train(train_classifier, "classifier", classifier_epochs, classifier_settings)
         scoring = evaluate(shards=shards, unet=unet, classifier=classifier).set_caching_options(False)
         hardware.apply(scoring, "evaluate")
+        with dsl.If(generalization == True, name="generalization"):  # noqa: E712 (a KFP condition, not a bool)
+            matrix = generalize(shards=shards, encoder_epochs=encoder_epochs,
+                                autoencoder_epochs=autoencoder_epochs, finetune_epochs=finetune_epochs,
+                                classifier_epochs=classifier_epochs, pretrain_settings=pretrain_settings,
+                                finetune_settings=finetune_settings, classifier_settings=classifier_settings)
+            hardware.apply(matrix.set_caching_options(False), "generalize")
 
     return mammoflow
 

@@ -14,6 +14,8 @@ import pytest
 collect_ignore = [] if importlib.util.find_spec("torch_xla") else ["xla"]
 
 REPO = Path(__file__).resolve().parents[1]
+COMMON = ["--batch-size", "4", "--width", "4", "--no-progress", "--log-every", "1"]
+"""Training flags of the tests' tiny runs."""
 SHARED_DATA = Path(os.environ.get("MAMMOFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
@@ -65,6 +67,38 @@ def small_shards(mias_subset, dicom_dir, tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("shards"))
     standardize([("mias", str(mias_subset)), ("dicom", str(dicom_dir))], out, image_size=64, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def busi_shards(busi_dir, tmp_path_factory) -> str:
+    """Twelve real BUSI images of each class in the published layout, standardized at 64x64 pixels."""
+    from mammolibs.data.standardize import standardize
+
+    folder = tmp_path_factory.mktemp("busi-subset") / "Dataset_BUSI_with_GT"
+    for label in ("benign", "malignant", "normal"):
+        (folder / label).mkdir(parents=True)
+        for number in range(1, 13):
+            for found in (busi_dir / "Dataset_BUSI_with_GT" / label).glob(f"{label} ({number})*.png"):
+                shutil.copy(found, folder / label)
+    out = str(tmp_path_factory.mktemp("busi-shards"))
+    standardize([("busi", str(folder.parent))], out, image_size=64, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def runs(small_shards, tmp_path_factory):
+    """encoder -> autoencoder -> finetune, and the classifier, each a few steps on 64x64 images."""
+    from mammolibs.train.cli import main
+
+    root = tmp_path_factory.mktemp("runs")
+    data = ["--data", small_shards]
+    main("encoder", data + ["--out", str(root / "encoder"), "--epochs", "1"] + COMMON)
+    main("autoencoder", data + ["--out", str(root / "autoencoder"), "--epochs", "1",
+                                "--encoder", str(root / "encoder")] + COMMON)
+    main("finetune", data + ["--out", str(root / "finetune"), "--epochs", "6", "--lr", "3e-3",
+                             "--init", str(root / "autoencoder")] + COMMON)
+    main("classifier", data + ["--out", str(root / "classifier"), "--epochs", "3", "--snip-size", "32"] + COMMON)
+    return root
 
 
 def _listening(port: int) -> bool:

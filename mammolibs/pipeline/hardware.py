@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 TARGETS = ("vertex", "kubeflow")
-STEPS = ("standardize", "merge", "encoder", "autoencoder", "finetune", "classifier", "evaluate")
-TRAINING_STEPS = ("encoder", "autoencoder", "finetune", "classifier")
+STEPS = ("standardize", "merge", "encoder", "autoencoder", "finetune", "classifier", "evaluate", "generalize")
+TRAINING_STEPS = ("encoder", "autoencoder", "finetune", "classifier", "generalize")  # generalize: one process
 
 
 @dataclass(frozen=True)

@@ -50,15 +50,22 @@ def summarize_run(pipeline_root: str) -> str:
     run = os.path.abspath(runs[-1])
     report = os.path.join(run, "evaluate", "evaluation")
     metrics = json.load(open(os.path.join(report, "metrics.json"), encoding="utf-8"))
-    seg, cls = metrics["segmentation"], metrics["classification"]
-    auroc = "n/a (one class only)" if cls["auroc"] is None else f"{cls['auroc']:.3f}"
-    return "\n".join([
+    from mammolibs.evaluate.report import headline
+
+    figures = headline(metrics["overall"])
+    lines = [
         f"run folder:   {run}",
         f"metrics:      {os.path.join(report, 'metrics.json')}  ({metrics['split']} split, {metrics['samples']} images)",
-        f"              Dice {seg.get('dice', float('nan')):.3f}, IoU {seg.get('iou', float('nan')):.3f}; "
-        f"snip AUROC {auroc}, sensitivity {cls['sensitivity']:.2f}, specificity {cls['specificity']:.2f}",
-        f"report:       {os.path.join(report, 'report.html')} (ROC curve, confusion matrix, segmentations)",
+        *(f"  {name}: Dice {row['Dice [95% CI]']}; image AUROC {row['AUROC malignant vs rest']}, sensitivity "
+          f"{row['sensitivity']}, specificity {row['specificity']}"
+          for name, row in [("all sources", figures), *((s, headline(g)) for s, g in metrics["sources"].items())]),
+        f"report:       {os.path.join(report, 'report.html')} (figures per source, ROC curves, segmentations)",
         f"TensorBoard:  tensorboard --logdir {run}",
         f"checkpoints:  {os.path.join(run, 'finetune-unet', 'model', 'checkpoints')} (U-Net), "
-        f"{os.path.join(run, 'train-classifier', 'model', 'checkpoints')} (classifier)",
-    ])
+        f"{os.path.join(run, 'train-classifier', 'model', 'checkpoints')} (classifier, with operating_point.json "
+        "one folder up)",
+    ]
+    matrix = os.path.join(run, "generalize", "generalization", "generalization.html")
+    if os.path.exists(matrix):
+        lines.append(f"generalization: {matrix}")
+    return "\n".join(lines)

@@ -79,13 +79,34 @@ def train_stage(stage: str, data: str, out: str, init: str | None, epochs: int, 
 
 
 def evaluate_models(data: str, unet: str, classifier: str, out: str) -> dict:
-    """Evaluate on the test split (the validation split when the test split is empty); returns the metrics."""
+    """Evaluate on the test split (the validation split when the test split is empty); returns the metrics.
+    The operating point is stored beside the classifier, where ``mammo predict`` finds it."""
     split = "test" if read_manifest(data)["counts"]["split"].get("test") else "val"
-    run_mammo(["evaluate", "--data", data, "--unet", unet, "--classifier", classifier, "--out", out, "--split", split])
+    run_mammo(["evaluate", "--data", data, "--unet", unet, "--classifier", classifier, "--out", out, "--split", split,
+               "--no-progress"])
     return json.loads(storage.read_text(storage.join(out, "metrics.json")))
 
 
+def generalize(shard_sets: list[str], out: str, epochs: dict[str, int], settings: dict[str, dict]) -> dict:
+    """``mammo generalize`` of the per-source shard sets, with the pipeline's epochs and settings per stage."""
+    schedule = {stage: {**settings.get(stage, {}), "epochs": epochs[stage]} for stage in epochs}
+    run_mammo(["generalize", *shard_sets, "--out", out, "--schedule", json.dumps(schedule)])
+    return json.loads(storage.read_text(storage.join(out, "generalization.json")))
+
+
 def scalar_metrics(metrics: dict) -> dict[str, float]:
-    """Flatten the numeric metrics for KFP's Metrics artifact (``segmentation.dice`` ...)."""
-    return {f"{group}.{name}": float(value) for group in ("segmentation", "classification")
-            for name, value in metrics[group].items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    """The numbers of every group (``all`` and each source) flattened for KFP's Metrics artifact, e.g.
+    ``all.segmentation.dice.mean`` or ``busi.image_level.malignant_vs_rest.auroc``."""
+    flat: dict[str, float] = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key not in ("confusion_matrix", "warning"):
+                    walk(f"{prefix}.{key}", inner)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[prefix] = float(value)
+
+    for name, group in [("all", metrics["overall"]), *metrics["sources"].items()]:
+        walk(name, group)
+    return flat

@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from mammolibs.train.cli import main
 from mammolibs.train.monitor import Progress
-from tests.train.conftest import COMMON
+from tests.conftest import COMMON
 
 SCALARS = ("train/loss", "train/lr", "train/images_per_s", "train/data_wait", "epoch/train_loss", "epoch/val_loss")
 

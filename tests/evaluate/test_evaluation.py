@@ -1,0 +1,138 @@
+"""``mammo evaluate``, ``predict``, ``--compare`` and ``generalize`` on real films and ultrasound images:
+per-source figures, checkpoints checked before any work, the operating point stored and used, the
+cross-dataset matrix."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from mammolibs.cli import main as mammo
+from mammolibs.data.folds import fold_of, write_fold, write_source
+from mammolibs.data.manifest import read_manifest
+from mammolibs.data.views import load_samples
+from mammolibs.evaluate.evaluation import evaluate
+from mammolibs.evaluate.generalization import generalization
+from mammolibs.evaluate.predict import predict
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mammolibs.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_a_classifier_given_as_unet_is_refused_in_one_line_before_any_work(runs, small_shards, tmp_path):
+    started = time.perf_counter()
+    done = run_cli("evaluate", "--data", small_shards, "--unet", str(runs / "classifier"), "--classifier",
+                   str(runs / "classifier"), "--out", str(tmp_path))
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "stage 'classifier', but --unet takes 'finetune'" in line
+    assert time.perf_counter() - started < 15 and not (tmp_path / "metrics.json").exists()
+
+
+def test_checkpoints_of_another_image_size_or_damaged_are_refused(runs, small_shards, tmp_path):
+    checkpoint = torch.load(runs / "finetune" / "checkpoints" / "best.pt", weights_only=True)
+    torch.save({**checkpoint, "image_size": 256}, tmp_path / "big.pt")
+    with pytest.raises(ValueError, match="trained on 256-pixel images, but the data has 64-pixel"):
+        evaluate(small_shards, str(tmp_path / "big.pt"), str(runs / "classifier"), str(tmp_path / "out"))
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    done = run_cli("evaluate", "--data", small_shards, "--unet", str(tmp_path / "broken.pt"), "--classifier",
+                   str(runs / "classifier"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and "broken.pt: not a readable mammoflow checkpoint" in done.stderr
+
+
+def test_best_checkpoint_is_the_epoch_of_the_best_validation_dice(runs):
+    rows = [json.loads(line) for line in (runs / "finetune" / "metrics.jsonl").read_text().splitlines()]
+    best = torch.load(runs / "finetune" / "checkpoints" / "best.pt", weights_only=True)
+    scored = [r for r in rows if r["val_dice"] is not None]
+    assert scored, "the val split has lesion images: every epoch gets a Dice"
+    top = max(scored, key=lambda r: r["val_dice"])
+    assert best["validation"]["val_dice"] == top["val_dice"] and best["epoch"] == top["epoch"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(runs / "finetune" / "tensorboard")).Reload()
+    assert [e.value for e in events.Scalars("epoch/val_dice")] == pytest.approx([r["val_dice"] for r in scored])
+
+
+def test_evaluate_scores_each_source_and_stores_the_operating_point(runs, small_shards, busi_shards, tmp_path):
+    out = tmp_path / "eval"
+    metrics = evaluate([small_shards, busi_shards], str(runs / "finetune"), str(runs / "classifier"), str(out),
+                       split="test", calibrate_on=[small_shards], save_operating_point=False)
+    assert set(metrics["sources"]) == {"mias", "busi"}
+    busi = metrics["sources"]["busi"]
+    test_busi = [s for s in load_samples(busi_shards, "test")]
+    assert busi["images"] == len(test_busi)
+    assert busi["segmentation"]["normal_images"] == sum(s.label == "normal" for s in test_busi)
+    assert metrics["overall"]["images"] == busi["images"] + metrics["sources"]["mias"]["images"]
+    assert metrics["operating_point"]["calibrated_on"] == [small_shards]
+    assert not (runs / "classifier" / "operating_point.json").exists() or \
+        json.loads((runs / "classifier" / "operating_point.json").read_text()) != metrics["operating_point"]
+    page = (out / "report.html").read_text()
+    assert "<th>busi</th>" in page and "<th>mias</th>" in page and "segmentation-busi.png" in page
+    assert (out / "segmentation-busi.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_uses_the_operating_point_stored_with_the_classifier(runs, small_shards, mias_subset, tmp_path):
+    evaluate(small_shards, str(runs / "finetune"), str(runs / "classifier"), str(tmp_path / "eval"))
+    stored = json.loads((runs / "classifier" / "operating_point.json").read_text())
+    report = predict(str(mias_subset / "mdb012.pgm"), str(runs / "finetune"), str(runs / "classifier"), str(tmp_path))
+    assert report["operating_point"]["unet_threshold"] == stored["unet_threshold"]
+    assert report["operating_point"]["malignancy_threshold"] == stored["malignancy_threshold"]
+    (tmp_path / "strict.json").write_text(json.dumps({"unet_threshold": 0.0, "malignancy_threshold": 1.0}))
+    strict = predict(str(mias_subset / "mdb012.pgm"), str(runs / "finetune"), str(runs / "classifier"), str(tmp_path),
+                     operating_point=str(tmp_path / "strict.json"))
+    assert len(strict["lesions"]) == 1 and strict["called_malignant"] is (strict["malignancy"] >= 1.0)
+    (tmp_path / "bad.json").write_text(json.dumps({"unet_threshold": 2, "malignancy_threshold": 0.5}))
+    with pytest.raises(ValueError, match=r"thresholds must lie in \[0, 1\]"):
+        predict(str(mias_subset / "mdb012.pgm"), str(runs / "finetune"), str(runs / "classifier"), str(tmp_path),
+                operating_point=str(tmp_path / "bad.json"))
+
+
+def test_compare_puts_runs_side_by_side(runs, small_shards, tmp_path):
+    assert mammo(["evaluate", "--data", small_shards, "--out", str(tmp_path), "--no-save-operating-point",
+                  "--compare", str(runs), f"{runs / 'finetune'},{runs / 'classifier'}"]) == 0
+    comparison = json.loads((tmp_path / "comparison.json").read_text())
+    assert len(comparison["runs"]) == 2
+    rows = comparison["figures"]
+    first, second = (rows[f"{run} / all sources"] for run in comparison["runs"])
+    assert first == second  # the same models on the same data
+    assert (tmp_path / "run-1" / "report.html").exists() and "Models side by side" in (tmp_path / "comparison.html").read_text()
+
+
+def test_folds_keep_patients_together_and_cover_everyone_once(small_shards, tmp_path):
+    samples = [s for split in ("train", "val", "test") for s in load_samples(small_shards, split)]
+    tested = []
+    for fold in range(3):
+        write_fold(small_shards, str(tmp_path / f"fold{fold}"), 3, fold)
+        manifest = read_manifest(str(tmp_path / f"fold{fold}"))
+        assert manifest["written"] == len(samples) and manifest["fold"]["fold"] == fold
+        by_split = {split: load_samples(str(tmp_path / f"fold{fold}"), split) for split in ("train", "val", "test")}
+        patients = {split: {s.meta["patient"] for s in found} for split, found in by_split.items()}
+        assert not patients["test"] & (patients["train"] | patients["val"]) and not patients["train"] & patients["val"]
+        assert all(fold_of(p, 3) == fold for p in patients["test"])
+        tested += [s.key for s in by_split["test"]]
+    assert sorted(tested) == sorted(s.key for s in samples)  # every sample tested exactly once
+
+
+def test_generalization_matrix_on_real_films_and_ultrasound(small_shards, busi_shards, tmp_path):
+    mixed = str(tmp_path / "mias-only")
+    write_source(small_shards, mixed, "mias")  # drop the unlabelled DICOMs: one source per set
+    tiny = {"encoder": {"epochs": 1, "batch_size": 4, "width": 4}, "autoencoder": {"epochs": 1, "batch_size": 4, "width": 4},
+            "finetune": {"epochs": 1, "batch_size": 4, "width": 4}, "classifier": {"epochs": 1, "batch_size": 8,
+                                                                                    "snip_size": 32}}
+    summary = generalization([mixed, busi_shards], str(tmp_path / "matrix"), tiny)
+    assert summary["sources"] == ["busi", "mias"]
+    for figure, matrix in summary["matrices"].items():
+        assert set(matrix) == {"busi", "mias", "all"} and all(set(row) == {"busi", "mias"} for row in matrix.values())
+        # with two sources, the model that never saw mias is the one trained on busi alone
+        assert summary["leave_one_source_out"][figure] == {"mias": matrix["busi"]["mias"], "busi": matrix["mias"]["busi"]}
+    auroc = summary["matrices"]["AUROC malignant vs rest"]
+    assert all(v is None or 0.0 <= v <= 1.0 for row in auroc.values() for v in row.values())
+    assert summary["runs"]["all"]["trained_on"] == ["busi", "mias"]
+    assert summary["runs"]["busi"]["operating_point"]["calibrated_on"] == [busi_shards]
+    page = (tmp_path / "matrix" / "generalization.html").read_text()
+    assert "trained on busi" in page and "never saw it" in page
