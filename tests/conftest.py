@@ -71,14 +71,15 @@ def small_shards(mias_subset, dicom_dir, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def busi_shards(busi_dir, tmp_path_factory) -> str:
-    """Twelve real BUSI images of each class in the published layout, standardized at 64x64 pixels."""
+    """Twenty real BUSI images of each class in the published layout, standardized at 64x64 pixels."""
     from mammolibs.data.standardize import standardize
 
     folder = tmp_path_factory.mktemp("busi-subset") / "Dataset_BUSI_with_GT"
     for label in ("benign", "malignant", "normal"):
         (folder / label).mkdir(parents=True)
-        for number in range(1, 13):
-            for found in (busi_dir / "Dataset_BUSI_with_GT" / label).glob(f"{label} ({number})*.png"):
+        images = sorted(p for p in (busi_dir / "Dataset_BUSI_with_GT" / label).glob("*.png") if "_mask" not in p.name)
+        for image in images[:20]:
+            for found in image.parent.glob(f"{image.stem}*.png"):  # the image and its masks
                 shutil.copy(found, folder / label)
     out = str(tmp_path_factory.mktemp("busi-shards"))
     standardize([("busi", str(folder.parent))], out, image_size=64, progress=False)

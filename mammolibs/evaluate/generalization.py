@@ -1,6 +1,6 @@
 """``mammo generalize``: does a model work on a dataset it never saw?
 
-Takes one shard set per source, or sets holding several sources (split apart here). Trains the
+Takes one shard set per source, or sets holding several sources (split apart here); sources without labels (pretraining data) are left out. Trains the
 recipe on each source alone, on all sources, and on all sources but one (when there are
 three or more; with two, "all but X" is the other source alone), then scores every trained model on
 the test split of every source, its operating point chosen on its own training data's val split.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 
 from mammolibs import storage
@@ -19,7 +20,10 @@ from mammolibs.data.manifest import read_manifest
 from mammolibs.data.merge import merge_shard_sets
 from mammolibs.evaluate.evaluation import evaluate
 from mammolibs.evaluate.report import NOTE, table
+from mammolibs.models import SNIP_CLASSES
 from mammolibs.train.recipe import train_recipe
+
+log = logging.getLogger(__name__)
 
 SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,40}")
 FIGURES = {"Dice": ("segmentation", "dice", "mean"),
@@ -33,8 +37,12 @@ def per_source(shard_sets: list[str], out: str) -> dict[str, str]:
     mixed one copied apart under ``out/data/<source>``. Names are checked: they become folder names."""
     urls: dict[str, str] = {}
     for url in shard_sets:
-        sources = sorted(read_manifest(url)["counts"]["source"])
+        manifest = read_manifest(url)
+        sources = sorted(manifest["counts"]["source"])
         for source in sources:
+            if not _labelled(manifest, source):
+                log.info("%s: source %s has no labelled image (pretraining data): not in the matrix", url, source)
+                continue
             if not SOURCE_NAME.fullmatch(source):
                 raise ValueError(f"{url}: source name {source!r} is not a plain name ([a-z0-9_-])")
             if source in urls:
@@ -43,6 +51,11 @@ def per_source(shard_sets: list[str], out: str) -> dict[str, str]:
             if len(sources) > 1:
                 write_source(url, urls[source], source)
     return urls
+
+
+def _labelled(manifest: dict, source: str) -> bool:
+    return any(label in SNIP_CLASSES for sources in manifest["counts_by_split_source_label"].values()
+               for label in sources.get(source, {}))
 
 
 def training_sets(sources: list[str]) -> dict[str, tuple[str, ...]]:
@@ -59,6 +72,8 @@ def generalization(shard_sets: list[str], out: str, schedule: dict[str, dict], s
                    seed: int = 0) -> dict:
     """Train and score every training set (see the module); returns the matrices."""
     urls = per_source(shard_sets, out)
+    if not urls:
+        raise ValueError(f"{', '.join(shard_sets)}: no source with labelled images to train and score on")
     sources = sorted(urls)
     results = {}
     for name, members in training_sets(sources).items():

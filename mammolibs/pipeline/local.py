@@ -1,6 +1,8 @@
 """Running the pipeline on this machine with ``kfp.local`` (no cluster), and the demo's inputs."""
 from __future__ import annotations
 
+import glob
+import json
 import os
 import warnings
 from typing import Callable
@@ -44,14 +46,12 @@ def run_local(pipeline: Callable, arguments: dict, pipeline_root: str):
 
 def summarize_run(pipeline_root: str) -> str:
     """Where the newest local run put its metrics, ROC curve and TensorBoard logs, as lines to print."""
-    import json
+    from mammolibs.evaluate.report import headline
 
     runs = sorted((os.path.join(pipeline_root, d) for d in os.listdir(pipeline_root)), key=os.path.getmtime)
     run = os.path.abspath(runs[-1])
     report = os.path.join(run, "evaluate", "evaluation")
     metrics = json.load(open(os.path.join(report, "metrics.json"), encoding="utf-8"))
-    from mammolibs.evaluate.report import headline
-
     figures = headline(metrics["overall"])
     lines = [
         f"run folder:   {run}",
@@ -65,7 +65,6 @@ def summarize_run(pipeline_root: str) -> str:
         f"{os.path.join(run, 'train-classifier', 'model', 'checkpoints')} (classifier, with operating_point.json "
         "one folder up)",
     ]
-    matrix = os.path.join(run, "generalize", "generalization", "generalization.html")
-    if os.path.exists(matrix):
+    for matrix in glob.glob(os.path.join(run, "**", "generalize", "generalization", "generalization.html"), recursive=True):
         lines.append(f"generalization: {matrix}")
     return "\n".join(lines)

@@ -136,3 +136,20 @@ def test_generalization_matrix_on_real_films_and_ultrasound(small_shards, busi_s
     assert summary["runs"]["busi"]["operating_point"]["calibrated_on"] == [busi_shards]
     page = (tmp_path / "matrix" / "generalization.html").read_text()
     assert "trained on busi" in page and "never saw it" in page
+
+
+def test_whole_image_baseline_trains_and_scores_images(runs, small_shards, tmp_path):
+    from mammolibs.train.cli import main as train
+    from tests.conftest import COMMON
+
+    train("whole_image", ["--data", small_shards, "--out", str(tmp_path / "whole"), "--epochs", "2"] + COMMON)
+    checkpoint = torch.load(tmp_path / "whole" / "checkpoints" / "final.pt", weights_only=True)
+    assert checkpoint["stage"] == "whole_image" and checkpoint["model_kwargs"] == {"num_classes": 2}
+    rows = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert all("val_auroc" in row for row in rows)
+    metrics = evaluate(small_shards, str(runs / "finetune"), str(tmp_path / "whole"), str(tmp_path / "eval"),
+                       save_operating_point=False)
+    overall = metrics["overall"]
+    assert overall["lesion_level"] is None  # no snips: the baseline scores whole images
+    image = overall["image_level"]["malignant_vs_rest"]
+    assert image["cases"] == overall["images"] > 0 and metrics["classifier"]["stage"] == "whole_image"

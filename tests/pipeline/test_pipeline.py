@@ -30,7 +30,9 @@ def executor(spec: dict, task: str) -> dict:
 def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
     [spec] = compile_to(tmp_path)
     tasks = spec["root"]["dag"]["tasks"]
-    assert sorted(tasks) == sorted(["for-loop-1", "merge-shards", *TRAINING, "evaluate"])
+    assert sorted(tasks) == sorted(["for-loop-1", "merge-shards", *TRAINING, "evaluate", "condition-2"])
+    assert tasks["condition-2"]["triggerPolicy"]["condition"] == \
+        "inputs.parameter_values['pipelinechannel--generalization'] == true"
     loop = tasks["for-loop-1"]
     assert loop["taskInfo"]["name"] == "each-source"
     assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--sources"
@@ -42,7 +44,7 @@ def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
     assert tasks["train-autoencoder"]["dependentTasks"] == ["merge-shards", "train-encoder"]
     assert sorted(tasks["evaluate"]["dependentTasks"]) == ["finetune-unet", "merge-shards", "train-classifier"]
     assert {"sources", "image_size", "encoder_epochs", "autoencoder_epochs", "finetune_epochs",
-            "classifier_epochs"} <= set(spec["root"]["inputDefinitions"]["parameters"])
+            "classifier_epochs", "generalization"} <= set(spec["root"]["inputDefinitions"]["parameters"])
     outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]
     assert {name: o["artifactType"]["schemaTitle"] for name, o in outputs.items()} == {
         "evaluation": "system.Artifact", "metrics": "system.Metrics",
@@ -130,7 +132,7 @@ def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path):
     tiny = {"batch_size": 4, "width": 4}
     run_local(mammoflow, {"sources": sources, "image_size": 64, "encoder_epochs": 1, "autoencoder_epochs": 1,
                           "finetune_epochs": 1, "classifier_epochs": 1, "pretrain_settings": tiny,
-                          "finetune_settings": tiny, "classifier_settings": {"batch_size": 8}},
+                          "finetune_settings": tiny, "classifier_settings": {"batch_size": 8}, "generalization": True},
               str(tmp_path / "kfp"))
     [run] = [p for p in (tmp_path / "kfp").iterdir() if p.name.startswith("mammoflow")]
     per_source = [json.loads(m.read_text())["counts"]["source"] for m in run.glob("*/standardize-source/shards/manifest.json")]
@@ -143,13 +145,21 @@ def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path):
         assert list((run / step / "model" / "tensorboard").glob("events.out.tfevents.*"))
     evaluation = run / "evaluate" / "evaluation"
     metrics = json.loads((evaluation / "metrics.json").read_text())
-    assert 0.0 <= metrics["segmentation"]["dice"] <= 1.0 and metrics["classification"]["snips"] > 0
+    overall = metrics["overall"]
+    assert 0.0 <= overall["segmentation"]["dice"]["mean"] <= 1.0 and set(metrics["sources"]) == {"mias"}
+    point = json.loads((run / "train-classifier" / "model" / "operating_point.json").read_text())
+    assert point == metrics["operating_point"]  # stored with the model for mammo predict
     report = (run / "evaluate" / "report").read_text()
     assert "<h1>mammoflow evaluation</h1>" in report and "data:image/png;base64," in report
     logged = json.loads((run / "evaluate" / "executor_output.json").read_text())["artifacts"]
     confusion = logged["classification"]["artifacts"][0]["metadata"]["confusionMatrix"]
-    assert sum(map(sum, (row["row"] for row in confusion["rows"]))) == metrics["classification"]["snips"]
-    assert logged["metrics"]["artifacts"][0]["metadata"]["segmentation.dice"] == pytest.approx(
-        metrics["segmentation"]["dice"])
+    assert sum(map(sum, (row["row"] for row in confusion["rows"]))) == overall["image_level"]["malignant_vs_rest"]["cases"]
+    assert logged["metrics"]["artifacts"][0]["metadata"]["all.segmentation.dice.mean"] == pytest.approx(
+        overall["segmentation"]["dice"]["mean"])
+    [step] = run.glob("**/generalize")
+    matrix = json.loads((step / "generalization" / "generalization.json").read_text())
+    assert matrix["sources"] == ["mias"]  # the unlabelled DICOMs are pretraining data: not in the matrix
+    assert "trained on mias" in (step / "report").read_text()
     summary = summarize_run(str(tmp_path / "kfp"))
     assert str(evaluation / "report.html") in summary and f"tensorboard --logdir {run}" in summary
+    assert "generalization.html" in summary
