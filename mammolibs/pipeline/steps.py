@@ -55,14 +55,17 @@ def merge_shard_sets(inputs: list[str], output: str) -> dict:
     return read_manifest(output)
 
 
+def whole_numbers(settings: dict) -> dict:
+    """KFP passes dict values as JSON numbers, so 2 arrives as 2.0: make such floats ints again."""
+    return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in settings.items()}
+
+
 def train_flags(epochs: int, settings: dict) -> list[str]:
     """``--epochs N`` and one flag per setting (``{"batch_size": 8}`` -> ``--batch-size 8``)."""
     if "epochs" in settings:
         raise ValueError("give the epochs of a stage through the pipeline's <stage>_epochs parameter, not its settings")
     flags = ["--epochs", str(epochs)]
-    for name, value in settings.items():
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # KFP passes dict values as JSON numbers: 2 arrives as 2.0
+    for name, value in whole_numbers(settings).items():
         if value is True:
             flags.append(f"--{name.replace('_', '-')}")
         elif value is not False:
@@ -89,7 +92,7 @@ def evaluate_models(data: str, unet: str, classifier: str, out: str) -> dict:
 
 def generalize(shard_sets: list[str], out: str, epochs: dict[str, int], settings: dict[str, dict]) -> dict:
     """``mammo generalize`` of the per-source shard sets, with the pipeline's epochs and settings per stage."""
-    schedule = {stage: {**settings.get(stage, {}), "epochs": epochs[stage]} for stage in epochs}
+    schedule = {stage: {**whole_numbers(settings.get(stage, {})), "epochs": epochs[stage]} for stage in epochs}
     run_mammo(["generalize", *shard_sets, "--out", out, "--schedule", json.dumps(schedule)])
     return json.loads(storage.read_text(storage.join(out, "generalization.json")))
 

@@ -65,9 +65,19 @@ class Stage:
 
 
 class AurocStage(Stage):
-    """A classifier kept by its validation AUROC of malignant vs the rest."""
+    """A classifier over :attr:`classes` (cross-entropy), kept by its validation AUROC of malignant vs the rest."""
 
     metric = "auroc"
+    classes: tuple[str, ...] = ()
+
+    def loss(self, model, batch):
+        inputs, labels = batch
+        logits = model(inputs).float()
+        return F.cross_entropy(logits, labels), logits
+
+    def scores(self, batch, output):
+        malignant = self.classes.index("malignant")
+        return batch[1] == malignant, torch.softmax(output, dim=1)[:, malignant]
 
     def metric_value(self, sums, positives, scores):
         if len(positives) == 0 or positives.all() or not positives.any():
@@ -151,7 +161,7 @@ class SegmentationStage(Stage):
 class ClassifierStage(AurocStage):
     """ResNet on snips: normal tissue, benign and malignant lesions."""
 
-    name, model_name = "classifier", "resnet"
+    name, model_name, classes = "classifier", "resnet", SNIP_CLASSES
 
     def model_kwargs(self, config):
         return {}
@@ -159,35 +169,17 @@ class ClassifierStage(AurocStage):
     def view(self, config, image_size, train):
         return SnipView(config["snip_size"], augment=train)
 
-    def loss(self, model, batch):
-        snips, labels = batch
-        logits = model(snips).float()
-        return F.cross_entropy(logits, labels), logits
-
-    def scores(self, batch, output):
-        malignant = SNIP_CLASSES.index("malignant")
-        return batch[1] == malignant, torch.softmax(output, dim=1)[:, malignant]
-
 
 class WholeImageStage(AurocStage):
     """Baseline: ResNet on the whole standard image, benign vs malignant (no lesion localisation)."""
 
-    name, model_name = "whole_image", "resnet"
+    name, model_name, classes = "whole_image", "resnet", WHOLE_IMAGE_CLASSES
 
     def model_kwargs(self, config):
         return {"num_classes": len(WHOLE_IMAGE_CLASSES)}
 
     def view(self, config, image_size, train):
         return WholeImageView(augment=train)
-
-    def loss(self, model, batch):
-        images, labels = batch
-        logits = model(images).float()
-        return F.cross_entropy(logits, labels), logits
-
-    def scores(self, batch, output):
-        malignant = WHOLE_IMAGE_CLASSES.index("malignant")
-        return batch[1] == malignant, torch.softmax(output, dim=1)[:, malignant]
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (EncoderStage(), AutoencoderStage(), SegmentationStage(), ClassifierStage(),
