@@ -206,7 +206,7 @@ def get_parser() -> argparse.ArgumentParser:
     ev = commands.add_parser("evaluate", formatter_class=fmt, help="score the U-Net -> classifier chain per source",
                              description="Score the deployed chain (the U-Net finds lesions, the classifier scores "
                              "them) on held-out patients, overall and per source: Dice/IoU, detection (FROC), "
-                             "image-level and lesion-level AUROC with bootstrap 95%% intervals, sensitivity and "
+                             "image-level and lesion-level AUROC with bootstrap 95% intervals, sensitivity and "
                              "specificity at an operating point chosen on the validation split. Writes metrics.json, "
                              "operating_point.json, roc.png, segmentation sheets and report.html.")
     ev.add_argument("--data", required=True, nargs="+", help="URLs of standardized shard sets to score (several: "

@@ -50,6 +50,11 @@ class StandardSample:
         return self.lesions.astype(np.float32)
 
 
+def stack_images(samples: list[StandardSample]) -> np.ndarray:
+    """float32 (N, H, W) in [0, 1] of several samples, without keeping a float copy in each of them."""
+    return np.multiply(np.stack([s.pixels for s in samples]), np.float32(1 / 65535), dtype=np.float32)
+
+
 def _mask_png(mask: np.ndarray) -> bytes:
     """A 1-bit grey PNG of a boolean mask, written directly: no row filters, run-length deflate."""
     height, width = mask.shape

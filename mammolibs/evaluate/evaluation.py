@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from mammolibs import storage
 from mammolibs.data.manifest import read_manifest
-from mammolibs.data.shards import StandardSample
+from mammolibs.data.shards import StandardSample, stack_images
 from mammolibs.data.snips import make_snips
 from mammolibs.data.views import is_segmentable, load_samples
 from mammolibs.evaluate.inference import Detector, class_probabilities, segment
@@ -90,7 +90,7 @@ def score_images(detector: Detector, samples: list[StandardSample], batch_size: 
     records = []
     for start in tqdm(range(0, len(labelled), batch_size), desc="score images", disable=not progress):
         batch = labelled[start:start + batch_size]
-        for sample, (_, labels, findings, malignancy) in zip(batch, detector.find(np.stack([s.image for s in batch]))):
+        for sample, (_, labels, findings, malignancy) in zip(batch, detector.find(stack_images(batch))):
             record = ImageRecord(sample.meta["source"], sample.label, is_segmentable(sample.meta),
                                  findings=len(findings), malignancy=malignancy)
             if record.localized:
@@ -168,7 +168,7 @@ def choose_operating_point(detector: Detector, samples: list[StandardSample], ta
     lesion = [s for s in samples if is_segmentable(s.meta) and s.label != "normal"]
     point = {"unet_threshold": 0.5, "malignancy_threshold": 0.5, "target_specificity": target_specificity}
     if lesion:
-        maps = segment(detector.unet, np.stack([s.image for s in lesion]))
+        maps = segment(detector.unet, stack_images(lesion))
         truth = np.stack([s.lesions > 0 for s in lesion])
         dice = {t: overlap_per_image(maps > t, truth)[0].mean() for t in UNET_THRESHOLDS}
         point["unet_threshold"] = max(UNET_THRESHOLDS, key=lambda t: (dice[t], -abs(t - 0.5)))
@@ -237,7 +237,8 @@ def _pictures(records: list[ImageRecord], sheet: dict, out: str) -> dict[str, by
             curves[source] = (np.array([r.malignancy for r in group]), positives)
     if "all" in curves:
         storage.write_text_atomic(storage.join(out, "roc.json"), json.dumps(roc_points(*curves["all"])))
-        pictures["roc.png"] = save_roc(curves, storage.join(out, "roc.png"))
+        drawn = curves if len(curves) > 2 else {"all": curves["all"]}  # one source: its curve is the "all" one
+        pictures["roc.png"] = save_roc(drawn, storage.join(out, "roc.png"))
     for number, (source, tiles) in enumerate(sorted(sheet.items())):
         name = f"segmentation-{source if SAFE_NAME.fullmatch(source) else number}.png"  # a name from data, checked
         pictures[name] = save_segmentation_sheet(*map(list, zip(*tiles)), storage.join(out, name))

@@ -128,8 +128,10 @@ def matrix_page(summary: dict) -> str:
             "padding:.3em .8em;text-align:right}th{background:#eee}</style></head><body>"
             "<h1>Generalization across datasets</h1>"
             f"<p>Each model trained on the sources of its row and scored on the {html.escape(summary['split'])} split "
-            "of each column's source; thresholds chosen on the val split of its own training data. Each run's full "
-            f"report: evaluations/NAME/report.html.</p><p>{NOTE}</p>{matrix_html(summary)}</body></html>")
+            "of each column's source; thresholds chosen on the val split of its own training data. Full reports: "
+            + ", ".join(f"<a href='evaluations/{html.escape(name)}/report.html'>trained on {html.escape(name)}</a>"
+                        for name in summary["runs"])
+            + f".</p><p>{NOTE}</p>{matrix_html(summary)}</body></html>")
 
 
 def _text(value: float | None) -> str:

@@ -48,7 +48,8 @@ def save_segmentation_sheet(images: list[np.ndarray], truths: list[np.ndarray], 
         rgb = np.stack([grey] * 3, axis=-1)
         rgb[truth & ~ndimage.binary_erosion(truth)] = (40, 220, 40)
         rgb[predicted & ~ndimage.binary_erosion(predicted)] = (255, 40, 40)
-        tiles.append(rgb)
+        zoom = max(1, -(-192 // rgb.shape[0]))  # small images drawn at least 192 pixels high
+        tiles.append(rgb.repeat(zoom, axis=0).repeat(zoom, axis=1))
     rows = -(-len(tiles) // columns)
     height, width = tiles[0].shape[:2]
     sheet = np.zeros((rows * height, min(columns, len(tiles)) * width, 3), dtype=np.uint8)
