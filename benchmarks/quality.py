@@ -2,7 +2,7 @@
 same CPU budget in the same run? Patient-level k-fold cross-validation on the real mini-MIAS films and
 BUSI ultrasound images in ``../shared/data`` (``MAMMOFLOW_SHARED_DATA``).
 
-    python benchmarks/quality.py                     # quick: 3 folds, 128 px, short schedules (< 60 min, 2 CPU cores)
+    python benchmarks/quality.py                     # quick: 5 folds, 128 px, short schedules (< 60 min, 2 CPU cores)
     python benchmarks/quality.py --full              # 5 folds, 256 px, the pipeline's default schedules
     python benchmarks/quality.py --generalization    # the matrix "trained on X -> scored on Y" (fold 0)
 
@@ -45,7 +45,7 @@ SOURCES = {"mias": "mias", "busi": "busi"}  # reader -> folder under SHARED
 ARMS = ("recipe", "no pretraining", "baseline")
 BASELINE_WIDTH = 32  # MONAI BasicUNet's default features (32, 32, 64, 128, 256, 32)
 MODES = {
-    "quick": {"folds": 3, "image_size": 128, "schedule": {
+    "quick": {"folds": 5, "image_size": 128, "schedule": {
         "encoder": {"epochs": 3, "batch_size": 16, "width": 16},
         "autoencoder": {"epochs": 3, "batch_size": 8, "width": 16},
         "finetune": {"epochs": 16, "batch_size": 8, "width": 16, "lr": 3e-3},
@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             write_fold(url, fold_sets[-1], settings["folds"], 0)
         result["generalization"] = generalization(fold_sets, str(work / "generalization"), settings["schedule"])
         result["command"] += " --generalization"
+        result["folds_of"] = settings["folds"]
         name = f"generalization-{mode}"
     else:
         folds = []
@@ -214,6 +215,7 @@ def _cell(entry: dict) -> str:
 
 def write_report(out: Path) -> None:
     """``quality.md`` and ``quality.png`` from every ``quality-*.json`` and ``generalization-*.json`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
     lines = ["# Quality benchmark: patient-level cross-validation on real mini-MIAS and BUSI", "",
              "Research software, not a medical device. Figures: mean ± sd over folds of `mammo evaluate` on each "
              "fold's held-out patients (Dice and IoU per lesion image; share of normal images with any finding; "
@@ -269,7 +271,7 @@ def report_mode(result: dict) -> list[str]:
 
 def report_generalization(result: dict) -> list[str]:
     summary = result["generalization"]
-    lines = [f"## Generalization ({result['mode']} mode, fold 0 split, {result['image_size']} px)", "",
+    lines = [f"## Generalization ({result['mode']} mode, split of fold 1 of {result['folds_of']}, {result['image_size']} px)", "",
              f"Command: `{result['command']}` on {result['machine']}; {result['wall_seconds'] / 60:.1f} min. Rows: "
              "trained on; columns: scored on (test patients of each source); the last row scores each source with "
              "the model that never saw it.", ""]
