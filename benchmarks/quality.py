@@ -38,6 +38,7 @@ from mammolibs.data.merge import merge_shard_sets  # noqa: E402
 from mammolibs.data.standardize import standardize  # noqa: E402
 from mammolibs.evaluate.evaluation import evaluate  # noqa: E402
 from mammolibs.evaluate.generalization import generalization  # noqa: E402
+from mammolibs.evaluate.report import figure  # noqa: E402
 from mammolibs.train.recipe import DEFAULT_EPOCHS, train_recipe, train_within  # noqa: E402
 
 SHARED = Path(os.environ.get("MAMMOFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -121,14 +122,6 @@ def run_fold(sets: dict[str, str], fold: int, folds: int, work: Path, schedule: 
                        "baseline classifier": whole["epochs"]}}
 
 
-def figure(group: dict | None, path: tuple[str, ...]):
-    for key in path:
-        if not isinstance(group, dict):
-            return None
-        group = group.get(key)
-    return group if isinstance(group, (int, float)) else None
-
-
 def aggregate(fold_metrics: list[dict]) -> dict:
     """arm -> group (all, mias, busi) -> figure -> {"mean", "sd", "folds": [...]}, from each fold's
     ``{arm: {"overall": ..., "sources": ...}}``."""
@@ -154,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, help="folds to run (the first N of the mode's k) [all]")
     parser.add_argument("--report-only", action="store_true",
                         help="only rebuild quality.md and quality.png from the JSON results in --out")
-    parser.add_argument("--work", default=str(REPO / "benchmarks" / "work"), help="folder for shards, runs and evaluations")
+    parser.add_argument("--work", default=str(REPO / "benchmarks" / "scratch"),
+                        help="folder for shards, runs and evaluations")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="folder for the report")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -193,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     result["wall_seconds"] = time.perf_counter() - started
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+    # paths under the repository are kept relative to it: the report names no machine's folders
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str).replace(f"{REPO}/", ""))
     write_report(out)
     print((out / "quality.md").read_text())
     return 0
@@ -297,7 +292,7 @@ def plot(out: Path) -> None:
     if not results:
         return
     columns = ("Dice, mean", "image AUROC, malignant vs rest", "image AUROC, malignant vs benign")
-    figure, axes = plt.subplots(len(results), len(columns), figsize=(4 * len(columns), 3.2 * len(results)), squeeze=False)
+    chart, axes = plt.subplots(len(results), len(columns), figsize=(4 * len(columns), 3.2 * len(results)), squeeze=False)
     for row, result in zip(axes, results):
         table = aggregate(result["fold_metrics"])
         for axis, column in zip(row, columns):
@@ -310,9 +305,9 @@ def plot(out: Path) -> None:
             axis.set_ylim(0, 1)
             axis.set_title(f"{column} ({result['mode']})", fontsize=9)
         row[0].legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(out / "quality.png", dpi=100)
-    plt.close(figure)
+    chart.tight_layout()
+    chart.savefig(out / "quality.png", dpi=100)
+    plt.close(chart)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import json
 
 from mammolibs import storage
 from mammolibs.evaluate.evaluation import evaluate
-from mammolibs.evaluate.report import NOTE, headline, table
+from mammolibs.evaluate.report import NOTE, headline, page, table
 
 
 def parse_run(run: str) -> tuple[str, str]:
@@ -38,10 +38,8 @@ def compare(data: list[str], runs: list[str], out: str, **options) -> dict:
     storage.write_text_atomic(storage.join(out, "comparison.json"),
                               json.dumps({"data": data, "runs": {run: f"run-{n}" for n, run in enumerate(runs, 1)},
                                           "figures": rows}, indent=2))
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>mammoflow comparison</title><style>"
-            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #bbb;"
-            "padding:.3em .8em;text-align:right}th{background:#eee}</style></head><body><h1>Models side by side</h1>"
+    body = ("<h1>Models side by side</h1>"
             f"<p>Scored on {html.escape(', '.join(data))}; each run's full report is in its run-N folder.</p>"
-            f"<p>{NOTE}</p>{table(rows, 'run / source')}</body></html>")
-    storage.write_text_atomic(storage.join(out, "comparison.html"), page)
+            f"<p class='note'>{NOTE}</p>{table(rows, 'run / source')}")
+    storage.write_text_atomic(storage.join(out, "comparison.html"), page("mammoflow comparison", body))
     return {"runs": results, "figures": rows}

@@ -19,7 +19,7 @@ from mammolibs.data.folds import write_source
 from mammolibs.data.manifest import read_manifest
 from mammolibs.data.merge import merge_shard_sets
 from mammolibs.evaluate.evaluation import evaluate
-from mammolibs.evaluate.report import NOTE, table
+from mammolibs.evaluate.report import NOTE, figure, page, table
 from mammolibs.models import SNIP_CLASSES
 from mammolibs.train.recipe import train_recipe
 
@@ -85,10 +85,10 @@ def generalization(shard_sets: list[str], out: str, schedule: dict[str, dict], s
                            storage.join(out, "evaluations", name), split=split, calibrate_on=[data], seed=seed)
         results[name] = {"trained_on": list(members), "seconds": models["seconds"], "sources": metrics["sources"],
                          "operating_point": metrics["operating_point"]}
-    matrices = {figure: {name: {s: _figure(result["sources"].get(s), path) for s in sources}
-                         for name, result in results.items()} for figure, path in FIGURES.items()}
-    unseen = {figure: {s: matrix[_without(s, sources)][s] for s in sources if _without(s, sources) in matrix}
-              for figure, matrix in matrices.items()}
+    matrices = {name: {trained: {s: figure(result["sources"].get(s), path) for s in sources}
+                       for trained, result in results.items()} for name, path in FIGURES.items()}
+    unseen = {name: {s: matrix[_without(s, sources)][s] for s in sources if _without(s, sources) in matrix}
+              for name, matrix in matrices.items()}
     summary = {"sources": sources, "split": split, "matrices": matrices, "leave_one_source_out": unseen,
                "runs": results, "note": NOTE}
     storage.write_text_atomic(storage.join(out, "generalization.json"), json.dumps(summary, indent=2))
@@ -102,36 +102,26 @@ def _without(source: str, sources: list[str]) -> str:
     return rest[0] if len(rest) == 1 else f"all-but-{source}"
 
 
-def _figure(group: dict | None, path: tuple[str, ...]) -> float | None:
-    for key in path:
-        if group is None:
-            return None
-        group = group.get(key)
-    return group
-
-
 def matrix_html(summary: dict) -> str:
     """The matrices as HTML tables: rows trained on, columns scored on; the unseen-source row last."""
     parts = []
-    for figure, matrix in summary["matrices"].items():
-        rows = {f"trained on {name}": {f"scored on {s}": _text(v) for s, v in cells.items()}
-                for name, cells in matrix.items()}
-        rows["never saw it (leave one source out)"] = {f"scored on {s}": _text(summary["leave_one_source_out"][figure].get(s))
+    for name, matrix in summary["matrices"].items():
+        rows = {f"trained on {trained}": {f"scored on {s}": _text(v) for s, v in cells.items()}
+                for trained, cells in matrix.items()}
+        rows["never saw it (leave one source out)"] = {f"scored on {s}": _text(summary["leave_one_source_out"][name].get(s))
                                                        for s in summary["sources"]}
-        parts.append(f"<h3>{html.escape(figure)}</h3>{table(rows)}")
+        parts.append(f"<h3>{html.escape(name)}</h3>{table(rows)}")
     return "\n".join(parts)
 
 
 def matrix_page(summary: dict) -> str:
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>mammoflow generalization</title><style>"
-            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #bbb;"
-            "padding:.3em .8em;text-align:right}th{background:#eee}</style></head><body>"
-            "<h1>Generalization across datasets</h1>"
-            f"<p>Each model trained on the sources of its row and scored on the {html.escape(summary['split'])} split "
-            "of each column's source; thresholds chosen on the val split of its own training data. Full reports: "
-            + ", ".join(f"<a href='evaluations/{html.escape(name)}/report.html'>trained on {html.escape(name)}</a>"
-                        for name in summary["runs"])
-            + f".</p><p>{NOTE}</p>{matrix_html(summary)}</body></html>")
+    return page("mammoflow generalization", (
+        "<h1>Generalization across datasets</h1>"
+        f"<p>Each model trained on the sources of its row and scored on the {html.escape(summary['split'])} split "
+        "of each column's source; thresholds chosen on the val split of its own training data. Full reports: "
+        + ", ".join(f"<a href='evaluations/{html.escape(name)}/report.html'>trained on {html.escape(name)}</a>"
+                    for name in summary["runs"])
+        + f".</p><p class='note'>{NOTE}</p>{matrix_html(summary)}"))
 
 
 def _text(value: float | None) -> str:

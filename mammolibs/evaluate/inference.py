@@ -14,7 +14,7 @@ from scipy import ndimage
 from torch import nn
 
 from mammolibs.data.snips import Box, crop_snip
-from mammolibs.models import SNIP_CLASSES
+from mammolibs.models import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
 
 MIN_AREA = 9
 """Smallest finding, in standard-image pixels: fewer pixels above the threshold are noise."""
@@ -80,7 +80,7 @@ class Detector:
 
     def malignancy_of_images(self, images: np.ndarray) -> np.ndarray:
         """Whole-image classifiers only: P(malignant) of each image."""
-        return class_probabilities(self.classifier, images)[:, -1]
+        return class_probabilities(self.classifier, images)[:, WHOLE_IMAGE_CLASSES.index("malignant")]
 
     def find(self, images: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, list[Finding], float]]:
         """For each image: (probability map, finding label map, findings, image malignancy); finding

@@ -10,6 +10,24 @@ CAPTIONS = {
     "roc.png": "ROC curves of the image-level malignancy (the highest over an image's findings), per source.",
 }
 NOTE = "Research software, not a medical device: not for diagnosis."
+STYLE = ("body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:1em 0}"
+         "td,th{border:1px solid #bbb;padding:.3em .8em;text-align:right}th{background:#eee}.note{color:#a00}")
+
+
+def page(title: str, body: str) -> str:
+    """A self-contained HTML page in the reports' style; ``body`` is HTML."""
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>")
+
+
+def figure(group: dict | None, path: tuple[str, ...]) -> float | None:
+    """The number at ``path`` in a group of ``metrics.json`` (e.g. ``("segmentation", "dice", "mean")``),
+    ``None`` where it is undefined or missing."""
+    for key in path:
+        if not isinstance(group, dict):
+            return None
+        group = group.get(key)
+    return group if isinstance(group, (int, float)) and not isinstance(group, bool) else None
 
 
 def _interval(summary: dict | None) -> str:
@@ -71,16 +89,12 @@ def warnings_of(metrics: dict) -> list[str]:
     return found
 
 
-def html_report(metrics: dict, pictures: dict[str, bytes], extra: str = "") -> str:
+def html_report(metrics: dict, pictures: dict[str, bytes]) -> str:
     """A page that Kubeflow and Vertex AI show as the run's HTML artifact, and any browser opens."""
     point = metrics["operating_point"]
     rows = {"all sources": headline(metrics["overall"]), **{s: headline(g) for s, g in metrics["sources"].items()}}
     confusion = metrics["overall"]["image_level"]["malignant_vs_rest"]["confusion_matrix"]
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>mammoflow evaluation</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #bbb;padding:.3em .8em;text-align:right}th{background:#eee}"
-        ".note{color:#a00}</style></head><body>",
         "<h1>mammoflow evaluation</h1>",
         f"<p>{metrics['samples']} images of the <b>{html.escape(metrics['split'])}</b> split of "
         f"{html.escape(', '.join(metrics['data']))} (patients never seen in training).</p>",
@@ -99,7 +113,6 @@ def html_report(metrics: dict, pictures: dict[str, bytes], extra: str = "") -> s
     warnings = warnings_of(metrics)
     if warnings:
         parts.append("<h2>Small samples</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>")
-    parts.append(extra)
     for name, png in pictures.items():
         data = base64.b64encode(png).decode("ascii")
         caption = CAPTIONS.get(name) or (f"Lesion images of {name[len('segmentation-'):-4]}: truth outlined in green, "
@@ -108,8 +121,8 @@ def html_report(metrics: dict, pictures: dict[str, bytes], extra: str = "") -> s
                      f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     parts.append(f"<p>U-Net: {html.escape(str(metrics['unet']['url']))} (epoch {metrics['unet']['epoch']})<br>"
                  f"classifier: {html.escape(str(metrics['classifier']['url']))} (epoch {metrics['classifier']['epoch']})"
-                 "</p></body></html>")
-    return "\n".join(parts)
+                 "</p>")
+    return page("mammoflow evaluation", "\n".join(parts))
 
 
 def _confusion(confusion: dict, threshold: float) -> str:
