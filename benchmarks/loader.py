@@ -114,7 +114,7 @@ class _AllSamples(SegmentationView):
     """Image and mask of every sample (the benchmark reads what the PNG folder holds, all of it)."""
 
     def __init__(self):
-        super().__init__(augment=False)
+        super().__init__(augment="none")
 
     def keep(self, entry):
         return True

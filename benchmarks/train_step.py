@@ -33,14 +33,16 @@ def batch_for(stage: str, size: int, batch: int, snip: int) -> tuple[torch.Tenso
     if stage == "whole_image":
         return torch.rand(batch, 1, size, size), torch.randint(0, 2, (batch,))
     if stage == "finetune":
-        return torch.rand(batch, 1, size, size), (torch.rand(batch, 1, size, size) > 0.9).float()
+        return (torch.rand(batch, 1, size, size), (torch.rand(batch, 1, size, size) > 0.9).float(),
+                torch.randint(0, 3, (batch,)))
     return torch.rand(batch, 1, size, size), torch.rand(batch, 1, size, size)
 
 
 def images_per_second(stage_name: str, variant: str, runtime, args) -> float:
     stage = STAGES[stage_name]
     torch.manual_seed(0)
-    model = create_model(stage.model_name, **stage.model_kwargs({"width": args.width})).to(runtime.device)
+    name, kwargs = stage.model_spec({"width": args.width})
+    model = create_model(name, stage.role, **kwargs).to(runtime.device)
     batch = tuple(t.to(runtime.device) for t in batch_for(stage_name, args.image_size, args.batch_size, args.snip_size))
     if "channels_last" in variant:  # as the engine runs on a GPU
         model = model.to(memory_format=torch.channels_last)

@@ -33,8 +33,11 @@ def finetune_unet(shards: Input[Dataset], autoencoder: Input[Model], epochs: int
 
 
 @component
-def train_classifier(shards: Input[Dataset], epochs: int, settings: dict, processes: int, model: Output[Model]):
-    """ResNet lesion classifier on snips cut around each lesion (and from normal tissue) as it trains."""
+def train_classifier(shards: Input[Dataset], autoencoder: Input[Model], epochs: int, settings: dict, processes: int,
+                     model: Output[Model]):
+    """Lesion classifier on snips cut around each lesion (and from normal tissue) as it trains, its encoder
+    started from the autoencoder's."""
     from mammolibs.pipeline.steps import train_stage
 
-    model.metadata.update(train_stage("classifier", shards.path, model.path, None, epochs, settings, processes))
+    model.metadata.update(train_stage("classifier", shards.path, model.path, autoencoder.path, epochs, settings,
+                                      processes))

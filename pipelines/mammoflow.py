@@ -44,7 +44,8 @@ def build_pipeline(hardware: Hardware = Hardware()):
         encoder = train(train_encoder, "encoder", encoder_epochs, pretrain_settings)
         autoencoder = train(train_autoencoder, "autoencoder", autoencoder_epochs, pretrain_settings, encoder=encoder)
         unet = train(finetune_unet, "finetune", finetune_epochs, finetune_settings, autoencoder=autoencoder)
-        classifier = train(train_classifier, "classifier", classifier_epochs, classifier_settings)
+        classifier = train(train_classifier, "classifier", classifier_epochs, classifier_settings,
+                           autoencoder=autoencoder)
         scoring = evaluate(shards=shards, unet=unet, classifier=classifier).set_caching_options(False)
         hardware.apply(scoring, "evaluate")
         with dsl.If(generalization == True, name="generalization"):  # noqa: E712 (a KFP condition, not a bool)
@@ -62,8 +63,9 @@ mammoflow = build_pipeline()
 
 DEMO_ARGUMENTS = {
     "encoder_epochs": 2, "autoencoder_epochs": 2, "finetune_epochs": 12, "classifier_epochs": 10,
-    "pretrain_settings": {"batch_size": 8, "width": 8},
-    "finetune_settings": {"batch_size": 4, "width": 8, "lr": 3e-3},
+    "pretrain_settings": {"batch_size": 8, "width": 8, "patch_size": 128},
+    # the U-Net and the classifier take the autoencoder's architecture and patch side from its checkpoint
+    "finetune_settings": {"batch_size": 4, "lr": 3e-3},
     "classifier_settings": {"batch_size": 16},
 }
 

@@ -88,7 +88,8 @@ def busi_shards(busi_dir, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def runs(small_shards, tmp_path_factory):
-    """encoder -> autoencoder -> finetune, and the classifier, each a few steps on 64x64 images."""
+    """encoder -> autoencoder -> finetune (on 32-pixel patches) and -> classifier, each a few steps on
+    64x64 images, chained as the pipeline chains them."""
     from mammolibs.train.cli import main
 
     root = tmp_path_factory.mktemp("runs")
@@ -96,9 +97,10 @@ def runs(small_shards, tmp_path_factory):
     main("encoder", data + ["--out", str(root / "encoder"), "--epochs", "1"] + COMMON)
     main("autoencoder", data + ["--out", str(root / "autoencoder"), "--epochs", "1",
                                 "--encoder", str(root / "encoder")] + COMMON)
-    main("finetune", data + ["--out", str(root / "finetune"), "--epochs", "6", "--lr", "3e-3",
+    main("finetune", data + ["--out", str(root / "finetune"), "--epochs", "6", "--lr", "3e-3", "--patch-size", "32",
                              "--init", str(root / "autoencoder")] + COMMON)
-    main("classifier", data + ["--out", str(root / "classifier"), "--epochs", "3", "--snip-size", "32"] + COMMON)
+    main("classifier", data + ["--out", str(root / "classifier"), "--epochs", "3", "--snip-size", "32",
+                               "--init", str(root / "autoencoder")] + COMMON)
     return root
 
 

@@ -11,11 +11,20 @@ import numpy as np
 import torch
 from monai.transforms import (
     Compose,
+    Rand2DElasticd,
     RandAdjustContrast,
+    RandAdjustContrastd,
     RandAffine,
+    RandAffined,
     RandCoarseDropout,
+    RandCropByPosNegLabeld,
     RandFlip,
+    RandFlipd,
     RandGaussianNoise,
+    RandGaussianNoised,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    Resized,
 )
 from monai.utils import convert_to_tensor
 from tqdm import tqdm
@@ -23,7 +32,7 @@ from tqdm import tqdm
 from mammolibs.data.manifest import shard_urls
 from mammolibs.data.shards import StandardSample, iter_shard
 from mammolibs.data.snips import crop_snip, lesion_boxes, normal_boxes
-from mammolibs.models import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
+from mammolibs.models.catalog import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
 
 
 def load_samples(data_url: str, split: str, progress: bool = False) -> list[StandardSample]:
@@ -72,10 +81,66 @@ class View:
         raise NotImplementedError
 
 
-class ContrastiveView(View):
-    """Two random augmentations of the same image: a positive pair for NT-Xent (labels unused)."""
+WHOLE_IMAGE_MODALITIES = ("US",)
+"""Modalities segmented whole (resized to the patch side) rather than in patches: an ultrasound
+frame is about one lesion's field of view."""
+NO_CLASS = -100  # cross-entropy's ignore_index: a sample without a class of SNIP_CLASSES
+TISSUE = 0.05  # standard-image intensity above which a pixel is breast tissue, not air
 
-    def __init__(self):
+
+def effective_patch(patch_size: int, image_size: int) -> int:
+    """The patch side a run uses: 0 (whole images) when ``patch_size`` is 0 or not below the image side."""
+    return patch_size if 0 < patch_size < image_size else 0
+
+
+def in_patches(meta: dict, patch_size: int) -> bool:
+    """Whether a sample of this metadata is seen in patches of ``patch_size`` (0: never)."""
+    return bool(patch_size) and meta.get("modality", "MG") not in WHOLE_IMAGE_MODALITIES
+
+
+def centre_crop(array: np.ndarray, centre: tuple[int, int], size: int) -> np.ndarray:
+    """The ``size`` x ``size`` window of a (C, H, W) array centred on ``centre`` (row, column), zero-padded."""
+    padded = np.pad(array, ((0, 0), (size, size), (size, size)))
+    top, left = centre[0] - size // 2 + size, centre[1] - size // 2 + size
+    return padded[:, top:top + size, left:left + size]
+
+
+class Patches:
+    """Where a view looks at a standard image, for every stage alike, so that pretraining sees the scale
+    the U-Net will: with ``patch_size``, a mammogram gives one patch of that side (training: centred on
+    a lesion pixel for half of the lesion images and on breast tissue otherwise, MONAI's positive/
+    negative crop sampling; validation: centred on its lesions, or its tissue) and an ultrasound frame
+    its whole image resized to that side; without, the whole image. ``keys``: the arrays cut alike."""
+
+    def __init__(self, patch_size: int, keys: tuple[str, ...] = ("image", "mask")):
+        self.patch_size, self.keys = patch_size, keys
+        side = (patch_size, patch_size)
+        self.balanced = RandCropByPosNegLabeld(keys, label_key="mask", spatial_size=side, pos=1, neg=1,
+                                               image_key="image", image_threshold=TISSUE)
+        self.tissue = RandCropByPosNegLabeld(keys, label_key="tissue", spatial_size=side, pos=1, neg=0)
+        self.resize = Resized(keys, spatial_size=side, mode=("area", "nearest")[:len(keys)])
+
+    def __call__(self, item: dict, meta: dict, seed: int | None) -> dict:
+        """The patch of ``item`` (C x H x W arrays under :attr:`keys`); ``seed`` None: validation's fixed one."""
+        if not in_patches(meta, self.patch_size):
+            return self.resize(item) if self.patch_size else item
+        lesion = "mask" in item and item["mask"].any()
+        if seed is not None:
+            crop = self.balanced if lesion else self.tissue
+            crop.set_random_state(seed=seed)
+            return crop({**item, "tissue": (item["image"] > TISSUE).astype(np.float32)})[0]
+        focus = item["mask"][0] if lesion else item["image"][0] > TISSUE
+        centre = tuple(int(c) for c in np.argwhere(focus).mean(axis=0)) if focus.any() else \
+            (focus.shape[0] // 2, focus.shape[1] // 2)
+        return {k: centre_crop(item[k], centre, self.patch_size) for k in self.keys}
+
+
+class ContrastiveView(View):
+    """Two random augmentations of the same image (its :class:`Patches` patch): a positive pair for
+    NT-Xent (labels unused)."""
+
+    def __init__(self, patch_size: int = 0):
+        self.patches = Patches(patch_size, keys=("image",))
         self.augment = Compose([
             RandFlip(prob=0.5, spatial_axis=1),
             RandAffine(prob=1.0, rotate_range=0.3, scale_range=0.25, translate_range=0.1, padding_mode="zeros"),
@@ -84,15 +149,18 @@ class ContrastiveView(View):
         ])
 
     def __call__(self, sample, seed):
+        image = _plain(self.patches({"image": sample.image[None].astype(np.float32)}, sample.meta, seed)["image"])
         self.augment.set_random_state(seed=seed)
-        image = _channel_first(sample.image)
         return _plain(self.augment(image)), _plain(self.augment(image))
 
 
 class DenoisingView(View):
-    """(corrupted image, clean image): random patches blanked and noise added; the target is the original."""
+    """(corrupted image, clean image) of its :class:`Patches` patch: random squares blanked and noise
+    added; the target is the original."""
 
-    def __init__(self, image_size: int):
+    def __init__(self, image_size: int, patch_size: int = 0):
+        self.patches = Patches(patch_size, keys=("image",))
+        image_size = patch_size or image_size
         self.corrupt = Compose([
             RandCoarseDropout(holes=8, spatial_size=max(2, image_size // 16), max_holes=16, fill_value=0.0, prob=1.0),
             RandGaussianNoise(prob=1.0, std=0.05),
@@ -100,25 +168,49 @@ class DenoisingView(View):
 
     def __call__(self, sample, seed):
         self.corrupt.set_random_state(seed=seed)
-        clean = _channel_first(sample.image)
+        clean = _plain(self.patches({"image": sample.image[None].astype(np.float32)}, sample.meta, seed)["image"])
         return _plain(self.corrupt(clean.clone())), clean
 
 
-class SegmentationView(View):
-    """(image, mask) of segmentable samples, packed (:func:`packed_image`, uint8 mask), the same random
-    flip applied to both."""
+AUGMENTATIONS = {"strong": "left-right flips, affine, elastic, gamma, intensity scale and shift, noise",
+                 "flip": "left-right flips only", "none": "none (validation)"}
 
-    def __init__(self, augment: bool = True):
-        self.augment = augment
+
+class SegmentationView(View):
+    """(image, mask, class index) of segmentable samples, the class of :data:`SNIP_CLASSES`, seen as
+    :class:`Patches` says. ``augment`` (:data:`AUGMENTATIONS`) changes image and mask alike, and the
+    image's intensity."""
+
+    def __init__(self, patch_size: int = 0, augment: str = "strong"):
+        if augment not in AUGMENTATIONS:
+            raise ValueError(f"augment {augment!r}: one of {', '.join(AUGMENTATIONS)}")
+        self.patches, self.augment = Patches(patch_size), augment != "none"
+        keys, modes = ("image", "mask"), ("bilinear", "nearest")
+        flip = RandFlipd(keys, prob=0.5, spatial_axis=1)
+        self.transforms = flip if augment == "flip" else Compose([
+            flip,
+            RandAffined(keys, prob=0.7, rotate_range=0.26, scale_range=0.15, shear_range=0.05, mode=modes,
+                        padding_mode="zeros"),
+            Rand2DElasticd(keys, prob=0.2, spacing=16, magnitude_range=(1, 2), mode=modes, padding_mode="zeros"),
+            RandAdjustContrastd("image", prob=0.5, gamma=(0.7, 1.5)),
+            RandScaleIntensityd("image", factors=0.1, prob=0.5),
+            RandShiftIntensityd("image", offsets=0.05, prob=0.5),
+            RandGaussianNoised("image", prob=0.2, std=0.02),
+        ])
 
     def keep(self, entry):
         return is_segmentable(entry)
 
     def __call__(self, sample, seed):
-        pixels, lesions = sample.pixels, sample.lesions
-        if self.augment and np.random.default_rng(seed).random() < 0.5:  # mirror left-right
-            pixels, lesions = pixels[:, ::-1], lesions[:, ::-1]
-        return packed_image(pixels), torch.from_numpy(np.ascontiguousarray(lesions))[None]
+        label = torch.tensor(SNIP_CLASSES.index(sample.label) if sample.label in SNIP_CLASSES else NO_CLASS)
+        if not self.patches.patch_size and not self.augment:  # whole images as stored: the cheap packed form
+            return packed_image(sample.pixels), torch.from_numpy(np.ascontiguousarray(sample.lesions))[None], label
+        item = {"image": sample.image[None].astype(np.float32), "mask": (sample.lesions[None] > 0).astype(np.float32)}
+        item = self.patches(item, sample.meta, seed if self.augment else None)
+        if self.augment:
+            self.transforms.set_random_state(seed=seed)
+            item = self.transforms(item)
+        return _plain(item["image"]).float(), (_plain(item["mask"]) > 0.5).to(torch.uint8), label
 
 
 class SnipView(View):

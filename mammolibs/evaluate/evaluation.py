@@ -29,10 +29,10 @@ from mammolibs.data.manifest import read_manifest
 from mammolibs.data.shards import StandardSample, stack_images
 from mammolibs.data.snips import make_snips
 from mammolibs.data.views import is_segmentable, load_samples
-from mammolibs.evaluate.inference import Detector, class_probabilities, segment
+from mammolibs.evaluate.inference import Detector, class_probabilities
 from mammolibs.evaluate.metrics import (binary_metrics, froc, overlap_per_image, roc_points, small_sample_warning,
                                         summarize, threshold_at_specificity)
-from mammolibs.evaluate.operating_point import OPERATING_POINT, UNET_THRESHOLDS, operating_point_url
+from mammolibs.evaluate.operating_point import LESION_THRESHOLDS, OPERATING_POINT, UNET_THRESHOLDS, operating_point_url
 from mammolibs.evaluate.plots import save_roc, save_segmentation_sheet
 from mammolibs.evaluate.report import html_report
 from mammolibs.models import SNIP_CLASSES
@@ -67,7 +67,8 @@ def load_detector(unet_url: str, classifier_url: str, image_size: int | None = N
     classifier, classifier_checkpoint = load_model(classifier_url, ("classifier", "whole_image"),
                                                    unet_checkpoint["image_size"], role="--classifier")
     snip_size = classifier_checkpoint["config"]["snip_size"] if classifier_checkpoint["stage"] == "classifier" else None
-    return Detector(unet, classifier, snip_size), unet_checkpoint, classifier_checkpoint
+    detector = Detector(unet, classifier, snip_size, patch_size=unet_checkpoint["config"].get("patch_size", 0))
+    return detector, unet_checkpoint, classifier_checkpoint
 
 
 def data_image_size(data_urls: list[str]) -> int:
@@ -76,6 +77,10 @@ def data_image_size(data_urls: list[str]) -> int:
     if len(set(sizes.values())) != 1:
         raise ValueError(f"shard sets of different image sizes {sizes}; standardize them with one --image-size")
     return next(iter(sizes.values()))
+
+
+def modalities(samples: list[StandardSample]) -> list[str]:
+    return [s.meta.get("modality", "MG") for s in samples]
 
 
 def read_split(data_urls: list[str], split: str) -> list[StandardSample]:
@@ -90,7 +95,7 @@ def score_images(detector: Detector, samples: list[StandardSample], batch_size: 
     records = []
     for start in tqdm(range(0, len(labelled), batch_size), desc="score images", disable=not progress):
         batch = labelled[start:start + batch_size]
-        for sample, (_, labels, findings, malignancy) in zip(batch, detector.find(stack_images(batch))):
+        for sample, (_, labels, findings, malignancy) in zip(batch, detector.find(stack_images(batch), modalities(batch))):
             record = ImageRecord(sample.meta["source"], sample.label, is_segmentable(sample.meta),
                                  findings=len(findings), malignancy=malignancy)
             if record.localized:
@@ -162,18 +167,45 @@ def snip_scores(detector: Detector, samples: list[StandardSample], seed: int) ->
     return by_source
 
 
+def choose_lesion_threshold(detector: Detector, samples: list[StandardSample], batch_size: int = 16) -> float:
+    """The lesion probability a finding needs to be kept, from :data:`LESION_THRESHOLDS`: the best sum
+    of the share of true lesions still found and the share of normal images left without a finding on
+    ``samples``; 0 (keep every finding) without normal images or a snip classifier to tell."""
+    localized = [s for s in samples if is_segmentable(s.meta)]
+    if detector.snip_size is None or not any(s.label == "normal" for s in localized):
+        return 0.0
+    detector.lesion_threshold = 0.0
+    images = []  # per image: normal or not, its true lesions, (lesion probability, lesions hit) per finding
+    for start in range(0, len(localized), batch_size):
+        batch = localized[start:start + batch_size]
+        for sample, (_, labels, findings, _) in zip(batch, detector.find(stack_images(batch), modalities(batch))):
+            truth, count = ndimage.label(sample.lesions > 0)
+            hits = [set(np.unique(truth[labels == number])) - {0} for number in range(1, len(findings) + 1)]
+            images.append((sample.label == "normal", count, [(f.lesion_probability, h) for f, h in zip(findings, hits)]))
+    lesions = max(sum(count for _, count, _ in images), 1)
+    normals = [found for normal, _, found in images if normal]
+
+    def value(threshold: float) -> float:
+        hit = sum(len(set().union(*(h for p, h in found if p >= threshold))) for _, _, found in images)
+        clean = np.mean([not any(p >= threshold for p, _ in found) for found in normals])
+        return hit / lesions + clean
+
+    return max(LESION_THRESHOLDS, key=lambda t: (value(t), -t))
+
+
 def choose_operating_point(detector: Detector, samples: list[StandardSample], target_specificity: float) -> dict:
-    """Set ``detector.unet_threshold`` to the best mean Dice on ``samples`` (lesion images), then find
-    the malignancy threshold with ``target_specificity`` per image. 0.5 where the split cannot tell."""
+    """Set ``detector.unet_threshold`` to the best mean Dice on ``samples`` (lesion images) and
+    ``detector.lesion_threshold`` by :func:`choose_lesion_threshold`, then find the malignancy threshold with ``target_specificity`` per image. 0.5 where the split cannot tell."""
     lesion = [s for s in samples if is_segmentable(s.meta) and s.label != "normal"]
     point = {"unet_threshold": 0.5, "malignancy_threshold": 0.5, "target_specificity": target_specificity}
     if lesion:
-        maps = segment(detector.unet, stack_images(lesion))
+        maps = detector.segment(stack_images(lesion), modalities(lesion))
         truth = np.stack([s.lesions > 0 for s in lesion])
         dice = {t: overlap_per_image(maps > t, truth)[0].mean() for t in UNET_THRESHOLDS}
         point["unet_threshold"] = max(UNET_THRESHOLDS, key=lambda t: (dice[t], -abs(t - 0.5)))
         point["validation_dice"] = float(dice[point["unet_threshold"]])
     detector.unet_threshold = point["unet_threshold"]
+    detector.lesion_threshold = point["lesion_threshold"] = choose_lesion_threshold(detector, samples)
     records = score_images(detector, samples)
     malignant = np.array([r.label == "malignant" for r in records], dtype=bool)
     chosen = threshold_at_specificity(np.array([r.malignancy for r in records]), malignant, target_specificity)

@@ -7,27 +7,53 @@ one malignancy score and its findings keep the U-Net's boxes without a class.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from monai.inferers import sliding_window_inference
 from scipy import ndimage
 from torch import nn
 
 from mammolibs.data.snips import Box, crop_snip
+from mammolibs.data.views import in_patches
 from mammolibs.models import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
 
 MIN_AREA = 9
 """Smallest finding, in standard-image pixels: fewer pixels above the threshold are noise."""
 
 
+def mirrored_probability(unet: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Lesion probabilities of an (N, 1, H, W) batch, averaged with those of its left-right mirror
+    (test-time augmentation)."""
+    return (torch.sigmoid(unet(batch)) + torch.sigmoid(unet(batch.flip(-1))).flip(-1)) / 2
+
+
 @torch.no_grad()
-def segment(unet: nn.Module, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
-    """Lesion probability maps, shape (N, H, W), for standard-form images of shape (N, H, W)."""
-    maps = []
+def segment(unet: nn.Module, images: np.ndarray, patch_size: int = 0, modalities: list[str] | None = None,
+            batch_size: int = 8) -> np.ndarray:
+    """Lesion probability maps, shape (N, H, W), for standard-form images of shape (N, H, W), with
+    mirror test-time augmentation. A U-Net trained on patches (``patch_size``) sees a mammogram by
+    sliding window (MONAI, half-patch Gaussian-weighted overlap) and an ultrasound frame resized whole
+    to the patch side, as in training (``modalities``: each image's, mammography when not given)."""
+    maps = np.zeros(images.shape, dtype=np.float32)
+    modalities = modalities or ["MG"] * len(images)
     for start in range(0, len(images), batch_size):
         batch = torch.as_tensor(images[start:start + batch_size], dtype=torch.float32)[:, None]
-        maps.append(torch.sigmoid(unet(batch))[:, 0].numpy())
-    return np.concatenate(maps) if maps else np.zeros((0,) + images.shape[1:], dtype=np.float32)
+        if not patch_size:
+            maps[start:start + len(batch)] = mirrored_probability(unet, batch)[:, 0].numpy()
+            continue
+        patches = [in_patches({"modality": m}, patch_size) for m in modalities[start:start + len(batch)]]
+        for index, (image, patched) in enumerate(zip(batch, patches), start=start):
+            if patched:
+                found = sliding_window_inference(image[None], (patch_size, patch_size), batch_size,
+                                                 partial(mirrored_probability, unet), overlap=0.5, mode="gaussian")
+            else:
+                small = F.interpolate(image[None], size=(patch_size, patch_size), mode="area")
+                found = F.interpolate(mirrored_probability(unet, small), size=image.shape[-2:], mode="bilinear")
+            maps[index] = found[0, 0].numpy()
+    return maps
 
 
 @torch.no_grad()
@@ -50,6 +76,11 @@ class Finding:
     @property
     def malignancy(self) -> float:
         return self.probabilities.get("malignant", 0.0)
+
+    @property
+    def lesion_probability(self) -> float:
+        """1 - P(normal tissue): how likely the snip classifier finds it a lesion at all."""
+        return 1.0 - self.probabilities.get("normal", 0.0)
 
 
 def regions(probability: np.ndarray, threshold: float, min_area: int = MIN_AREA) -> tuple[np.ndarray, list[Finding]]:
@@ -77,19 +108,27 @@ class Detector:
     snip_size: int | None  # None: the classifier scores whole images (benign, malignant)
     unet_threshold: float = 0.5
     min_area: int = MIN_AREA
+    patch_size: int = 0  # the U-Net's training patches (0: whole images)
+    lesion_threshold: float = 0.0  # findings whose snip is less likely a lesion (1 - P(normal)) are dropped
+
+    def segment(self, images: np.ndarray, modalities: list[str] | None = None) -> np.ndarray:
+        return segment(self.unet, images, self.patch_size, modalities)
 
     def malignancy_of_images(self, images: np.ndarray) -> np.ndarray:
         """Whole-image classifiers only: P(malignant) of each image."""
         return class_probabilities(self.classifier, images)[:, WHOLE_IMAGE_CLASSES.index("malignant")]
 
-    def find(self, images: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, list[Finding], float]]:
-        """For each image: (probability map, finding label map, findings, image malignancy); finding
-        ``i`` is ``i + 1`` in the label map.
+    def find(self, images: np.ndarray, modalities: list[str] | None = None
+             ) -> list[tuple[np.ndarray, np.ndarray, list[Finding], float]]:
+        """For each image (of ``modalities``, mammography when not given): (probability map, finding
+        label map, findings, image malignancy); finding ``i`` is ``i + 1`` in the label map.
 
-        An image's malignancy is the highest over its findings (0 without any), or the whole-image
-        classifier's score, as ``mammo predict`` reports it.
+        A snip classifier also vets the U-Net's findings: those it finds less likely a lesion than
+        :attr:`lesion_threshold` are dropped (false-positive reduction). An image's malignancy is the
+        highest over its findings (0 without any), or the whole-image classifier's score, as
+        ``mammo predict`` reports it.
         """
-        maps = segment(self.unet, images)
+        maps = self.segment(images, modalities)
         found = [regions(p, self.unet_threshold, self.min_area) for p in maps]
         if self.snip_size is None:
             scores = self.malignancy_of_images(images)
@@ -100,5 +139,9 @@ class Detector:
         for probability, (labels, findings) in zip(maps, found):
             for finding in findings:
                 finding.probabilities = {name: float(p) for name, p in zip(SNIP_CLASSES, next(rows))}
-            results.append((probability, labels, findings, max((f.malignancy for f in findings), default=0.0)))
+            kept = [i for i, f in enumerate(findings) if f.lesion_probability >= self.lesion_threshold]
+            renumber = np.zeros(len(findings) + 1, dtype=labels.dtype)
+            renumber[[i + 1 for i in kept]] = np.arange(1, len(kept) + 1)
+            findings = [findings[i] for i in kept]
+            results.append((probability, renumber[labels], findings, max((f.malignancy for f in findings), default=0.0)))
         return results

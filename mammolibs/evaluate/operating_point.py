@@ -1,5 +1,5 @@
-"""The operating point: the U-Net probability threshold and the malignancy threshold, chosen on the
-validation split and stored with the model as ``<classifier run>/operating_point.json``.
+"""The operating point: the U-Net probability threshold, the lesion threshold under which the snip
+classifier drops a finding, and the malignancy threshold, chosen on the validation split and stored with the model as ``<classifier run>/operating_point.json``.
 
 ``mammo evaluate`` chooses and stores it; ``mammo predict`` and the report use it. Without one,
 both thresholds are 0.5 and predict says so.
@@ -14,9 +14,12 @@ from mammolibs import storage
 log = logging.getLogger(__name__)
 
 OPERATING_POINT = "operating_point.json"
-DEFAULT = {"unet_threshold": 0.5, "malignancy_threshold": 0.5, "chosen_on": None}
+DEFAULT = {"unet_threshold": 0.5, "lesion_threshold": 0.0, "malignancy_threshold": 0.5, "chosen_on": None}
 UNET_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 """The U-Net probability thresholds tried on the validation split (the best mean Dice wins)."""
+LESION_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(10))
+"""The lesion thresholds tried (the best sum of lesion sensitivity and share of normal images left
+without a finding wins)."""
 
 
 def run_folder(checkpoint_url: str) -> str:
@@ -43,7 +46,8 @@ def load_operating_point(url: str | None, classifier_checkpoint_url: str) -> dic
         return dict(DEFAULT)
     try:
         point = json.loads(storage.read_text(found))
-        thresholds = [float(point[k]) for k in ("unet_threshold", "malignancy_threshold")]
+        point = {"lesion_threshold": 0.0, **point}  # points chosen before findings were vetted
+        thresholds = [float(point[k]) for k in ("unet_threshold", "lesion_threshold", "malignancy_threshold")]
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{found}: not an operating point ({type(err).__name__}: {err})") from None
     if not all(0.0 <= t <= 1.0 for t in thresholds):

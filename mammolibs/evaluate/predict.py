@@ -31,13 +31,14 @@ def predict(image_path: str, unet_url: str, classifier_url: str, out: str, thres
     image_size = unet_checkpoint["image_size"]
     point = load_operating_point(operating_point, classifier_checkpoint["url"])
     detector.unet_threshold = point["unet_threshold"] if threshold is None else threshold
+    detector.lesion_threshold = point["lesion_threshold"]
     image, _, placement = to_standard(read_any(image_path), None, image_size, image_path, crop=not whole_frame)
-    [(probability, labels, findings, malignancy)] = detector.find(image[None])
+    [(probability, labels, findings, malignancy)] = detector.find(image[None], ["US" if whole_frame else "MG"])
     order = sorted(range(len(findings)), key=lambda i: -findings[i].malignancy)
     report = {
         "image": image_path,
         "image_size": image_size,
-        "operating_point": {"unet_threshold": detector.unet_threshold,
+        "operating_point": {"unet_threshold": detector.unet_threshold, "lesion_threshold": detector.lesion_threshold,
                             "malignancy_threshold": point["malignancy_threshold"], "chosen_on": point.get("chosen_on")},
         "malignancy": malignancy,
         "called_malignant": malignancy >= point["malignancy_threshold"],

@@ -71,8 +71,13 @@ def load_model(url: str, stages: tuple[str, ...] = (), image_size: int | None = 
         raise ValueError(f"{found}: trained on {checkpoint.get('image_size')}-pixel images, but the data has "
                          f"{image_size}-pixel images; standardize with --image-size {checkpoint.get('image_size')} "
                          "or train on this data")
-    model = create_model(checkpoint["model_name"], **checkpoint["model_kwargs"])
-    model.load_state_dict(checkpoint["model"])
+    try:
+        model = create_model(checkpoint["model_name"], checkpoint.get("model_role", "segmentation"),
+                             **checkpoint["model_kwargs"])
+        model.load_state_dict(checkpoint["model"])
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{found}: cannot rebuild its model {checkpoint['model_name']!r} ({str(err).splitlines()[0]}); "
+                         "was it written by an older mammoflow? train that stage again") from None
     return model.eval(), checkpoint
 
 

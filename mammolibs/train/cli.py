@@ -7,14 +7,23 @@ from dataclasses import fields
 
 import yaml
 
-from mammolibs.train.engine import TrainConfig, TrainResult, fit
+from mammolibs.data.views import AUGMENTATIONS
+from mammolibs.models.catalog import DEFAULT_WIDTH, MODEL_NAMES, STAGE_DEFAULT_MODEL, models_for
+from mammolibs.train.engine import DEFAULT_PATCH, TrainConfig, TrainResult, fit
 
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 TUNABLE = [  # flag, type, meaning; defaults come from TrainConfig
     ("--batch-size", int, "samples per step on each replica (a GPU, a CPU process or a TPU core)"),
     ("--lr", float, "peak learning rate of AdamW, cosine decay"),
     ("--weight-decay", float, "AdamW weight decay"),
-    ("--width", int, "base channel width of the U-Net"),
+    ("--width", int, "base channel width of segmentation models (ignored by resnet18); by default the --init "
+                     f"checkpoint's, else {DEFAULT_WIDTH}"),
+    ("--patch-size", int, "side of the mammogram patches that encoder, autoencoder and finetune see (finetune: about "
+                          "half on a lesion; whole films predicted by sliding window); ultrasound frames are resized "
+                          "whole to it; 0, or a side not below the image's: whole images. By default the --init "
+                          f"checkpoint's, else {DEFAULT_PATCH}"),
+    ("--augment", str, "finetune's augmentation: " + "; ".join(f"{k}: {v}" for k, v in AUGMENTATIONS.items()
+                                                               if k != "none")),
     ("--snip-size", int, "side of classifier snips in pixels"),
     ("--seed", int, "random seed"),
     ("--max-steps", int, "cap on steps per epoch, 0 = no cap"),
@@ -28,7 +37,8 @@ INIT_HELP = {
     "encoder": "not used: the encoder starts from random weights",
     "autoencoder": "the encoder's checkpoint (a .pt file or the encoder's --out folder)",
     "finetune": "the autoencoder's checkpoint (a .pt file or the autoencoder's --out folder)",
-    "classifier": "optional: a classifier checkpoint to start from",
+    "classifier": "optional: a checkpoint of the encoder, autoencoder or finetune stage (its encoder starts the "
+                  "classifier's; the recipe passes the autoencoder's) or of a classifier",
     "whole_image": "optional: a whole-image classifier checkpoint to start from",
 }
 
@@ -51,9 +61,13 @@ def get_args_parser(stage: str, prog: str | None = None) -> argparse.ArgumentPar
                              "--autoencoder are older names of this flag")
     parser.add_argument("--resume", action="store_true", default=None,
                         help="continue from <out>/checkpoints/latest.pt when it exists")
+    parser.add_argument("--model", choices=models_for(stage), default=None,
+                        help=f"the network [default: the --init checkpoint's, else {STAGE_DEFAULT_MODEL[stage]}]: "
+                             + "; ".join(f"{name}: {MODEL_NAMES[name][1]}" for name in models_for(stage)))
     for flag, kind, text in TUNABLE:
         default = DEFAULTS[flag[2:].replace("-", "_")]
-        parser.add_argument(flag, type=kind, default=None, help=f"{text} [default {default}]")
+        parser.add_argument(flag, type=kind, default=None,
+                            help=text if default is None else f"{text} [default {default}]")
     parser.add_argument("--compile", action="store_true", default=None,
                         help="torch.compile the model (CUDA; XLA compiles anyway)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,

@@ -98,10 +98,12 @@ def distribute(model: nn.Module, runtime: Runtime) -> nn.Module:
     if runtime.device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     if runtime.world_size > 1:
-        if runtime.device.type != "cuda":
-            return nn.parallel.DistributedDataParallel(model)  # batch norm per process: gloo cannot sync it
+        unused = getattr(model, "uses_part_of_net", False)  # an encoder without its decoder
+        if runtime.device.type != "cuda":  # batch norm per process: gloo cannot sync it
+            return nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused)
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch norm over the global batch
-        return nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index])
+        return nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index],
+                                                   find_unused_parameters=unused)
     return model
 
 

@@ -21,14 +21,15 @@ from torch.utils.data import DataLoader
 from mammolibs import storage
 from mammolibs.data.manifest import read_manifest
 from mammolibs.data.stream import ShardStream, replica_parts, split_shards, usable_count
-from mammolibs.data.views import unpack_batch
-from mammolibs.models import create_model, load_matching
+from mammolibs.data.views import effective_patch, unpack_batch
+from mammolibs.models import create_model, transfer
 from mammolibs.train import distributed
 from mammolibs.train.checkpoints import checkpoint_url, load_checkpoint, restore_rng_states, rng_states, to_cpu
 from mammolibs.train.monitor import Progress, RunLog
 from mammolibs.train.stages import STAGES, Stage
 
 log = logging.getLogger(__name__)
+DEFAULT_PATCH = 256
 
 
 @dataclass
@@ -43,7 +44,10 @@ class TrainConfig:
     weight_decay: float = 1e-4
     init: str | None = None
     resume: bool = False
-    width: int = 16
+    model: str | None = None
+    width: int | None = None
+    patch_size: int | None = None
+    augment: str = "strong"
     snip_size: int = 64
     seed: int = 0
     max_steps: int = 0
@@ -99,14 +103,21 @@ class Run:
         self.autocast = distributed.autocast(runtime, self.precision)
         torch.manual_seed(config.seed)
         self.image_size = read_manifest(config.data)["image_size"]
+        self.latest = checkpoint_url(config.out, "latest")
+        self.resuming = config.resume and storage.exists(self.latest)
+        init = load_checkpoint(config.init) if config.init and not self.resuming else None
+        source = storage.torch_load(self.latest) if self.resuming else init
+        self.model_name, self.model_kwargs = stage.model_spec(self.settings, source)
+        patch = config.patch_size if config.patch_size is not None else \
+            (source or {}).get("config", {}).get("patch_size", DEFAULT_PATCH)  # the scale pretraining saw
+        self.settings.update(model=self.model_name, width=self.model_kwargs.get("width"),
+                             patch_size=effective_patch(patch, self.image_size))
         self.train_stream, self.val_stream = self._streams()
         self.steps_per_epoch = self.train_stream.steps
 
-        model = create_model(stage.model_name, **stage.model_kwargs(self.settings))
-        self.latest = checkpoint_url(config.out, "latest")
-        self.resuming = config.resume and storage.exists(self.latest)
-        if config.init and not self.resuming:
-            load_matching(model, load_checkpoint(config.init)["model"], config.init)
+        model = create_model(self.model_name, stage.role, **self.model_kwargs)
+        if init is not None:
+            transfer(model, self.model_name, stage.role, self.model_kwargs.get("width"), init, config.init)
         self.model = distributed.distribute(model, runtime)
         if config.compile:
             self.model = torch.compile(self.model)
@@ -180,8 +191,8 @@ class Run:
             return
         storage.torch_save(to_cpu({
             "validation": validation or {},
-            "stage": self.stage.name, "model_name": self.stage.model_name,
-            "model_kwargs": self.stage.model_kwargs(self.settings), "config": self.settings,
+            "stage": self.stage.name, "model_name": self.model_name, "model_role": self.stage.role,
+            "model_kwargs": self.model_kwargs, "config": self.settings,
             "image_size": self.image_size, "model": distributed.unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": rng_states(), "state": dict(self.state),

@@ -1,5 +1,5 @@
-"""The default recipe as one call: encoder -> autoencoder -> finetune (the U-Net), and the snip
-classifier, each stage starting from the previous one's best checkpoint, timed.
+"""The default recipe as one call: encoder -> autoencoder -> finetune (the U-Net), and autoencoder ->
+the snip classifier, each stage starting from the previous one's best checkpoint, timed.
 
 Used by ``mammo generalize`` and the quality benchmark; the pipeline runs the same stages as steps.
 A schedule maps each stage to its settings (``epochs`` and any :class:`TrainConfig` field).
@@ -15,7 +15,7 @@ from mammolibs.train.engine import TrainConfig, fit
 log = logging.getLogger(__name__)
 
 RECIPE = ("encoder", "autoencoder", "finetune", "classifier")
-INIT_FROM = {"autoencoder": "encoder", "finetune": "autoencoder"}
+INIT_FROM = {"autoencoder": "encoder", "finetune": "autoencoder", "classifier": "autoencoder"}
 DEFAULT_EPOCHS = {"encoder": 10, "autoencoder": 10, "finetune": 30, "classifier": 20}
 """Epochs of each stage in the pipeline and ``mammo generalize`` unless told otherwise."""
 
@@ -44,8 +44,8 @@ def train_stage(stage: str, data: str, out: str, settings: dict, init: str | Non
 
 
 def train_recipe(data: str, out: str, schedule: dict[str, dict], pretrain: bool = True) -> dict:
-    """Train the recipe's stages on ``data`` under ``out/<stage>``; without ``pretrain`` the U-Net starts
-    from random weights. Returns the U-Net and classifier folders and each stage's seconds."""
+    """Train the recipe's stages on ``data`` under ``out/<stage>``; without ``pretrain`` the U-Net and the
+    classifier start from random weights. Returns the U-Net and classifier folders and each stage's seconds."""
     check_schedule(schedule)
     seconds = {}
     for stage in RECIPE if pretrain else ("finetune", "classifier"):

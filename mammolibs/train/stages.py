@@ -13,7 +13,8 @@ from torch import nn
 from torchmetrics.functional.classification import binary_auroc
 
 from mammolibs.data.views import ContrastiveView, DenoisingView, SegmentationView, SnipView, View, WholeImageView
-from mammolibs.models import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
+from mammolibs.models.catalog import (CLASSIFICATION, DEFAULT_WIDTH, MODEL_NAMES, SNIP_CLASSES, STAGE_DEFAULT_MODEL,
+                                      WHOLE_IMAGE_CLASSES, check_model, models_for)
 from mammolibs.train import STAGE_NAMES
 
 Batch = tuple[torch.Tensor, ...]
@@ -28,16 +29,31 @@ def side_by_side(*greys: torch.Tensor) -> torch.Tensor:
     return torch.cat([_rgb(g) for g in greys], dim=3)
 
 
+def is_multitask(model: nn.Module) -> bool:
+    """Whether ``model`` (possibly wrapped for data parallelism) also returns class logits when asked."""
+    return getattr(getattr(model, "module", model), "multitask", False)
+
+
 class Stage:
     """What varies between stages. The engine (:mod:`mammolibs.train.engine`) does the rest."""
 
     name = ""
-    model_name = ""
+    role = "segmentation"  # how the model is built: see mammolibs.models.registry.ROLES
+    classes: tuple[str, ...] = ()
     min_batch = 1  # contrastive loss needs negatives in the batch
     metric = "loss"  # the validation figure that picks best.pt: a loss is minimised, any other figure maximised
 
-    def model_kwargs(self, config: dict) -> dict:
-        return {"width": config["width"]}
+    def model_spec(self, config: dict, source: dict | None = None) -> tuple[str, dict]:
+        """(model name, build arguments): ``--model`` and ``--width`` where given, else those of ``source``
+        (the checkpoint resumed or started from) where this stage can train its model, else the defaults."""
+        inherited = source is not None and source["model_name"] in models_for(self.name)
+        name = check_model(self.name, config.get("model") or (source["model_name"] if inherited
+                                                               else STAGE_DEFAULT_MODEL[self.name]))
+        kwargs = {"num_classes": len(self.classes)} if self.role == "classifier" else {}
+        if MODEL_NAMES[name][0] != CLASSIFICATION:
+            kwargs["width"] = config.get("width") or (source["model_kwargs"].get("width") if inherited else None) \
+                or DEFAULT_WIDTH
+        return name, kwargs
 
     def view(self, config: dict, image_size: int, train: bool) -> View:
         raise NotImplementedError
@@ -67,8 +83,7 @@ class Stage:
 class AurocStage(Stage):
     """A classifier over :attr:`classes` (cross-entropy), kept by its validation AUROC of malignant vs the rest."""
 
-    metric = "auroc"
-    classes: tuple[str, ...] = ()
+    role, metric = "classifier", "auroc"
 
     def loss(self, model, batch):
         inputs, labels = batch
@@ -88,13 +103,13 @@ class AurocStage(Stage):
 class EncoderStage(Stage):
     """Self-supervised: two augmentations of one image attract, other images repel (NT-Xent)."""
 
-    name, model_name, min_batch = "encoder", "unet_encoder", 2
+    name, role, min_batch = "encoder", "contrastive", 2
 
     def __init__(self, temperature: float = 0.2):
         self.criterion = ContrastiveLoss(temperature=temperature)
 
     def view(self, config, image_size, train):
-        return ContrastiveView()  # labels unused: unlabelled images welcome
+        return ContrastiveView(config["patch_size"])  # labels unused: unlabelled images welcome
 
     def loss(self, model, batch):
         first, second = batch
@@ -109,10 +124,10 @@ class EncoderStage(Stage):
 class AutoencoderStage(Stage):
     """Reconstruct the clean image from a masked, noised one; starts from the encoder's weights."""
 
-    name, model_name = "autoencoder", "unet"
+    name = "autoencoder"
 
     def view(self, config, image_size, train):
-        return DenoisingView(image_size)
+        return DenoisingView(image_size, config["patch_size"])
 
     def loss(self, model, batch):
         corrupted, clean = batch
@@ -125,24 +140,30 @@ class AutoencoderStage(Stage):
 
 
 class SegmentationStage(Stage):
-    """Lesion masks, BCE + Dice (0 at a perfect mask); starts from the autoencoder's weights."""
+    """Lesion masks, BCE + Dice (0 at a perfect mask), on patches about half of which hold a lesion
+    (``--patch-size``); starts from the autoencoder's weights. Multi-task models (FCN) also learn the
+    image's class (normal, benign, malignant) from their encoder."""
 
-    name, model_name, metric = "finetune", "unet", "dice"
+    name, metric, classes = "finetune", "dice", SNIP_CLASSES
 
     def __init__(self):
         self.criterion = DiceCELoss(sigmoid=True, batch=True)  # Dice over the batch: empty masks score 0 too
 
     def view(self, config, image_size, train):
-        return SegmentationView(augment=train)
+        return SegmentationView(config["patch_size"], augment=config["augment"] if train else "none")
 
     def loss(self, model, batch):
-        image, mask = batch
-        logits = model(image).float()
-        return self.criterion(logits, mask), logits
+        image, mask, label = batch
+        if not is_multitask(model):
+            logits = model(image).float()
+            return self.criterion(logits, mask), logits
+        logits, class_logits = model(image, with_classes=True)
+        logits = logits.float()
+        return self.criterion(logits, mask) + F.cross_entropy(class_logits.float(), label), logits
 
     def picture(self, batch, output):
         """The image, the true mask in green and the predicted mask in red."""
-        image, mask = batch
+        image, mask, _ = batch
         overlay = _rgb(image).clone()
         predicted = (output > 0).float()
         overlay[:, 1] = torch.maximum(overlay[:, 1], 0.6 * mask[:, 0].float())
@@ -161,10 +182,7 @@ class SegmentationStage(Stage):
 class ClassifierStage(AurocStage):
     """ResNet on snips: normal tissue, benign and malignant lesions."""
 
-    name, model_name, classes = "classifier", "resnet", SNIP_CLASSES
-
-    def model_kwargs(self, config):
-        return {}
+    name, classes = "classifier", SNIP_CLASSES
 
     def view(self, config, image_size, train):
         return SnipView(config["snip_size"], augment=train)
@@ -173,10 +191,7 @@ class ClassifierStage(AurocStage):
 class WholeImageStage(AurocStage):
     """Baseline: ResNet on the whole standard image, benign vs malignant (no lesion localisation)."""
 
-    name, model_name, classes = "whole_image", "resnet", WHOLE_IMAGE_CLASSES
-
-    def model_kwargs(self, config):
-        return {"num_classes": len(WHOLE_IMAGE_CLASSES)}
+    name, classes = "whole_image", WHOLE_IMAGE_CLASSES
 
     def view(self, config, image_size, train):
         return WholeImageView(augment=train)

@@ -19,14 +19,14 @@ STAGE = STAGES["autoencoder"]  # a loss that is a mean over samples: halves aver
 def fixed_batch(data: str) -> tuple[torch.Tensor, ...]:
     """The first ``GLOBAL_BATCH`` train samples, corrupted with fixed seeds."""
     samples = [s for url in shard_urls(data, "train") for s in iter_shard(url)][:GLOBAL_BATCH]
-    view = STAGE.view({}, samples[0].image.shape[0], train=True)
+    view = STAGE.view({"patch_size": 0}, samples[0].image.shape[0], train=True)
     items = [view(sample, seed) for seed, sample in enumerate(samples)]
     return tuple(torch.stack(parts) for parts in zip(*items))
 
 
 def make_run_parts(config: TrainConfig, runtime: distributed.Runtime):
     torch.manual_seed(0)
-    model = distributed.distribute(create_model("unet", width=4), runtime)
+    model = distributed.distribute(create_model("basic_unet", width=4), runtime)
     optimizer, scheduler = build_optimizer(model, config, runtime, total_steps=10)
     return model, optimizer, scheduler
 

@@ -34,9 +34,20 @@ def test_each_stage_writes_reloadable_checkpoints_logs_and_finite_losses(runs, s
 def test_autoencoder_started_from_the_encoder(runs):
     encoder = torch.load(runs / "encoder" / "checkpoints" / "final.pt", weights_only=True)["model"]
     autoencoder = torch.load(runs / "autoencoder" / "checkpoints" / "final.pt", weights_only=True)["model"]
-    fresh = create_model("unet", width=4).state_dict()  # what a U-Net starting from scratch holds
+    fresh = create_model("basic_unet", width=4).state_dict()  # what a U-Net starting from scratch holds
     for key in ("conv_0.conv_0.conv.weight", "down_4.convs.conv_1.conv.weight"):
-        assert (autoencoder[key] - encoder[key]).abs().mean() < 0.5 * (fresh[key] - encoder[key]).abs().mean()
+        pretrained = encoder[f"net.{key}"]
+        assert (autoencoder[key] - pretrained).abs().mean() < 0.5 * (fresh[key] - pretrained).abs().mean()
+
+
+def test_classifier_started_from_the_autoencoder_encoder(runs):
+    autoencoder = torch.load(runs / "autoencoder" / "checkpoints" / "final.pt", weights_only=True)
+    classifier = torch.load(runs / "classifier" / "checkpoints" / "final.pt", weights_only=True)
+    assert (classifier["model_name"], classifier["model_role"]) == ("basic_unet", "classifier")
+    fresh = create_model("basic_unet", width=4).state_dict()
+    key = "conv_0.conv_0.conv.weight"
+    pretrained = autoencoder["model"][key]
+    assert (classifier["model"][f"net.{key}"] - pretrained).abs().mean() < 0.5 * (fresh[key] - pretrained).abs().mean()
 
 
 def test_finetune_overfits_a_little(runs):
@@ -65,8 +76,10 @@ def test_evaluate_writes_metrics_in_range(runs, small_shards, tmp_path):
 
 
 def test_predict_writes_an_overlay_and_lesions_in_original_pixels(runs, mias_subset, tmp_path):
+    point = tmp_path / "point.json"  # U-Net threshold 0: every pixel is lesion, one finding, kept whatever its class
+    point.write_text(json.dumps({"unet_threshold": 0.0, "lesion_threshold": 0.0, "malignancy_threshold": 0.5}))
     report = predict(str(mias_subset / "mdb012.pgm"), str(runs / "finetune"), str(runs / "classifier"),
-                     str(tmp_path), threshold=0.0)  # threshold 0: every pixel is lesion, one finding
+                     str(tmp_path), operating_point=str(point))
     assert len(report["lesions"]) == 1
     lesion = report["lesions"][0]
     top, bottom, left, right = breast_region(read_grey(str(mias_subset / "mdb012.pgm")))

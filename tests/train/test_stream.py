@@ -86,14 +86,14 @@ def test_worker_processes_and_restarts_give_the_same_batches(small_shards):
 
 
 def test_evaluation_streams_cover_every_usable_sample_once_in_full_batches(small_shards):
-    view = SegmentationView(augment=False)
+    view = SegmentationView(augment="none")
     shards = split_shards(small_shards, "train")
     usable = usable_count(shards, view)
     stream = ShardStream(small_shards, replica_parts(shards, view, 0, 1), view, 4, 0, 0, shuffle=False)
     batches = list(DataLoader(stream, batch_size=None))
     assert len(batches) == -(-usable // 4)
-    assert all(image.shape[0] == 4 for image, _ in batches)
-    assert len({image.flatten().sum().item() for image, _ in batches for image in image}) >= usable - 1
+    assert all(image.shape[0] == 4 for image, *_ in batches)
+    assert len({image.flatten().sum().item() for image, *_ in batches for image in image}) >= usable - 1
 
 
 def test_every_replica_gets_usable_samples_whenever_there_are_enough():

@@ -23,11 +23,12 @@ def _compilations() -> int:
 
 
 def test_the_training_step_compiles_once_then_never_again(small_shards, tmp_path):
+    """On lesion-centred patches of mammograms, as the default recipe trains: static shapes throughout."""
     runtime = distributed.start_runtime()
     assert runtime.xla and runtime.replicas == 2
-    config = TrainConfig(data=small_shards, out=str(tmp_path), batch_size=2, width=4, epochs=STEPS)
+    config = TrainConfig(data=small_shards, out=str(tmp_path), batch_size=2, width=4, epochs=STEPS, patch_size=32)
     run = Run(STAGES["finetune"], config, runtime)
-    assert run.precision == "bf16"
+    assert run.precision == "bf16" and run.settings["patch_size"] == 32
     counts, epoch = [], 0
     while len(counts) < STEPS:  # over several epochs: a new epoch's loader compiles nothing either
         run.train_stream.set_epoch(epoch)
@@ -47,7 +48,7 @@ def test_spmd_over_two_devices_gives_the_loss_and_gradients_of_one_device(small_
     batch = fixed_batch(small_shards)
     config = TrainConfig(data=small_shards, out=str(tmp_path), batch_size=GLOBAL_BATCH)
     torch.manual_seed(0)
-    model = create_model("unet", width=4)
+    model = create_model("basic_unet", width=4)
     models = {"split": copy.deepcopy(model).to(runtime.device), "whole": copy.deepcopy(model).to(runtime.device)}
     batches = {name: tuple(t.to(runtime.device) for t in batch) for name in models}
     for tensor in batches["split"]:  # half the batch on each device; "whole" is computed whole on each

@@ -1,0 +1,83 @@
+"""What the segmentation stages see: lesion-balanced mammogram patches, whole ultrasound frames, and
+whole images predicted back from patches by sliding window."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mammolibs.data.views import ContrastiveView, SegmentationView, load_samples
+from mammolibs.evaluate.inference import Detector, segment
+
+
+def _lesion_samples(data: str):
+    return [s for s in load_samples(data, "train") + load_samples(data, "val") if s.lesions.any()]
+
+
+def test_mammogram_patches_hold_a_lesion_at_least_half_the_time_and_repeat_with_their_seed(small_shards):
+    view = SegmentationView(patch_size=32)
+    sample = min(_lesion_samples(small_shards), key=lambda s: s.lesions.sum())  # the smallest lesion
+    assert sample.lesions.mean() < 0.1
+    patches = [view(sample, seed) for seed in range(60)]
+    assert all(image.shape == (1, 32, 32) and mask.shape == (1, 32, 32) for image, mask, _ in patches)
+    with_lesion = np.mean([mask.any().item() for _, mask, _ in patches])
+    assert 0.45 <= with_lesion < 1.0  # positive crops always hold it; negative ones only by chance
+    again = view(sample, 7)
+    assert all(torch.equal(a, b) for a, b in zip(again, patches[7]))
+    assert len({p[0].sum().item() for p in patches}) > 30  # augmented: (nearly) every patch differs
+
+
+def test_validation_patches_are_fixed_and_centred_on_the_lesions(small_shards):
+    view = SegmentationView(patch_size=32, augment="none")
+    sample = _lesion_samples(small_shards)[0]
+    first, second = view(sample, 1), view(sample, 2)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    mask = first[1][0].numpy()
+    assert mask[12:20, 12:20].any()  # the lesions' centre is the patch's
+
+
+def test_ultrasound_frames_are_resized_whole_to_the_patch_side(busi_shards):
+    sample = _lesion_samples(busi_shards)[0]
+    image, mask, _ = SegmentationView(patch_size=32, augment="none")(sample, 0)
+    assert image.shape == mask.shape == (1, 32, 32)
+    assert mask.float().mean().item() == pytest.approx((sample.lesions > 0).mean(), abs=0.05)
+    first, second = ContrastiveView(patch_size=32)(sample, 0)
+    assert first.shape == second.shape == (1, 32, 32)
+
+
+class _Identity(nn.Module):
+    """Logit = pixel value * 8 - 4: a translation-equivariant 'U-Net' with a known answer."""
+
+    def forward(self, x):
+        return x * 8 - 4
+
+
+def test_sliding_window_with_mirroring_recovers_the_whole_image_prediction():
+    images = np.random.default_rng(0).random((3, 80, 80)).astype(np.float32)
+    expected = torch.sigmoid(torch.from_numpy(images) * 8 - 4).numpy()
+    by_window = segment(_Identity(), images, patch_size=32, modalities=["MG", "MG", "MG"])
+    assert by_window.shape == images.shape
+    np.testing.assert_allclose(by_window, expected, atol=1e-5)
+    ramp = np.broadcast_to(np.linspace(0, 1, 80, dtype=np.float32), (1, 80, 80))  # smooth: survives resizing
+    whole = segment(_Identity(), ramp, patch_size=32, modalities=["US"])  # resized, predicted, resized back
+    assert whole.shape == ramp.shape
+    np.testing.assert_allclose(whole, torch.sigmoid(torch.from_numpy(ramp.copy()) * 8 - 4).numpy(), atol=0.03)
+
+
+class _Fixed(nn.Module):
+    """A snip classifier that calls everything normal tissue with probability ~0.73."""
+
+    def forward(self, x):
+        return torch.tensor([[1.0, 0.0, 0.0]]).expand(len(x), 3)
+
+
+def test_findings_the_classifier_calls_normal_tissue_are_dropped_above_the_lesion_threshold():
+    image = np.zeros((1, 64, 64), dtype=np.float32)
+    image[0, 10:20, 10:20] = 1.0
+    detector = Detector(_Identity(), _Fixed(), snip_size=32, unet_threshold=0.5)
+    [(_, labels, findings, _)] = detector.find(image)
+    assert len(findings) == 1 and labels.max() == 1 and findings[0].lesion_probability == pytest.approx(0.42, abs=0.01)
+    detector.lesion_threshold = 0.5
+    [(_, labels, findings, malignancy)] = detector.find(image)
+    assert findings == [] and labels.max() == 0 and malignancy == 0.0
