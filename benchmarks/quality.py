@@ -9,10 +9,14 @@ BUSI ultrasound images in ``../shared/data`` (``MAMMOFLOW_SHARED_DATA``).
 Arms, each fold, scored by ``mammo evaluate`` on the fold's held-out patients (operating point from
 the training patients' val split):
 
-- recipe: encoder -> autoencoder -> finetune (U-Net) and the snip classifier, as the pipeline trains them;
-- no pretraining (ablation): the same U-Net from random weights, for the time of the recipe's three U-Net stages;
-- baseline: MONAI BasicUNet at its default width (32) from scratch with BCE + Dice and flips, for the same
-  time, and a MONAI ResNet-18 on whole images (benign vs malignant) for the time of the recipe's classifier.
+- recipe: encoder -> autoencoder -> finetune (U-Net on lesion-balanced patches, strong augmentation,
+  sliding-window inference) and autoencoder -> snip classifier, as the pipeline trains them;
+- no encoder (ablation): autoencoder -> finetune and classifier, the same epochs without the encoder stage;
+- no pretraining (ablation): the same U-Net and classifier from random weights, each for the time the
+  recipe spent on it (the U-Net: its pretraining too);
+- baseline: MONAI BasicUNet at its default width (32) from scratch on whole images with BCE + Dice and
+  flips, for the recipe's U-Net time, and a MONAI ResNet-18 on whole images (benign vs malignant) for
+  the recipe's classifier time.
 
 Writes ``benchmarks/results/quality-<mode>.json`` and rebuilds ``quality.md`` and ``quality.png`` from
 every mode's JSON there, so quick and full results stay side by side, labelled.
@@ -43,19 +47,20 @@ from mammolibs.train.recipe import DEFAULT_EPOCHS, train_recipe, train_within  #
 
 SHARED = Path(os.environ.get("MAMMOFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
 SOURCES = {"mias": "mias", "busi": "busi"}  # reader -> folder under SHARED
-ARMS = ("recipe", "no pretraining", "baseline")
+ARMS = ("recipe", "no encoder", "no pretraining", "baseline")
 BASELINE_WIDTH = 32  # MONAI BasicUNet's default features (32, 32, 64, 128, 256, 32)
+BASELINE = {"width": BASELINE_WIDTH, "patch_size": 0, "augment": "flip", "model": "basic_unet"}
 MODES = {
-    "quick": {"folds": 5, "image_size": 128, "schedule": {
-        "encoder": {"epochs": 3, "batch_size": 16, "width": 16},
-        "autoencoder": {"epochs": 3, "batch_size": 8, "width": 16},
-        "finetune": {"epochs": 16, "batch_size": 8, "width": 16, "lr": 3e-3},
+    "quick": {"folds": 5, "image_size": 256, "schedule": {
+        "encoder": {"epochs": 3, "batch_size": 16, "width": 16, "patch_size": 128},
+        "autoencoder": {"epochs": 3, "batch_size": 8, "width": 16, "patch_size": 128},
+        "finetune": {"epochs": 16, "batch_size": 8, "lr": 3e-3},
         "classifier": {"epochs": 12, "batch_size": 16},
         "whole_image": {"batch_size": 8}}},
-    "full": {"folds": 5, "image_size": 256, "schedule": {
-        **{stage: {"epochs": epochs, "batch_size": 8, "width": 16} for stage, epochs in DEFAULT_EPOCHS.items()
-           if stage != "classifier"},
-        "finetune": {"epochs": DEFAULT_EPOCHS["finetune"], "batch_size": 8, "width": 16, "lr": 3e-3},
+    "full": {"folds": 5, "image_size": 512, "schedule": {
+        **{stage: {"epochs": DEFAULT_EPOCHS[stage], "batch_size": 8, "width": 16, "patch_size": 256}
+           for stage in ("encoder", "autoencoder")},
+        "finetune": {"epochs": DEFAULT_EPOCHS["finetune"], "batch_size": 8, "lr": 3e-3},
         "classifier": {"epochs": DEFAULT_EPOCHS["classifier"], "batch_size": 16},
         "whole_image": {"batch_size": 8}}},
 }
@@ -103,23 +108,34 @@ def run_fold(sets: dict[str, str], fold: int, folds: int, work: Path, schedule: 
     merge_shard_sets(list(fold_sets.values()), data, progress=False)
     runs = work / f"fold{fold}"
     recipe = train_recipe(data, str(runs / "recipe"), schedule)
-    unet_budget = sum(recipe["seconds"][s] for s in ("encoder", "autoencoder", "finetune"))
-    scratch = train_within("finetune", data, str(runs / "no-pretraining" / "finetune"), schedule["finetune"], unet_budget)
-    baseline = train_within("finetune", data, str(runs / "baseline" / "finetune"),
-                            {**schedule["finetune"], "width": BASELINE_WIDTH}, unet_budget)
-    whole = train_within("whole_image", data, str(runs / "baseline" / "whole_image"), schedule["whole_image"],
-                         recipe["seconds"]["classifier"])
+    spent = recipe["seconds"]
+    unet_budget = sum(spent[s] for s in ("encoder", "autoencoder", "finetune"))
+    classifier_budget = spent["classifier"]
+    no_encoder = train_recipe(data, str(runs / "no-encoder"), schedule, stages=("autoencoder", "finetune", "classifier"))
+    scratch = {"patch_size": schedule["encoder"].get("patch_size"), "width": schedule["encoder"].get("width")}
+    no_pretraining = {
+        "unet": train_within("finetune", data, str(runs / "no-pretraining" / "finetune"),
+                             {**schedule["finetune"], **scratch}, unet_budget),
+        "classifier": train_within("classifier", data, str(runs / "no-pretraining" / "classifier"),
+                                   {**schedule["classifier"], **scratch}, classifier_budget)}
+    baseline = {"unet": train_within("finetune", data, str(runs / "baseline" / "finetune"),
+                                     {**schedule["finetune"], **BASELINE}, unet_budget),
+                "classifier": train_within("whole_image", data, str(runs / "baseline" / "whole_image"),
+                                           schedule["whole_image"], classifier_budget)}
     models = {"recipe": (recipe["unet"], recipe["classifier"]),
-              "no pretraining": (str(runs / "no-pretraining" / "finetune"), recipe["classifier"]),
+              "no encoder": (no_encoder["unet"], no_encoder["classifier"]),
+              "no pretraining": (str(runs / "no-pretraining" / "finetune"), str(runs / "no-pretraining" / "classifier")),
               "baseline": (str(runs / "baseline" / "finetune"), str(runs / "baseline" / "whole_image"))}
-    seconds = {"recipe": {"unet": unet_budget, "classifier": recipe["seconds"]["classifier"]},
-               "no pretraining": {"unet": scratch["seconds"], "classifier": recipe["seconds"]["classifier"]},
-               "baseline": {"unet": baseline["seconds"], "classifier": whole["seconds"]}}
+    seconds = {"recipe": {"unet": unet_budget, "classifier": spent["classifier"]},
+               "no encoder": {"unet": sum(no_encoder["seconds"][s] for s in ("autoencoder", "finetune")),
+                              "classifier": no_encoder["seconds"]["classifier"]},
+               **{arm: {part: trained[part]["seconds"] for part in ("unet", "classifier")}
+                  for arm, trained in (("no pretraining", no_pretraining), ("baseline", baseline))}}
     scored = {arm: evaluate(list(fold_sets.values()), unet, classifier, str(runs / "evaluations" / arm.replace(" ", "-")),
                             seed=fold, save_operating_point=False) for arm, (unet, classifier) in models.items()}
     return {"metrics": scored, "seconds": seconds,
-            "epochs": {"no pretraining": scratch["epochs"], "baseline": baseline["epochs"],
-                       "baseline classifier": whole["epochs"]}}
+            "epochs": {f"{arm} {part}": trained[part]["epochs"] for arm, trained in
+                       (("no pretraining", no_pretraining), ("baseline", baseline)) for part in ("unet", "classifier")}}
 
 
 def aggregate(fold_metrics: list[dict]) -> dict:

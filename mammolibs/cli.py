@@ -1,4 +1,4 @@
-"""``mammo``: the command line of mammoflow (standardize, data, train, evaluate, predict, pipeline).
+"""``mammo``: the command line of mammoflow (standardize, data, train, evaluate, predict, export, pipeline).
 
     mammo standardize --source mias --input data/mias --output shards/
     mammo data merge --output shards/ shards-mias/ shards-busi/
@@ -7,6 +7,8 @@
     mammo evaluate --data shards/ --unet runs/finetune --classifier runs/classifier --out eval/
     mammo generalize shards-cbis/ shards-inbreast/ shards-vindr/ --out generalization/
     mammo predict mdb012.pgm --unet runs/finetune --classifier runs/classifier --out predictions/
+    mammo export --unet runs/finetune --classifier runs/classifier --out exported/
+    mammo predict mdb012.pgm --backend onnx --unet exported/ --classifier exported/ --out predictions/
     mammo pipeline submit --package mammoflow.yaml --host http://localhost:8080 --experiment mammoflow
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import sys
 
 from mammolibs.data.readers import reader_names
+from mammolibs.evaluate import BACKENDS, EXPORT_FORMATS
 from mammolibs.train import STAGE_NAMES
 
 
@@ -86,11 +89,20 @@ def _predict(args: argparse.Namespace) -> int:
 
     for image in args.images:
         report = predict(image, args.unet, args.classifier, args.out, threshold=args.threshold,
-                         whole_frame=args.whole_frame, operating_point=args.operating_point)
+                         whole_frame=args.whole_frame, operating_point=args.operating_point, backend=args.backend)
         call = "suspicious for malignancy" if report["called_malignant"] else "not called malignant"
         print(f"{image}: {len(report['lesions'])} lesion(s), malignancy {report['malignancy']:.2f}: {call} "
               f"(threshold {report['operating_point']['malignancy_threshold']:.2f})")
     print(f"overlays and lesion JSON written to {args.out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mammolibs.evaluate.export import export_onnx
+
+    paths = export_onnx(args.unet, args.classifier, args.out, args.operating_point)
+    print(f"exported {', '.join(paths.values())}; run them with 'mammo predict --backend onnx --unet {paths['unet']} "
+          f"--classifier {paths['classifier']} IMAGE --out DIR'")
     return 0
 
 
@@ -246,8 +258,12 @@ def get_parser() -> argparse.ArgumentParser:
 
     pr = commands.add_parser("predict", formatter_class=fmt, help="find and score lesions in image files")
     pr.add_argument("images", nargs="+", help="image files: DICOM (.dcm), PGM, PNG")
-    pr.add_argument("--unet", required=True, help="U-Net checkpoint (.pt) or the finetune stage's --out folder")
-    pr.add_argument("--classifier", required=True, help="classifier checkpoint (.pt) or its stage's --out folder")
+    pr.add_argument("--unet", required=True, help="U-Net checkpoint (.pt) or the finetune stage's --out folder; "
+                    "with --backend onnx: unet.onnx or the 'mammo export' folder")
+    pr.add_argument("--classifier", required=True, help="classifier checkpoint (.pt) or its stage's --out folder; "
+                    "with --backend onnx: classifier.onnx or the 'mammo export' folder")
+    pr.add_argument("--backend", choices=BACKENDS, default="torch",
+                    help="torch: the checkpoints in PyTorch; onnx: the exported files in onnxruntime")
     pr.add_argument("--out", required=True, help="folder or URL for overlays (.overlay.png) and findings (.lesions.json)")
     pr.add_argument("--threshold", type=float, help="U-Net probability above which a pixel is lesion [default: the "
                     "operating point's]")
@@ -256,6 +272,17 @@ def get_parser() -> argparse.ArgumentParser:
     pr.add_argument("--whole-frame", action="store_true",
                     help="keep the whole frame (ultrasound); by default the breast is cropped and flipped as in standardize")
     pr.set_defaults(run=_predict)
+
+    ex = commands.add_parser("export", formatter_class=fmt, help="write the U-Net and the classifier as ONNX",
+                             description="Write unet.onnx and classifier.onnx (dynamic batch) with their input side, "
+                             "preprocessing, classes and the operating point's thresholds in their metadata.")
+    ex.add_argument("--unet", required=True, help="U-Net checkpoint (.pt) or the finetune stage's --out folder")
+    ex.add_argument("--classifier", required=True, help="classifier checkpoint (.pt) or its stage's --out folder")
+    ex.add_argument("--out", required=True, help="folder or URL for unet.onnx and classifier.onnx")
+    ex.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="file format")
+    ex.add_argument("--operating-point", help="operating_point.json to store in the files [default: the one beside "
+                    "the classifier]")
+    ex.set_defaults(run=_export)
 
     pipeline = commands.add_parser("pipeline", help="run the compiled pipeline in the cloud").add_subparsers(
         dest="pipeline_command", required=True, help="what to do with the pipeline")

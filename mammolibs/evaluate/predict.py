@@ -20,18 +20,28 @@ from mammolibs.evaluate.report import NOTE
 
 
 def predict(image_path: str, unet_url: str, classifier_url: str, out: str, threshold: float | None = None,
-            whole_frame: bool = False, operating_point: str | None = None) -> dict:
+            whole_frame: bool = False, operating_point: str | None = None, backend: str = "torch") -> dict:
     """Run both stages on one image file (DICOM, PGM, PNG); return and write the findings.
 
     The image is put in standard form as in ``mammo standardize`` (breast crop and flip, unless
     ``whole_frame``, as for ultrasound); boxes are reported in the original pixels too. ``threshold``
-    overrides the operating point's U-Net threshold.
+    overrides the operating point's U-Net threshold. ``backend`` onnx: ``unet_url`` and ``classifier_url``
+    are the files of ``mammo export`` (or its folder), run in onnxruntime with their stored thresholds.
     """
-    detector, unet_checkpoint, classifier_checkpoint = load_detector(unet_url, classifier_url)
-    image_size = unet_checkpoint["image_size"]
-    point = load_operating_point(operating_point, classifier_checkpoint["url"])
+    if backend == "onnx":
+        from mammolibs.evaluate.export import load_onnx_detector
+
+        detector, exported = load_onnx_detector(unet_url, classifier_url)
+        image_size = exported["image_size"]
+        point = {**exported["operating_point"], "chosen_on": "the evaluation before 'mammo export'"}
+        if operating_point:
+            point = load_operating_point(operating_point, "")
+    else:
+        detector, unet_checkpoint, classifier_checkpoint = load_detector(unet_url, classifier_url)
+        image_size = unet_checkpoint["image_size"]
+        point = load_operating_point(operating_point, classifier_checkpoint["url"])
     detector.unet_threshold = point["unet_threshold"] if threshold is None else threshold
-    detector.lesion_threshold = point["lesion_threshold"]
+    detector.lesion_threshold = point.get("lesion_threshold") or 0.0
     image, _, placement = to_standard(read_any(image_path), None, image_size, image_path, crop=not whole_frame)
     [(probability, labels, findings, malignancy)] = detector.find(image[None], ["US" if whole_frame else "MG"])
     order = sorted(range(len(findings)), key=lambda i: -findings[i].malignancy)

@@ -43,13 +43,14 @@ def train_stage(stage: str, data: str, out: str, settings: dict, init: str | Non
     return time.perf_counter() - started
 
 
-def train_recipe(data: str, out: str, schedule: dict[str, dict], pretrain: bool = True) -> dict:
-    """Train the recipe's stages on ``data`` under ``out/<stage>``; without ``pretrain`` the U-Net and the
-    classifier start from random weights. Returns the U-Net and classifier folders and each stage's seconds."""
+def train_recipe(data: str, out: str, schedule: dict[str, dict], stages: tuple[str, ...] = RECIPE) -> dict:
+    """Train ``stages`` of the recipe on ``data`` under ``out/<stage>``, each from the previous one it
+    names (an ablation leaves some out: without the encoder, the autoencoder starts from random weights).
+    Returns the U-Net and classifier folders and each stage's seconds."""
     check_schedule(schedule)
     seconds = {}
-    for stage in RECIPE if pretrain else ("finetune", "classifier"):
-        init = storage.join(out, INIT_FROM[stage]) if pretrain and stage in INIT_FROM else None
+    for stage in stages:
+        init = storage.join(out, INIT_FROM[stage]) if INIT_FROM.get(stage) in stages else None
         log.info("recipe: %s on %s", stage, data)
         seconds[stage] = train_stage(stage, data, storage.join(out, stage), schedule.get(stage, {}), init)
     return {"unet": storage.join(out, "finetune"), "classifier": storage.join(out, "classifier"), "seconds": seconds}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,31 @@ def test_help_explains_every_flag():
 def test_missing_locations_fail_with_what_to_set():
     with pytest.raises(SystemExit, match="--data"):
         main("encoder", ["--out", "somewhere"])
+
+
+def test_onnx_export_matches_pytorch_and_predicts_the_same(runs, mias_subset, tmp_path):
+    import onnx
+    import onnxruntime
+
+    from mammolibs.evaluate.export import export_onnx
+
+    paths = export_onnx(str(runs / "finetune"), str(runs / "classifier"), str(tmp_path / "onnx"))
+    for role, stage in (("unet", "finetune"), ("classifier", "classifier")):
+        model, checkpoint = load_model(str(runs / stage))
+        exported = onnx.load(paths[role])
+        meta = json.loads({p.key: p.value for p in exported.metadata_props}["mammoflow"])
+        assert meta["image_size"] == checkpoint["image_size"] and "unet_threshold" in meta["operating_point"]
+        session = onnxruntime.InferenceSession(paths[role], providers=["CPUExecutionProvider"])
+        batch = torch.rand(5, 1, meta["input_side"], meta["input_side"])  # another batch size than exported with
+        with torch.no_grad():
+            expected = model(batch).numpy()
+        assert np.abs(session.run(None, {"image": batch.numpy()})[0] - expected).max() < 1e-4
+    film = str(mias_subset / "mdb012.pgm")
+    by_torch = predict(film, str(runs / "finetune"), str(runs / "classifier"), str(tmp_path / "torch"))
+    by_onnx = predict(film, str(tmp_path / "onnx"), str(tmp_path / "onnx"), str(tmp_path / "onnx-out"), backend="onnx")
+    assert by_onnx["malignancy"] == pytest.approx(by_torch["malignancy"], abs=1e-4)
+    assert [f["box"] for f in by_onnx["lesions"]] == [f["box"] for f in by_torch["lesions"]]
+    fake = tmp_path / "fake.onnx"
+    fake.write_bytes((runs / "finetune" / "config.json").read_bytes())
+    with pytest.raises(ValueError, match="not an ONNX file written by 'mammo export'"):
+        predict(film, str(fake), str(tmp_path / "onnx"), str(tmp_path / "x"), backend="onnx")

@@ -60,7 +60,7 @@ def test_sliding_window_with_mirroring_recovers_the_whole_image_prediction():
     assert by_window.shape == images.shape
     np.testing.assert_allclose(by_window, expected, atol=1e-5)
     ramp = np.broadcast_to(np.linspace(0, 1, 80, dtype=np.float32), (1, 80, 80))  # smooth: survives resizing
-    whole = segment(_Identity(), ramp, patch_size=32, modalities=["US"])  # resized, predicted, resized back
+    whole = segment(_Identity(), ramp.copy(), patch_size=32, modalities=["US"])  # resized, predicted, resized back
     assert whole.shape == ramp.shape
     np.testing.assert_allclose(whole, torch.sigmoid(torch.from_numpy(ramp.copy()) * 8 - 4).numpy(), atol=0.03)
 
