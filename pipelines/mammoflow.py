@@ -17,7 +17,7 @@ from components.evaluate import evaluate, generalize
 from components.standardize import merge_shards, standardize_source
 from components.train import finetune_unet, train_autoencoder, train_classifier, train_encoder
 from mammolibs.pipeline.hardware import ACCELERATORS, MACHINES, STEPS, TARGETS, Hardware, parse_hardware
-from mammolibs.train.recipe import DEFAULT_EPOCHS
+from mammolibs.train.recipe import DEFAULT_EPOCHS, check_schedule
 
 
 def build_pipeline(hardware: Hardware = Hardware()):
@@ -70,6 +70,17 @@ DEMO_ARGUMENTS = {
 }
 
 
+SETTINGS_OF = {"encoder": "pretrain_settings", "autoencoder": "pretrain_settings", "finetune": "finetune_settings",
+               "classifier": "classifier_settings"}
+"""Which pipeline parameter holds each stage's settings (flags of 'mammo train STAGE' as keys)."""
+
+
+def check_arguments(arguments: dict) -> dict:
+    """``arguments`` with every stage's settings checked (known flags, a model the stage trains)."""
+    check_schedule({stage: arguments.get(name, {}) for stage, name in SETTINGS_OF.items()})
+    return arguments
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Compile the mammoflow pipeline, or run it here with kfp.local.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -117,7 +128,10 @@ def main(argv=None):
     from mammolibs.pipeline.local import demo_sources, run_local, summarize_run
 
     os.makedirs(args.workdir, exist_ok=True)
-    arguments = {**DEMO_ARGUMENTS, **json.loads(args.arguments or "{}")}
+    try:
+        arguments = check_arguments({**DEMO_ARGUMENTS, **json.loads(args.arguments or "{}")})
+    except ValueError as err:
+        raise SystemExit(f"run-local --arguments: {err}")
     sources = demo_sources(args.workdir, args.mias, args.busi, args.dicom)
     root = os.path.join(args.workdir, "kfp")
     run_local(mammoflow, {"sources": sources, "image_size": args.image_size, **arguments}, root)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mammolibs.train import RECIPE
+
 TARGETS = ("vertex", "kubeflow")
-STEPS = ("standardize", "merge", "encoder", "autoencoder", "finetune", "classifier", "evaluate", "generalize")
-TRAINING_STEPS = ("encoder", "autoencoder", "finetune", "classifier", "generalize")  # generalize: one process
+STEPS = ("standardize", "merge", *RECIPE, "evaluate", "generalize")
+TRAINING_STEPS = (*RECIPE, "generalize")  # generalize: one process
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ import logging
 import time
 
 from mammolibs import storage
+from mammolibs.models.catalog import check_model
+from mammolibs.train import RECIPE
 from mammolibs.train.engine import TrainConfig, fit
 
 log = logging.getLogger(__name__)
 
-RECIPE = ("encoder", "autoencoder", "finetune", "classifier")
 INIT_FROM = {"autoencoder": "encoder", "finetune": "autoencoder", "classifier": "autoencoder"}
 DEFAULT_EPOCHS = {"encoder": 10, "autoencoder": 10, "finetune": 30, "classifier": 20}
 """Epochs of each stage in the pipeline and ``mammo generalize`` unless told otherwise."""
@@ -25,7 +26,7 @@ def default_schedule() -> dict[str, dict]:
 
 
 def check_schedule(schedule: dict) -> dict[str, dict]:
-    """``schedule`` checked: known stages, known settings (a mistake is named before hours of training)."""
+    """``schedule`` checked: known stages, known settings and models (a mistake is named before hours of training)."""
     known = set(TrainConfig.__dataclass_fields__) - {"data", "out", "init", "resume"}
     for stage, settings in schedule.items():
         if stage not in RECIPE and stage != "whole_image":
@@ -33,6 +34,8 @@ def check_schedule(schedule: dict) -> dict[str, dict]:
         unknown = sorted(set(settings) - known)
         if unknown:
             raise ValueError(f"schedule of {stage}: unknown settings {unknown}; allowed: {sorted(known)}")
+        if settings.get("model"):
+            check_model(stage, settings["model"])
     return schedule
 
 

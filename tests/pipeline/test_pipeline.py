@@ -11,7 +11,7 @@ from kfp import compiler, components, dsl
 from mammolibs.pipeline.local import demo_sources, run_local, summarize_run
 from mammolibs.pipeline.steps import parse_source, train_flags
 from pipelines.mammoflow import main as pipeline_main
-from pipelines.mammoflow import mammoflow
+from pipelines.mammoflow import check_arguments, mammoflow
 
 TRAINING = {"train-encoder": "encoder", "train-autoencoder": "autoencoder", "finetune-unet": "finetune",
             "train-classifier": "classifier"}
@@ -42,6 +42,7 @@ def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
     assert tasks["merge-shards"]["dependentTasks"] == ["for-loop-1"]
     assert all(tasks[t]["cachingOptions"] == {} for t in [*TRAINING, "evaluate"])  # off: trained anew each run
     assert tasks["train-autoencoder"]["dependentTasks"] == ["merge-shards", "train-encoder"]
+    assert tasks["train-classifier"]["dependentTasks"] == ["merge-shards", "train-autoencoder"]  # its encoder
     assert sorted(tasks["evaluate"]["dependentTasks"]) == ["finetune-unet", "merge-shards", "train-classifier"]
     assert {"sources", "image_size", "encoder_epochs", "autoencoder_epochs", "finetune_epochs",
             "classifier_epochs", "generalization"} <= set(spec["root"]["inputDefinitions"]["parameters"])
@@ -125,6 +126,11 @@ def test_step_arguments_are_checked_and_become_flags():
         ["--epochs", "2", "--batch-size", "8", "--lr", "0.003", "--compile"]
     with pytest.raises(ValueError, match="<stage>_epochs"):
         train_flags(2, {"epochs": 3})
+    assert check_arguments({"finetune_settings": {"model": "deeplabv3", "patch_size": 128}})
+    with pytest.raises(ValueError, match="stage 'finetune' cannot train model 'resnet18'"):
+        check_arguments({"finetune_settings": {"model": "resnet18"}})
+    with pytest.raises(ValueError, match=r"unknown settings \['patch'\]"):
+        check_arguments({"pretrain_settings": {"patch": 128}})
 
 
 def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path):
