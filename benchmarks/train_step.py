@@ -35,6 +35,8 @@ def batch_for(stage: str, size: int, batch: int, snip: int) -> tuple[torch.Tenso
     if stage == "finetune":
         return (torch.rand(batch, 1, size, size), (torch.rand(batch, 1, size, size) > 0.9).float(),
                 torch.randint(0, 3, (batch,)))
+    if stage == "autoencoder":
+        return torch.rand(batch, 1, size, size), torch.rand(batch, 1, size, size), torch.randint(0, 3, (batch,))
     return torch.rand(batch, 1, size, size), torch.rand(batch, 1, size, size)
 
 

@@ -154,9 +154,14 @@ class ContrastiveView(View):
         return _plain(self.augment(image)), _plain(self.augment(image))
 
 
+def class_index(sample: StandardSample) -> torch.Tensor:
+    """The sample's class in :data:`SNIP_CLASSES`, localized or not, else :data:`NO_CLASS`."""
+    return torch.tensor(SNIP_CLASSES.index(sample.label) if sample.label in SNIP_CLASSES else NO_CLASS)
+
+
 class DenoisingView(View):
-    """(corrupted image, clean image) of its :class:`Patches` patch: random squares blanked and noise
-    added; the target is the original."""
+    """(corrupted image, clean image, class index) of its :class:`Patches` patch: random squares blanked
+    and noise added; the target is the original; the class as :func:`class_index` says."""
 
     def __init__(self, image_size: int, patch_size: int = 0):
         self.patches = Patches(patch_size, keys=("image",))
@@ -169,11 +174,11 @@ class DenoisingView(View):
     def __call__(self, sample, seed):
         self.corrupt.set_random_state(seed=seed)
         clean = _plain(self.patches({"image": sample.image[None].astype(np.float32)}, sample.meta, seed)["image"])
-        return _plain(self.corrupt(clean.clone())), clean
+        return _plain(self.corrupt(clean.clone())), clean, class_index(sample)
 
 
 AUGMENTATIONS = {"strong": "left-right flips, affine, elastic, gamma, intensity scale and shift, noise",
-                 "flip": "left-right flips only", "none": "none (validation)"}
+                 "flip": "left-right flips only", "none": "no augmentation (what validation sees)"}
 
 
 class SegmentationView(View):
@@ -202,7 +207,7 @@ class SegmentationView(View):
         return is_segmentable(entry)
 
     def __call__(self, sample, seed):
-        label = torch.tensor(SNIP_CLASSES.index(sample.label) if sample.label in SNIP_CLASSES else NO_CLASS)
+        label = class_index(sample)
         if not self.patches.patch_size and not self.augment:  # whole images as stored: the cheap packed form
             return packed_image(sample.pixels), torch.from_numpy(np.ascontiguousarray(sample.lesions))[None], label
         item = {"image": sample.image[None].astype(np.float32), "mask": (sample.lesions[None] > 0).astype(np.float32)}
@@ -213,11 +218,23 @@ class SegmentationView(View):
         return _plain(item["image"]).float(), (_plain(item["mask"]) > 0.5).to(torch.uint8), label
 
 
+def jittered(box: tuple[int, int, int, int], rng: np.random.Generator, scale: float = 0.3,
+             shift: float = 0.15) -> tuple[int, int, int, int]:
+    """``box`` grown or shrunk by up to ``scale`` and moved by up to ``shift`` of its side: how far a
+    U-Net's finding may sit from the true lesion's box."""
+    x0, y0, x1, y1 = box
+    width, height = (x1 - x0) * rng.uniform(1 - scale, 1 + scale), (y1 - y0) * rng.uniform(1 - scale, 1 + scale)
+    cx = (x0 + x1) / 2 + rng.uniform(-shift, shift) * (x1 - x0)
+    cy = (y0 + y1) / 2 + rng.uniform(-shift, shift) * (y1 - y0)
+    return (int(cx - width / 2), int(cy - height / 2), int(np.ceil(cx + width / 2)), int(np.ceil(cy + height / 2)))
+
+
 class SnipView(View):
-    """(snip, class index): each visit of an image cuts one snip, a lesion or normal tissue, at random."""
+    """(snip, class index): each visit of an image cuts one snip, a lesion or normal tissue, at random;
+    in training around a :func:`jittered` box, as the U-Net's findings are cut at inference."""
 
     def __init__(self, size: int, augment: bool = True):
-        self.size = size
+        self.size, self.jitter = size, augment
         self.augment = Compose([RandFlip(prob=0.5 if augment else 0.0, spatial_axis=0),
                                 RandFlip(prob=0.5 if augment else 0.0, spatial_axis=1)])
 
@@ -232,6 +249,8 @@ class SnipView(View):
         if not candidates:  # no tissue clear of lesions and no lesion: the whole image as normal
             candidates = [((0, 0, sample.image.shape[1], sample.image.shape[0]), 0)]
         box, label = candidates[rng.integers(len(candidates))]
+        if self.jitter:
+            box = jittered(box, rng)
         self.augment.set_random_state(seed=seed)
         return _plain(self.augment(_channel_first(crop_snip(sample.image, box, self.size)))), torch.tensor(label)
 

@@ -167,45 +167,42 @@ def snip_scores(detector: Detector, samples: list[StandardSample], seed: int) ->
     return by_source
 
 
-def choose_lesion_threshold(detector: Detector, samples: list[StandardSample], batch_size: int = 16) -> float:
-    """The lesion probability a finding needs to be kept, from :data:`LESION_THRESHOLDS`: the best sum
-    of the share of true lesions still found and the share of normal images left without a finding on
-    ``samples``; 0 (keep every finding) without normal images or a snip classifier to tell."""
+def choose_thresholds(detector: Detector, samples: list[StandardSample]) -> dict:
+    """The U-Net threshold (:data:`UNET_THRESHOLDS`) and the lesion threshold (:data:`LESION_THRESHOLDS`)
+    with the best sum of mean Dice over the lesion images of ``samples`` and share of their normal images
+    left without a finding; ties go to a U-Net threshold nearer 0.5, then to keeping more findings.
+    Without normal images or a snip classifier to vet findings, the lesion threshold stays 0."""
     localized = [s for s in samples if is_segmentable(s.meta)]
-    if detector.snip_size is None or not any(s.label == "normal" for s in localized):
-        return 0.0
-    detector.lesion_threshold = 0.0
-    images = []  # per image: normal or not, its true lesions, (lesion probability, lesions hit) per finding
-    for start in range(0, len(localized), batch_size):
-        batch = localized[start:start + batch_size]
-        for sample, (_, labels, findings, _) in zip(batch, detector.find(stack_images(batch), modalities(batch))):
-            truth, count = ndimage.label(sample.lesions > 0)
-            hits = [set(np.unique(truth[labels == number])) - {0} for number in range(1, len(findings) + 1)]
-            images.append((sample.label == "normal", count, [(f.lesion_probability, h) for f, h in zip(findings, hits)]))
-    lesions = max(sum(count for _, count, _ in images), 1)
-    normals = [found for normal, _, found in images if normal]
-
-    def value(threshold: float) -> float:
-        hit = sum(len(set().union(*(h for p, h in found if p >= threshold))) for _, _, found in images)
-        clean = np.mean([not any(p >= threshold for p, _ in found) for found in normals])
-        return hit / lesions + clean
-
-    return max(LESION_THRESHOLDS, key=lambda t: (value(t), -t))
+    normal = np.array([s.label == "normal" for s in localized], dtype=bool)
+    if normal.all():
+        return {"unet_threshold": 0.5, "lesion_threshold": 0.0}
+    images, kinds = stack_images(localized), modalities(localized)
+    truth = np.stack([s.lesions > 0 for s in localized])
+    maps = detector.segment(images, kinds)
+    vetted = LESION_THRESHOLDS if detector.snip_size is not None and normal.any() else (0.0,)
+    detector.lesion_threshold, value = 0.0, {}
+    for unet_threshold in UNET_THRESHOLDS:
+        detector.unet_threshold = unet_threshold
+        found = detector.find(images, kinds, maps=maps)
+        for lesion_threshold in vetted:
+            kept = np.stack([np.isin(labels, [n for n, f in enumerate(findings, start=1)
+                                              if f.lesion_probability >= lesion_threshold])
+                             for _, labels, findings, _ in found])
+            dice = overlap_per_image(kept[~normal], truth[~normal])[0].mean()
+            clean = (~kept[normal].any(axis=(1, 2))).mean() if normal.any() else 0.0
+            value[unet_threshold, lesion_threshold] = (float(dice), float(clean))
+    best = max(value, key=lambda k: (sum(value[k]), -abs(k[0] - 0.5), -k[1]))
+    return {"unet_threshold": best[0], "lesion_threshold": best[1], "validation_dice": value[best][0],
+            "validation_normal_images_clean": value[best][1] if normal.any() else None}
 
 
 def choose_operating_point(detector: Detector, samples: list[StandardSample], target_specificity: float) -> dict:
-    """Set ``detector.unet_threshold`` to the best mean Dice on ``samples`` (lesion images) and
-    ``detector.lesion_threshold`` by :func:`choose_lesion_threshold`, then find the malignancy threshold with ``target_specificity`` per image. 0.5 where the split cannot tell."""
+    """Set the detector's U-Net and lesion thresholds by :func:`choose_thresholds` on ``samples``, then
+    find the malignancy threshold with ``target_specificity`` per image. 0.5 where the split cannot tell."""
     lesion = [s for s in samples if is_segmentable(s.meta) and s.label != "normal"]
-    point = {"unet_threshold": 0.5, "malignancy_threshold": 0.5, "target_specificity": target_specificity}
-    if lesion:
-        maps = detector.segment(stack_images(lesion), modalities(lesion))
-        truth = np.stack([s.lesions > 0 for s in lesion])
-        dice = {t: overlap_per_image(maps > t, truth)[0].mean() for t in UNET_THRESHOLDS}
-        point["unet_threshold"] = max(UNET_THRESHOLDS, key=lambda t: (dice[t], -abs(t - 0.5)))
-        point["validation_dice"] = float(dice[point["unet_threshold"]])
-    detector.unet_threshold = point["unet_threshold"]
-    detector.lesion_threshold = point["lesion_threshold"] = choose_lesion_threshold(detector, samples)
+    point = {**choose_thresholds(detector, samples), "malignancy_threshold": 0.5,
+             "target_specificity": target_specificity}
+    detector.unet_threshold, detector.lesion_threshold = point["unet_threshold"], point["lesion_threshold"]
     records = score_images(detector, samples)
     malignant = np.array([r.label == "malignant" for r in records], dtype=bool)
     chosen = threshold_at_specificity(np.array([r.malignancy for r in records]), malignant, target_specificity)

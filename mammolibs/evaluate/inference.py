@@ -118,17 +118,18 @@ class Detector:
         """Whole-image classifiers only: P(malignant) of each image."""
         return class_probabilities(self.classifier, images)[:, WHOLE_IMAGE_CLASSES.index("malignant")]
 
-    def find(self, images: np.ndarray, modalities: list[str] | None = None
+    def find(self, images: np.ndarray, modalities: list[str] | None = None, maps: np.ndarray | None = None
              ) -> list[tuple[np.ndarray, np.ndarray, list[Finding], float]]:
         """For each image (of ``modalities``, mammography when not given): (probability map, finding
-        label map, findings, image malignancy); finding ``i`` is ``i + 1`` in the label map.
+        label map, findings, image malignancy); finding ``i`` is ``i + 1`` in the label map. ``maps``:
+        the U-Net's probability maps of ``images`` when already made (:meth:`segment`).
 
         A snip classifier also vets the U-Net's findings: those it finds less likely a lesion than
         :attr:`lesion_threshold` are dropped (false-positive reduction). An image's malignancy is the
         highest over its findings (0 without any), or the whole-image classifier's score, as
         ``mammo predict`` reports it.
         """
-        maps = self.segment(images, modalities)
+        maps = self.segment(images, modalities) if maps is None else maps
         found = [regions(p, self.unet_threshold, self.min_area) for p in maps]
         if self.snip_size is None:
             scores = self.malignancy_of_images(images)

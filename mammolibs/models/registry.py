@@ -1,8 +1,9 @@
 """Build a model by name for a stage's role, and reach any architecture's encoder.
 
 Roles: ``segmentation`` (the architecture itself), ``contrastive`` (its encoder, pooled, under a
-projection head: the encoder stage) and ``classifier`` (its encoder, pooled, under a linear head; or a
-classification architecture as it is). The wrappers keep the architecture as ``net``, so its weights
+projection head: the encoder stage), ``autoencoder`` (the architecture, plus image-class logits from
+its pooled encoder) and ``classifier`` (its encoder, pooled, under a linear head; or a classification
+architecture as it is). The wrappers keep the architecture as ``net``, so its weights
 move between stages by name.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch import nn
 
 from mammolibs.models.catalog import CLASSIFICATION, MODEL_NAMES
 
-ROLES = ("segmentation", "contrastive", "classifier")
+ROLES = ("segmentation", "contrastive", "autoencoder", "classifier")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,27 @@ class _EncoderDone(Exception):
     """Raised by the bottleneck's hook: the rest of the network is not needed."""
 
 
+def run_net(net: nn.Module, bottleneck: str, x: torch.Tensor, whole: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(the net's output, or None when not ``whole``: the decoder is skipped; its encoder's output
+    pooled to one vector per image)."""
+    captured = []
+
+    def keep(module, inputs, output):
+        captured.append(output[-1] if isinstance(output, (list, tuple)) else output)
+        if not whole:
+            raise _EncoderDone
+
+    handle = net.get_submodule(bottleneck).register_forward_hook(keep)
+    output = None
+    try:
+        output = net(x)
+    except _EncoderDone:
+        pass
+    finally:
+        handle.remove()
+    return output, captured[0].mean(dim=(2, 3))
+
+
 class OnEncoder(nn.Module):
     """An architecture's encoder output, pooled to one vector per image; the decoder is never run."""
 
@@ -56,20 +78,7 @@ class OnEncoder(nn.Module):
             self.channels = self.features(torch.zeros(2, 1, 64, 64)).shape[1]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        captured = []
-
-        def keep(module, inputs, output):
-            captured.append(output[-1] if isinstance(output, (list, tuple)) else output)
-            raise _EncoderDone
-
-        handle = self.net.get_submodule(self.bottleneck).register_forward_hook(keep)
-        try:
-            self.net(x)
-        except _EncoderDone:
-            pass
-        finally:
-            handle.remove()
-        return captured[0].mean(dim=(2, 3))
+        return run_net(self.net, self.bottleneck, x, whole=False)[1]
 
 
 class Contrastive(OnEncoder):
@@ -95,6 +104,22 @@ class EncoderClassifier(OnEncoder):
         return self.head(self.features(x))
 
 
+class WithImageClasses(nn.Module):
+    """The architecture's output, and class logits of the whole image from its pooled encoder (the
+    autoencoder's image-level objective, for images that carry a label but no mask)."""
+
+    def __init__(self, net: nn.Module, bottleneck: str, num_classes: int):
+        super().__init__()
+        self.net, self.bottleneck = net, bottleneck
+        with torch.no_grad():
+            channels = run_net(net, bottleneck, torch.zeros(2, 1, 64, 64), whole=False)[1].shape[1]
+        self.head = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        output, features = run_net(self.net, self.bottleneck, x, whole=True)
+        return output, self.head(features)
+
+
 def create_model(name: str, role: str = "segmentation", width: int = 16, num_classes: int = 3) -> nn.Module:
     """Model ``name`` of :data:`MODEL_NAMES` built for ``role``; ``width`` is its base channel count
     (segmentation models), ``num_classes`` the classifier's outputs."""
@@ -112,6 +137,8 @@ def create_model(name: str, role: str = "segmentation", width: int = 16, num_cla
         return net
     if role == "contrastive":
         return Contrastive(net, architecture.bottleneck)
+    if role == "autoencoder":
+        return WithImageClasses(net, architecture.bottleneck, num_classes)
     return EncoderClassifier(net, architecture.bottleneck, num_classes)
 
 

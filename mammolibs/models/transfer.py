@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mammolibs.models.catalog import CLASSIFICATION, MODEL_NAMES
-from mammolibs.models.registry import OnEncoder, encoder_names
+from mammolibs.models.registry import encoder_names
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def transfer(model: nn.Module, name: str, role: str, width: int, checkpoint: dic
         raise ValueError(f"{origin}: holds a {describe(checkpoint)} {checkpoint.get('model_role')}, which cannot start "
                          f"a {name} {role}; pass the checkpoint of the previous stage")
     else:
-        prefix = "net." if isinstance(model, OnEncoder) else ""
+        prefix = "net." if isinstance(getattr(model, "net", None), nn.Module) else ""  # a wrapper of the architecture
         encoder = encoder_names(name, width)
         source = architecture_state(checkpoint)
         if checkpoint.get("model_role") == "contrastive":

@@ -22,8 +22,7 @@ TUNABLE = [  # flag, type, meaning; defaults come from TrainConfig
                           "half on a lesion; whole films predicted by sliding window); ultrasound frames are resized "
                           "whole to it; 0, or a side not below the image's: whole images. By default the --init "
                           f"checkpoint's, else {DEFAULT_PATCH}"),
-    ("--augment", str, "finetune's augmentation: " + "; ".join(f"{k}: {v}" for k, v in AUGMENTATIONS.items()
-                                                               if k != "none")),
+    ("--augment", str, "finetune's augmentation: " + "; ".join(f"{k}: {v}" for k, v in AUGMENTATIONS.items())),
     ("--snip-size", int, "side of classifier snips in pixels"),
     ("--seed", int, "random seed"),
     ("--max-steps", int, "cap on steps per epoch, 0 = no cap"),
@@ -66,7 +65,7 @@ def get_args_parser(stage: str, prog: str | None = None) -> argparse.ArgumentPar
                              + "; ".join(f"{name}: {MODEL_NAMES[name][1]}" for name in models_for(stage)))
     for flag, kind, text in TUNABLE:
         default = DEFAULTS[flag[2:].replace("-", "_")]
-        parser.add_argument(flag, type=kind, default=None,
+        parser.add_argument(flag, type=kind, default=None, choices=list(AUGMENTATIONS) if flag == "--augment" else None,
                             help=text if default is None else f"{text} [default {default}]")
     parser.add_argument("--compile", action="store_true", default=None,
                         help="torch.compile the model (CUDA; XLA compiles anyway)")

@@ -12,7 +12,7 @@ from torch import nn
 
 from torchmetrics.functional.classification import binary_auroc
 
-from mammolibs.data.views import ContrastiveView, DenoisingView, SegmentationView, SnipView, View, WholeImageView
+from mammolibs.data.views import NO_CLASS, ContrastiveView, DenoisingView, SegmentationView, SnipView, View, WholeImageView
 from mammolibs.models.catalog import (CLASSIFICATION, DEFAULT_WIDTH, MODEL_NAMES, SNIP_CLASSES, STAGE_DEFAULT_MODEL,
                                       WHOLE_IMAGE_CLASSES, check_model, models_for)
 from mammolibs.train import STAGE_NAMES
@@ -49,7 +49,7 @@ class Stage:
         inherited = source is not None and source["model_name"] in models_for(self.name)
         name = check_model(self.name, config.get("model") or (source["model_name"] if inherited
                                                                else STAGE_DEFAULT_MODEL[self.name]))
-        kwargs = {"num_classes": len(self.classes)} if self.role == "classifier" else {}
+        kwargs = {"num_classes": len(self.classes)} if self.role in ("classifier", "autoencoder") else {}
         if MODEL_NAMES[name][0] != CLASSIFICATION:
             kwargs["width"] = config.get("width") or (source["model_kwargs"].get("width") if inherited else None) \
                 or DEFAULT_WIDTH
@@ -122,20 +122,25 @@ class EncoderStage(Stage):
 
 
 class AutoencoderStage(Stage):
-    """Reconstruct the clean image from a masked, noised one; starts from the encoder's weights."""
+    """Reconstruct the clean image from a masked, noised one, and tell the image's class (normal, benign,
+    malignant) from the encoder where it has one (label-only films too); starts from the encoder's weights."""
 
-    name = "autoencoder"
+    name, role, classes = "autoencoder", "autoencoder", SNIP_CLASSES
+    class_weight = 0.1  # of the image-class cross-entropy beside the reconstruction error
 
     def view(self, config, image_size, train):
         return DenoisingView(image_size, config["patch_size"])
 
     def loss(self, model, batch):
-        corrupted, clean = batch
-        reconstruction = torch.sigmoid(model(corrupted).float())
-        return F.mse_loss(reconstruction, clean), reconstruction
+        corrupted, clean, label = batch
+        logits, class_logits = model(corrupted)
+        reconstruction = torch.sigmoid(logits.float())
+        labelled = (label != NO_CLASS).sum().clamp(min=1)  # a batch of unlabelled images adds 0, not NaN
+        classes = F.cross_entropy(class_logits.float(), label, ignore_index=NO_CLASS, reduction="sum") / labelled
+        return F.mse_loss(reconstruction, clean) + self.class_weight * classes, reconstruction
 
     def picture(self, batch, output):
-        corrupted, clean = batch
+        corrupted, clean, _ = batch
         return side_by_side(corrupted, output, clean)
 
 

@@ -26,7 +26,7 @@ def fixed_batch(data: str) -> tuple[torch.Tensor, ...]:
 
 def make_run_parts(config: TrainConfig, runtime: distributed.Runtime):
     torch.manual_seed(0)
-    model = distributed.distribute(create_model("basic_unet", width=4), runtime)
+    model = distributed.distribute(create_model("basic_unet", "autoencoder", width=4), runtime)
     optimizer, scheduler = build_optimizer(model, config, runtime, total_steps=10)
     return model, optimizer, scheduler
 

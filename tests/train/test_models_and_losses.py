@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mammolibs.data.views import NO_CLASS
 from mammolibs.models import MODEL_NAMES, create_model, encoder_names, transfer
 from mammolibs.models.catalog import CLASSIFICATION, models_for
 from mammolibs.train.checkpoints import load_checkpoint, load_model
@@ -22,6 +23,8 @@ def test_segmentation_models_keep_their_contract(name):
         assert model(torch.rand(2, 1, 72, 56)).shape == (2, 1, 72, 56)
     for role, width in (("contrastive", 128), ("classifier", 3)):
         assert create_model(name, role, width=4)(torch.rand(2, 1, 64, 64)).shape == (2, width)
+    reconstruction, classes = create_model(name, "autoencoder", width=4)(torch.rand(2, 1, 64, 64))
+    assert reconstruction.shape == (2, 1, 64, 64) and classes.shape == (2, 3)
     encoder = encoder_names(name, 4)
     assert encoder and encoder < set(model.state_dict())  # an encoder, and a decoder beside it
 
@@ -78,6 +81,17 @@ def test_multitask_fcn_learns_the_class_too(small_shards, tmp_path):
     loss, _ = stage.loss(model, (image, mask, torch.tensor([0, 2])))
     segmentation_only = stage.criterion(model(image).float(), mask)
     assert loss.item() > segmentation_only.item()  # the class term adds to it
+
+
+def test_autoencoder_learns_image_classes_where_images_have_one_and_ignores_the_rest():
+    stage = STAGES["autoencoder"]
+    model = create_model("basic_unet", "autoencoder", width=4)
+    corrupted, clean = torch.rand(4, 1, 32, 32), torch.rand(4, 1, 32, 32)
+    unlabelled, _ = stage.loss(model, (corrupted, clean, torch.full((4,), NO_CLASS)))
+    reconstruction = torch.nn.functional.mse_loss(torch.sigmoid(model(corrupted)[0]), clean)
+    assert unlabelled.item() == pytest.approx(reconstruction.item(), rel=1e-5)  # no label: no class term, no NaN
+    labelled, _ = stage.loss(model, (corrupted, clean, torch.tensor([0, 1, 2, NO_CLASS])))
+    assert labelled.item() > unlabelled.item()
 
 
 def test_segmentation_loss_is_zero_at_a_perfect_mask_and_large_when_wrong():

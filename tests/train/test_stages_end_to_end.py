@@ -38,7 +38,7 @@ def test_autoencoder_started_from_the_encoder(runs):
     fresh = create_model("basic_unet", width=4).state_dict()  # what a U-Net starting from scratch holds
     for key in ("conv_0.conv_0.conv.weight", "down_4.convs.conv_1.conv.weight"):
         pretrained = encoder[f"net.{key}"]
-        assert (autoencoder[key] - pretrained).abs().mean() < 0.5 * (fresh[key] - pretrained).abs().mean()
+        assert (autoencoder[f"net.{key}"] - pretrained).abs().mean() < 0.5 * (fresh[key] - pretrained).abs().mean()
 
 
 def test_classifier_started_from_the_autoencoder_encoder(runs):
@@ -47,7 +47,7 @@ def test_classifier_started_from_the_autoencoder_encoder(runs):
     assert (classifier["model_name"], classifier["model_role"]) == ("basic_unet", "classifier")
     fresh = create_model("basic_unet", width=4).state_dict()
     key = "conv_0.conv_0.conv.weight"
-    pretrained = autoencoder["model"][key]
+    pretrained = autoencoder["model"][f"net.{key}"]
     assert (classifier["model"][f"net.{key}"] - pretrained).abs().mean() < 0.5 * (fresh[key] - pretrained).abs().mean()
 
 

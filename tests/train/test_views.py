@@ -81,3 +81,14 @@ def test_findings_the_classifier_calls_normal_tissue_are_dropped_above_the_lesio
     detector.lesion_threshold = 0.5
     [(_, labels, findings, malignancy)] = detector.find(image)
     assert findings == [] and labels.max() == 0 and malignancy == 0.0
+
+
+def test_training_snips_move_around_the_lesion_box_as_findings_do():
+    from mammolibs.data.views import jittered
+
+    rng = np.random.default_rng(0)
+    boxes = [jittered((100, 200, 140, 260), rng) for _ in range(200)]
+    widths = np.array([x1 - x0 for x0, _, x1, _ in boxes])
+    centres = np.array([(x0 + x1) / 2 for x0, _, x1, _ in boxes])
+    assert 28 <= widths.min() < 36 and 44 < widths.max() <= 53  # 40 px wide, +-30%
+    assert 114 <= centres.min() < 117 and 123 < centres.max() <= 126  # centre 120, +-15% of 40 px

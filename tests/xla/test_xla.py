@@ -48,7 +48,7 @@ def test_spmd_over_two_devices_gives_the_loss_and_gradients_of_one_device(small_
     batch = fixed_batch(small_shards)
     config = TrainConfig(data=small_shards, out=str(tmp_path), batch_size=GLOBAL_BATCH)
     torch.manual_seed(0)
-    model = create_model("basic_unet", width=4)
+    model = create_model("basic_unet", "autoencoder", width=4)
     models = {"split": copy.deepcopy(model).to(runtime.device), "whole": copy.deepcopy(model).to(runtime.device)}
     batches = {name: tuple(t.to(runtime.device) for t in batch) for name in models}
     for tensor in batches["split"]:  # half the batch on each device; "whole" is computed whole on each
