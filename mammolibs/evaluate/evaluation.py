@@ -1,4 +1,4 @@
-"""``mammo evaluate``: score the deployed chain (U-Net finds lesions, ResNet scores them) on held-out
+"""``mammo evaluate``: score the deployed chain (U-Net finds lesions, the classifier scores them) on held-out
 patients of one or several shard sets, overall and per source.
 
 1. The operating point is chosen on the validation split (of ``--calibrate-on``, default the data

@@ -1,5 +1,5 @@
 """The two inference stages, shared by ``mammo evaluate`` and ``mammo predict``: the U-Net finds
-lesions (connected regions above a probability threshold), the ResNet scores a snip of each.
+lesions (connected regions above a probability threshold), the classifier scores a snip of each.
 
 A model may instead score whole images (the ``whole_image`` baseline stage); then each image gets
 one malignancy score and its findings keep the U-Net's boxes without a class.
@@ -66,7 +66,7 @@ def class_probabilities(classifier: nn.Module, crops: np.ndarray, batch_size: in
 
 @dataclass
 class Finding:
-    """One lesion found by the U-Net (box in standard-image pixels), scored by the ResNet."""
+    """One lesion found by the U-Net (box in standard-image pixels), scored by the snip classifier."""
 
     box: Box
     area: int

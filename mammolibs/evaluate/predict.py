@@ -1,4 +1,4 @@
-"""``mammo predict IMAGE``: find lesions with the U-Net, score each with the ResNet, call the image
+"""``mammo predict IMAGE``: find lesions with the U-Net, score each with the classifier, call the image
 at the operating point chosen by ``mammo evaluate``.
 
 Writes ``<name>.overlay.png`` (findings outlined, boxed with their malignancy score) and

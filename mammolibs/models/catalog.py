@@ -3,8 +3,8 @@
 Every model takes one grey channel. A ``segmentation`` model returns one logit map at the input's
 size; it also serves the encoder stage (its encoder, pooled, under a projection head) and the
 classifiers (its encoder, pooled, under a linear head), so pretraining carries over by parameter
-name. A ``classification`` model returns class logits only. ``multitask`` segmentation models
-also return benign/malignant/normal logits from their encoder when asked (``with_classes=True``).
+name. A ``classification`` model returns class logits only. Multi-task segmentation models (FCN)
+also return normal/benign/malignant logits from their encoder when asked (``with_classes=True``).
 """
 from __future__ import annotations
 

@@ -7,10 +7,10 @@ to import: the CLI, the pipeline and its hardware table read them; model names a
 """
 
 STAGE_NAMES = {
-    "encoder": "self-supervised U-Net encoder (contrastive views)",
-    "autoencoder": "denoising autoencoder, from the encoder",
-    "finetune": "U-Net lesion segmentation, from the autoencoder",
-    "classifier": "ResNet scoring lesion snips: normal, benign, malignant",
+    "encoder": "self-supervised encoder of the segmentation model (contrastive views of patches)",
+    "autoencoder": "denoising autoencoder with an image-class head, from the encoder",
+    "finetune": "U-Net lesion segmentation on lesion-balanced patches, from the autoencoder",
+    "classifier": "lesion snips scored normal, benign, malignant by the autoencoder's encoder and a head",
     "whole_image": "baseline: ResNet on whole images, benign vs malignant",
 }
 

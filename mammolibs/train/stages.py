@@ -185,7 +185,7 @@ class SegmentationStage(Stage):
 
 
 class ClassifierStage(AurocStage):
-    """ResNet on snips: normal tissue, benign and malignant lesions."""
+    """Snips of normal tissue, benign and malignant lesions; the encoder by default from the autoencoder."""
 
     name, classes = "classifier", SNIP_CLASSES
 

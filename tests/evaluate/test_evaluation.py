@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,7 +16,9 @@ from mammolibs.cli import main as mammo
 from mammolibs.data.folds import fold_of, write_fold, write_source
 from mammolibs.data.manifest import read_manifest
 from mammolibs.data.views import load_samples
-from mammolibs.evaluate.evaluation import evaluate
+from mammolibs.data.shards import StandardSample, stack_images
+from mammolibs.evaluate.evaluation import choose_thresholds, evaluate
+from mammolibs.evaluate.inference import Detector
 from mammolibs.evaluate.generalization import generalization
 from mammolibs.evaluate.predict import predict
 
@@ -154,3 +157,40 @@ def test_whole_image_baseline_trains_and_scores_images(runs, small_shards, tmp_p
     assert overall["lesion_level"] is None  # no snips: the baseline scores whole images
     image = overall["image_level"]["malignant_vs_rest"]
     assert image["cases"] == overall["images"] > 0 and metrics["classifier"]["stage"] == "whole_image"
+
+
+class _Brightness(torch.nn.Module):
+    """'U-Net': bright pixels are lesion (logit = 20 * (pixel - 0.5))."""
+
+    def forward(self, x):
+        return 20 * (x - 0.5)
+
+
+class _Contrast(torch.nn.Module):
+    """'Snip classifier': a snip whose brightest pixel is dim (< 0.8) is normal tissue, else a lesion."""
+
+    def forward(self, x):
+        peak = x.flatten(1).max(dim=1).values
+        return torch.stack([40 * (0.8 - peak), torch.zeros_like(peak), 40 * (peak - 0.8)], dim=1)
+
+
+def _sample(label: str, value: float, box: tuple[int, int, int, int] | None) -> StandardSample:
+    pixels, lesions = np.zeros((64, 64), np.uint16), np.zeros((64, 64), np.uint8)
+    if box:
+        pixels[box[1]:box[3], box[0]:box[2]] = int(value * 65535)
+        lesions[box[1]:box[3], box[0]:box[2]] = label != "normal"
+    meta = {"label": label, "localized": True, "source": "test", "modality": "US"}
+    return StandardSample(f"{label}-{value}", pixels, lesions, meta)
+
+
+def test_thresholds_are_chosen_so_that_normal_images_keep_no_finding_the_classifier_calls_normal():
+    lesions = [_sample("malignant", 1.0, (10, 10, 30, 30)), _sample("benign", 0.95, (30, 30, 50, 44))]
+    normals = [_sample("normal", 0.65, (20, 20, 40, 40)), _sample("normal", 0.7, (5, 40, 25, 60))]  # dim blobs
+    detector = Detector(_Brightness(), _Contrast(), snip_size=32)
+    chosen = choose_thresholds(detector, lesions + normals)
+    assert chosen["validation_dice"] == pytest.approx(1.0) and chosen["validation_normal_images_clean"] == 1.0
+    assert 0.0 < chosen["lesion_threshold"] and chosen["unet_threshold"] <= 0.5  # found by the U-Net, then vetted
+    detector.unet_threshold, detector.lesion_threshold = chosen["unet_threshold"], chosen["lesion_threshold"]
+    found = detector.find(stack_images(lesions + normals))
+    assert [len(findings) for _, _, findings, _ in found] == [1, 1, 0, 0]
+    assert choose_thresholds(detector, lesions)["lesion_threshold"] == 0.0  # no normal image: nothing to vet by
