@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL at a random step and resumed ends bit for bit where an uninterrupted run ends."""
+"""A run killed with SIGKILL at a random step and resumed ends bit for bit where an uninterrupted run ends
+(on random patches, with the image-class objective: every random draw is seeded by position)."""
 from __future__ import annotations
 
 import random
@@ -18,7 +19,7 @@ SCRIPT = ROOT / "train" / "unet" / "autoencoder" / "train_autoencoder.py"
 
 def _command(data: str, out: Path) -> list[str]:
     return [sys.executable, str(SCRIPT), "--data", data, "--out", str(out), "--epochs", "3", "--batch-size", "2",
-            "--width", "8", "--checkpoint-every", "1", "--log-every", "2", "--no-progress"]
+            "--width", "8", "--patch-size", "32", "--checkpoint-every", "1", "--log-every", "2", "--no-progress"]
 
 
 def _latest_step(out: Path) -> int:
