@@ -2,8 +2,9 @@
 same CPU budget in the same run? Patient-level k-fold cross-validation on the real mini-MIAS films and
 BUSI ultrasound images in ``../shared/data`` (``MAMMOFLOW_SHARED_DATA``).
 
-    python benchmarks/quality.py                     # quick: 5 folds, 128 px, short schedules (< 60 min, 2 CPU cores)
-    python benchmarks/quality.py --full              # 5 folds, 256 px, the pipeline's default schedules
+    python benchmarks/quality.py                     # quick: 5 folds, 256 px films, 128 px patches, short schedules
+    python benchmarks/quality.py --folds 3           # the first 3 folds of quick (about 46 min on 2 CPU cores)
+    python benchmarks/quality.py --full              # 5 folds, 512 px films, 256 px patches, the pipeline's schedules
     python benchmarks/quality.py --generalization    # the matrix "trained on X -> scored on Y" (fold 0)
 
 Arms, each fold, scored by ``mammo evaluate`` on the fold's held-out patients (operating point from
@@ -122,20 +123,26 @@ def run_fold(sets: dict[str, str], fold: int, folds: int, work: Path, schedule: 
                                      {**schedule["finetune"], **BASELINE}, unet_budget),
                 "classifier": train_within("whole_image", data, str(runs / "baseline" / "whole_image"),
                                            schedule["whole_image"], classifier_budget)}
-    models = {"recipe": (recipe["unet"], recipe["classifier"]),
-              "no encoder": (no_encoder["unet"], no_encoder["classifier"]),
-              "no pretraining": (str(runs / "no-pretraining" / "finetune"), str(runs / "no-pretraining" / "classifier")),
-              "baseline": (str(runs / "baseline" / "finetune"), str(runs / "baseline" / "whole_image"))}
     seconds = {"recipe": {"unet": unet_budget, "classifier": spent["classifier"]},
                "no encoder": {"unet": sum(no_encoder["seconds"][s] for s in ("autoencoder", "finetune")),
                               "classifier": no_encoder["seconds"]["classifier"]},
                **{arm: {part: trained[part]["seconds"] for part in ("unet", "classifier")}
                   for arm, trained in (("no pretraining", no_pretraining), ("baseline", baseline))}}
-    scored = {arm: evaluate(list(fold_sets.values()), unet, classifier, str(runs / "evaluations" / arm.replace(" ", "-")),
-                            seed=fold, save_operating_point=False) for arm, (unet, classifier) in models.items()}
-    return {"metrics": scored, "seconds": seconds,
+    return {"metrics": score_fold(work, fold), "seconds": seconds,
             "epochs": {f"{arm} {part}": trained[part]["epochs"] for arm, trained in
                        (("no pretraining", no_pretraining), ("baseline", baseline)) for part in ("unet", "classifier")}}
+
+
+def score_fold(work: Path, fold: int) -> dict:
+    """``mammo evaluate`` of every arm's U-Net and classifier of one fold, on its test patients."""
+    runs = work / f"fold{fold}"
+    models = {"recipe": ("recipe/finetune", "recipe/classifier"),
+              "no encoder": ("no-encoder/finetune", "no-encoder/classifier"),
+              "no pretraining": ("no-pretraining/finetune", "no-pretraining/classifier"),
+              "baseline": ("baseline/finetune", "baseline/whole_image")}
+    data = [str(runs / f"data-{source}") for source in SOURCES]
+    return {arm: evaluate(data, str(runs / unet), str(runs / classifier), str(runs / "evaluations" / arm.replace(" ", "-")),
+                          seed=fold, save_operating_point=False) for arm, (unet, classifier) in models.items()}
 
 
 def aggregate(fold_metrics: list[dict]) -> dict:
@@ -157,10 +164,14 @@ def aggregate(fold_metrics: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="5 folds, 256 px, the pipeline's default schedules")
+    parser.add_argument("--full", action="store_true",
+                        help="5 folds, 512 px films, 256 px patches, the pipeline's default schedules")
     parser.add_argument("--generalization", action="store_true",
                         help="instead of cross-validation: the cross-dataset matrix on fold 0's split")
     parser.add_argument("--folds", type=int, help="folds to run (the first N of the mode's k) [all]")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score the trained runs of the last run in --work again (after a change to evaluation "
+                             "alone): keeps its training times, replaces its figures")
     parser.add_argument("--report-only", action="store_true",
                         help="only rebuild quality.md and quality.png from the JSON results in --out")
     parser.add_argument("--work", default=str(REPO / "benchmarks" / "scratch"),
@@ -177,9 +188,20 @@ def main(argv: list[str] | None = None) -> int:
     settings = MODES[mode]
     work = Path(args.work) / mode
     started = time.perf_counter()
+    if args.rescore:
+        path = Path(args.out) / f"quality-{mode}.json"
+        result = json.loads(path.read_text())
+        metrics = [score_fold(work, fold) for fold in range(result["folds_run"])]
+        result["fold_metrics"] = [{arm: {k: m[arm][k] for k in ("overall", "sources", "operating_point")}
+                                   for arm in ARMS} for m in metrics]
+        result["rescored_in_seconds"] = time.perf_counter() - started
+        path.write_text(json.dumps(result, indent=2, default=str).replace(f"{REPO}/", ""))
+        write_report(Path(args.out))
+        return 0
     sets = standardized(work, settings["image_size"])
     result = {"mode": mode, "image_size": settings["image_size"], "schedule": settings["schedule"],
-              "machine": machine(), "command": "python benchmarks/quality.py" + (" --full" if args.full else "")}
+              "machine": machine(), "command": "python benchmarks/quality.py" + (" --full" if args.full else "")
+              + (f" --folds {args.folds}" if args.folds else "")}
     if args.generalization:
         fold_sets = []
         for source, url in sets.items():
@@ -240,8 +262,9 @@ def write_report(out: Path) -> None:
             lines += report_mode(json.loads(path.read_text()))
         else:
             lines += [f"## {mode} mode: not run yet", "", f"`python benchmarks/quality.py{' --full' if mode == 'full' else ''}`"
-                      + (" (5 folds, 256 px, the pipeline's default schedules) on a GPU, or in the background on CPU: "
-                         "about an hour per fold on 2 CPU cores, estimated from the quick mode's epoch times."
+                      + (" (5 folds, 512 px films, 256 px patches, the pipeline's default schedules) on a GPU, or in "
+                         "the background on CPU: several hours per fold on 2 CPU cores, estimated from the quick "
+                         "mode's epoch times."
                          if mode == "full" else "."), ""]
     for mode in MODES:
         path = out / f"generalization-{mode}.json"
@@ -260,7 +283,9 @@ def report_mode(result: dict) -> list[str]:
              + "; ".join(", ".join(f"{g} {n}" for g, n in counts.items()) for counts in result["test_images"]) + ".", "",
              "Training time per fold, seconds (U-Net / classifier): " + "; ".join(
                  f"{arm} " + ", ".join(f"{s[arm]['unet']:.0f}/{s[arm]['classifier']:.0f}" for s in seconds)
-                 for arm in ARMS) + f". Epochs the same time bought: {json.dumps(result['epochs'])}.", ""]
+                 for arm in ARMS) + f". Epochs the same time bought: {json.dumps(result['epochs'])}."
+             + (" Figures scored again on these trained runs after a change to evaluation alone (`--rescore`, "
+                f"{result['rescored_in_seconds'] / 60:.1f} min)." if "rescored_in_seconds" in result else ""), ""]
     for group in ["all", *SOURCES]:
         lines += [f"### {'all sources' if group == 'all' else group}", "",
                   "| figure | " + " | ".join(ARMS) + " |", "|---|" + "---|" * len(ARMS)]

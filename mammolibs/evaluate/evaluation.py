@@ -167,11 +167,15 @@ def snip_scores(detector: Detector, samples: list[StandardSample], seed: int) ->
     return by_source
 
 
-def choose_thresholds(detector: Detector, samples: list[StandardSample]) -> dict:
-    """The U-Net threshold (:data:`UNET_THRESHOLDS`) and the lesion threshold (:data:`LESION_THRESHOLDS`)
-    with the best sum of mean Dice over the lesion images of ``samples`` and share of their normal images
-    left without a finding; ties go to a U-Net threshold nearer 0.5, then to keeping more findings.
-    Without normal images or a snip classifier to vet findings, the lesion threshold stays 0."""
+KEEP_LESIONS = 0.9
+"""Share of the validation lesions the U-Net finds that the classifier's vetting must keep."""
+
+
+def choose_thresholds(detector: Detector, samples: list[StandardSample], keep: float = KEEP_LESIONS) -> dict:
+    """Set, and return, the U-Net threshold (:data:`UNET_THRESHOLDS`) with the best mean Dice over the lesion images of
+    ``samples`` (ties: nearer 0.5), then the highest lesion threshold (:data:`LESION_THRESHOLDS`) that
+    still keeps ``keep`` of the true lesions found there: false findings cut at nearly unchanged
+    sensitivity. The lesion threshold stays 0 without a snip classifier or a lesion found."""
     localized = [s for s in samples if is_segmentable(s.meta)]
     normal = np.array([s.label == "normal" for s in localized], dtype=bool)
     if normal.all():
@@ -179,21 +183,27 @@ def choose_thresholds(detector: Detector, samples: list[StandardSample]) -> dict
     images, kinds = stack_images(localized), modalities(localized)
     truth = np.stack([s.lesions > 0 for s in localized])
     maps = detector.segment(images, kinds)
-    vetted = LESION_THRESHOLDS if detector.snip_size is not None and normal.any() else (0.0,)
-    detector.lesion_threshold, value = 0.0, {}
-    for unet_threshold in UNET_THRESHOLDS:
-        detector.unet_threshold = unet_threshold
-        found = detector.find(images, kinds, maps=maps)
-        for lesion_threshold in vetted:
-            kept = np.stack([np.isin(labels, [n for n, f in enumerate(findings, start=1)
-                                              if f.lesion_probability >= lesion_threshold])
-                             for _, labels, findings, _ in found])
-            dice = overlap_per_image(kept[~normal], truth[~normal])[0].mean()
-            clean = (~kept[normal].any(axis=(1, 2))).mean() if normal.any() else 0.0
-            value[unet_threshold, lesion_threshold] = (float(dice), float(clean))
-    best = max(value, key=lambda k: (sum(value[k]), -abs(k[0] - 0.5), -k[1]))
-    return {"unet_threshold": best[0], "lesion_threshold": best[1], "validation_dice": value[best][0],
-            "validation_normal_images_clean": value[best][1] if normal.any() else None}
+    dice = {t: overlap_per_image(maps[~normal] > t, truth[~normal])[0].mean() for t in UNET_THRESHOLDS}
+    detector.unet_threshold = max(UNET_THRESHOLDS, key=lambda t: (dice[t], -abs(t - 0.5)))
+    detector.lesion_threshold = 0.0
+    found = detector.find(images, kinds, maps=maps)
+    hits = []  # per finding: (lesion probability, the (image, lesion) pairs it overlaps)
+    for index, (_, labels, image_findings, _) in enumerate(found):
+        lesions = ndimage.label(truth[index])[0]
+        hits += [(f.lesion_probability, {(index, n) for n in np.unique(lesions[labels == number]) if n})
+                 for number, f in enumerate(image_findings, start=1)]
+
+    def found_lesions(threshold: float) -> int:
+        return len(set().union(*(hit for p, hit in hits if p >= threshold)))
+
+    vetted = LESION_THRESHOLDS if detector.snip_size is not None and found_lesions(0.0) else (0.0,)
+    detector.lesion_threshold = lesion_threshold = max(t for t in vetted if found_lesions(t) >= keep * found_lesions(0.0))
+    kept = np.stack([np.isin(labels, [n for n, f in enumerate(image_findings, start=1)
+                                      if f.lesion_probability >= lesion_threshold])
+                     for _, labels, image_findings, _ in found])
+    return {"unet_threshold": detector.unet_threshold, "lesion_threshold": lesion_threshold,
+            "validation_dice": float(overlap_per_image(kept[~normal], truth[~normal])[0].mean()),
+            "validation_normal_images_clean": float((~kept[normal].any(axis=(1, 2))).mean()) if normal.any() else None}
 
 
 def choose_operating_point(detector: Detector, samples: list[StandardSample], target_specificity: float) -> dict:
@@ -202,7 +212,6 @@ def choose_operating_point(detector: Detector, samples: list[StandardSample], ta
     lesion = [s for s in samples if is_segmentable(s.meta) and s.label != "normal"]
     point = {**choose_thresholds(detector, samples), "malignancy_threshold": 0.5,
              "target_specificity": target_specificity}
-    detector.unet_threshold, detector.lesion_threshold = point["unet_threshold"], point["lesion_threshold"]
     records = score_images(detector, samples)
     malignant = np.array([r.label == "malignant" for r in records], dtype=bool)
     chosen = threshold_at_specificity(np.array([r.malignancy for r in records]), malignant, target_specificity)

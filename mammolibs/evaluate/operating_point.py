@@ -16,10 +16,9 @@ log = logging.getLogger(__name__)
 OPERATING_POINT = "operating_point.json"
 DEFAULT = {"unet_threshold": 0.5, "lesion_threshold": 0.0, "malignancy_threshold": 0.5, "chosen_on": None}
 UNET_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 10))
-"""The U-Net probability thresholds tried on the validation split."""
+"""The U-Net probability thresholds tried on the validation split (the best mean Dice wins)."""
 LESION_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(10))
-"""The lesion thresholds tried with each (the pair with the best sum of mean Dice and share of normal
-images left without a finding wins)."""
+"""The lesion thresholds tried (the highest that keeps nearly every lesion found wins)."""
 
 
 def run_folder(checkpoint_url: str) -> str:
