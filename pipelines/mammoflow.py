@@ -62,7 +62,7 @@ mammoflow = build_pipeline()
 """The pipeline with CPU steps and the default images: what ``run-local`` and ``make compile`` use."""
 
 DEMO_ARGUMENTS = {
-    "encoder_epochs": 2, "autoencoder_epochs": 2, "finetune_epochs": 12, "classifier_epochs": 10,
+    "encoder_epochs": 3, "autoencoder_epochs": 3, "finetune_epochs": 30, "classifier_epochs": 20,
     "pretrain_settings": {"batch_size": 8, "width": 8, "patch_size": 128},
     # the U-Net and the classifier take the autoencoder's architecture and patch side from its checkpoint
     "finetune_settings": {"batch_size": 4, "lr": 3e-3},
