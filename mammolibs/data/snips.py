@@ -1,4 +1,4 @@
-"""Snips: square crops around lesions (and of normal tissue) that the ResNet classifier scores.
+"""Snips: square crops around lesions (and of normal tissue) that the classifier scores.
 
 Training and prediction cut snips with the same two functions, so the classifier sees at
 inference exactly what it saw in training.
