@@ -52,7 +52,7 @@ def test_spmd_over_two_devices_gives_the_loss_and_gradients_of_one_device(small_
     models = {"split": copy.deepcopy(model).to(runtime.device), "whole": copy.deepcopy(model).to(runtime.device)}
     batches = {name: tuple(t.to(runtime.device) for t in batch) for name in models}
     for tensor in batches["split"]:  # half the batch on each device; "whole" is computed whole on each
-        xs.mark_sharding(tensor, runtime.mesh, ("data", None, None, None))
+        xs.mark_sharding(tensor, runtime.mesh, ("data",) + (None,) * (tensor.dim() - 1))
     assert "devices=[2,1,1,1]" in torch_xla._XLAC._get_xla_sharding_spec(batches["split"][0])
     assert torch_xla._XLAC._get_xla_sharding_spec(batches["whole"][0]) == ""
 
