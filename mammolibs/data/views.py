@@ -134,6 +134,10 @@ class Patches:
             (focus.shape[0] // 2, focus.shape[1] // 2)
         return {k: centre_crop(item[k], centre, self.patch_size) for k in self.keys}
 
+    def image(self, sample: StandardSample, seed: int | None) -> torch.Tensor:
+        """The (1, S, S) patch of ``sample``'s image alone."""
+        return _plain(self({"image": sample.image[None].astype(np.float32)}, sample.meta, seed)["image"])
+
 
 class ContrastiveView(View):
     """Two random augmentations of the same image (its :class:`Patches` patch): a positive pair for
@@ -149,7 +153,7 @@ class ContrastiveView(View):
         ])
 
     def __call__(self, sample, seed):
-        image = _plain(self.patches({"image": sample.image[None].astype(np.float32)}, sample.meta, seed)["image"])
+        image = self.patches.image(sample, seed)
         self.augment.set_random_state(seed=seed)
         return _plain(self.augment(image)), _plain(self.augment(image))
 
@@ -173,7 +177,7 @@ class DenoisingView(View):
 
     def __call__(self, sample, seed):
         self.corrupt.set_random_state(seed=seed)
-        clean = _plain(self.patches({"image": sample.image[None].astype(np.float32)}, sample.meta, seed)["image"])
+        clean = self.patches.image(sample, seed)
         return _plain(self.corrupt(clean.clone())), clean, class_index(sample)
 
 

@@ -66,6 +66,15 @@ def run_net(net: nn.Module, bottleneck: str, x: torch.Tensor, whole: bool) -> tu
     return output, captured[0].mean(dim=(2, 3))
 
 
+PROBE = (2, 1, 64, 64)  # the input shape that sizes an encoder: small, and deep enough for every architecture
+
+
+def encoder_channels(net: nn.Module, bottleneck: str) -> int:
+    """Channels of the architecture's pooled encoder output, found by one pass of a probe image."""
+    with torch.no_grad():
+        return run_net(net, bottleneck, torch.zeros(PROBE), whole=False)[1].shape[1]
+
+
 class OnEncoder(nn.Module):
     """An architecture's encoder output, pooled to one vector per image; the decoder is never run."""
 
@@ -74,8 +83,7 @@ class OnEncoder(nn.Module):
     def __init__(self, net: nn.Module, bottleneck: str):
         super().__init__()
         self.net, self.bottleneck = net, bottleneck
-        with torch.no_grad():
-            self.channels = self.features(torch.zeros(2, 1, 64, 64)).shape[1]
+        self.channels = encoder_channels(net, bottleneck)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return run_net(self.net, self.bottleneck, x, whole=False)[1]
@@ -111,9 +119,7 @@ class WithImageClasses(nn.Module):
     def __init__(self, net: nn.Module, bottleneck: str, num_classes: int):
         super().__init__()
         self.net, self.bottleneck = net, bottleneck
-        with torch.no_grad():
-            channels = run_net(net, bottleneck, torch.zeros(2, 1, 64, 64), whole=False)[1].shape[1]
-        self.head = nn.Linear(channels, num_classes)
+        self.head = nn.Linear(encoder_channels(net, bottleneck), num_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         output, features = run_net(self.net, self.bottleneck, x, whole=True)
@@ -146,7 +152,7 @@ def encoder_names(name: str, width: int) -> set[str]:
     """The state-dict names of the architecture's encoder: the parameters that a pass through it to its
     bottleneck reaches, and the buffers (batch-norm statistics) of their modules."""
     probe = OnEncoder(ARCHITECTURES[name].build(width=width), ARCHITECTURES[name].bottleneck)
-    probe.features(torch.zeros(2, 1, 64, 64)).sum().backward()
+    probe.features(torch.zeros(PROBE)).sum().backward()
     reached = {n for n, p in probe.net.named_parameters() if p.grad is not None}
     modules = {n.rpartition(".")[0] for n in reached}
     return reached | {n for n, _ in probe.net.named_buffers() if n.rpartition(".")[0] in modules}

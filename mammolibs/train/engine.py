@@ -126,7 +126,7 @@ class Run:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "loss_sum": 0.0, "loss_steps": 0}
         if self.resuming:
-            self._restore()
+            self._restore(source)
 
     def _streams(self) -> tuple[ShardStream, ShardStream]:
         config, runtime, replicas = self.config, self.runtime, self.runtime.replicas
@@ -160,8 +160,8 @@ class Run:
         return DataLoader(stream, batch_size=None, num_workers=self.config.workers,
                           pin_memory=self.runtime.device.type == "cuda")
 
-    def _restore(self) -> None:
-        checkpoint = storage.torch_load(self.latest)
+    def _restore(self, checkpoint: dict) -> None:
+        """Continue from ``checkpoint``, the run's ``latest.pt`` (read once, in ``__init__``)."""
         distributed.unwrap(self.model).load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
