@@ -13,8 +13,9 @@ import json
 from typing import Callable
 
 from mammolibs import storage
-from mammolibs.data.manifest import MANIFEST, SPLITS, build_manifest, read_manifest
-from mammolibs.data.shards import EncodedSample, ShardWriter, committed_shards, read_shard
+from mammolibs.data.manifest import MANIFEST, build_manifest, read_manifest
+from mammolibs.data.validate import SPLITS
+from mammolibs.data.shards import EncodedSample, ShardWriter, committed_shards, decode_meta, read_shard
 from mammolibs.data.standardize import SETTINGS
 
 
@@ -54,8 +55,9 @@ def copy_samples(data_url: str, output: str, change: Callable[[dict], dict | Non
     writers = {split: ShardWriter(output, split) for split in SPLITS}
     dropped = 0
     for shard in sorted(committed_shards(data_url), key=lambda s: s["name"]):
-        for key, parts in read_shard(storage.join(data_url, shard["name"])).items():
-            meta = change(json.loads(bytes(parts["json"])))
+        url = storage.join(data_url, shard["name"])
+        for key, parts in read_shard(url).items():
+            meta = change(decode_meta(parts, f"{url} sample {key}"))
             if meta is None:
                 dropped += 1
             else:

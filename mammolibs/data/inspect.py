@@ -6,7 +6,8 @@ import io
 from PIL import Image, ImageDraw
 
 from mammolibs import storage
-from mammolibs.data.manifest import SPLITS, read_manifest, shard_urls
+from mammolibs.data.manifest import read_manifest, shard_urls
+from mammolibs.data.validate import SPLITS
 from mammolibs.data.shards import iter_shard
 from mammolibs.evaluate.plots import overlay
 

@@ -7,10 +7,10 @@ from collections import Counter
 from typing import Iterable
 
 from mammolibs import storage
+from mammolibs.data import validate
 
 MANIFEST = "manifest.json"
 REJECTS = "rejects.jsonl"
-SPLITS = ("train", "val", "test")
 
 
 def hash_patient(patient_id: str, salt: str) -> str:
@@ -35,14 +35,24 @@ def split_of(patient_hash: str, official: str = "", fractions: tuple[float, floa
 
 
 def read_manifest(data_url: str) -> dict:
+    """The manifest of the shard set at ``data_url``, checked (:func:`validate.manifest`)."""
     url = storage.join(data_url, MANIFEST)
     if not storage.exists(url):
         raise FileNotFoundError(f"{url} not found: run 'mammo standardize --output {data_url}' first")
-    return json.loads(storage.read_text(url))
+    return validate.manifest(read_json(url), url)
+
+
+def read_json(url: str) -> object:
+    """A JSON file of a shard set; a file that is not JSON is named in the error."""
+    try:
+        return json.loads(storage.read_text(url))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{url}: not valid JSON ({err}); the shard set is damaged: standardize the source again"
+                         ) from None
 
 
 def shard_urls(data_url: str, split: str) -> list[str]:
-    """URLs of the shards of one split, as the manifest lists them."""
+    """URLs of the shards of one split, as the manifest lists them (names checked: inside ``data_url``)."""
     manifest = read_manifest(data_url)
     return [storage.join(data_url, s["name"]) for s in manifest["shards"] if s["split"] == split]
 

@@ -12,8 +12,8 @@ import json
 from tqdm import tqdm
 
 from mammolibs import storage
-from mammolibs.data.manifest import MANIFEST, REJECTS, build_manifest, read_manifest
-from mammolibs.data.shards import INDEX_SUFFIX, committed_shards
+from mammolibs.data.manifest import MANIFEST, REJECTS, build_manifest, read_json, read_manifest
+from mammolibs.data.shards import INDEX_SUFFIX, committed_shards, shard_members
 from mammolibs.data.standardize import SETTINGS
 
 
@@ -22,9 +22,9 @@ def merge_shard_sets(inputs: list[str], output: str, progress: bool = True) -> d
     if not inputs:
         raise ValueError("nothing to merge: give at least one standardized shard set")
     manifests = [read_manifest(url) for url in inputs]
-    settings = [json.loads(storage.read_text(storage.join(url, SETTINGS))) for url in inputs]
-    for url, setting in zip(inputs[1:], settings[1:]):
-        if setting != settings[0]:
+    settings = [read_json(storage.join(url, SETTINGS)) for url in inputs]
+    for url, setting, manifest in zip(inputs[1:], settings[1:], manifests[1:]):
+        if setting != settings[0] or manifest["image_size"] != manifests[0]["image_size"]:
             raise ValueError(f"{url} was standardized with {setting}, {inputs[0]} with {settings[0]}; "
                              "standardize every source with the same --image-size, --salt and --samples-per-shard")
     plan = _plan(inputs)
@@ -39,12 +39,16 @@ def merge_shard_sets(inputs: list[str], output: str, progress: bool = True) -> d
         if hashlib.sha256(blob).hexdigest() != index["sha256"]:
             raise ValueError(f"{storage.join(source_url, original)} does not match the SHA-256 in its index; "
                              "it was changed or truncated after standardize wrote it: standardize that source again")
+        keys = list(shard_members(blob, storage.join(source_url, original)))
+        if keys != [entry["key"] for entry in index["contents"]]:
+            raise ValueError(f"{storage.join(source_url, original)} holds other samples than its index lists; "
+                             "standardize that source again")
         storage.write_bytes_atomic(storage.join(output, index["name"]), blob)
         storage.write_text_atomic(storage.join(output, index["name"][:-4] + INDEX_SUFFIX), json.dumps(index))
     rejects = "".join(storage.read_text(storage.join(url, REJECTS)) for url in inputs
                       if storage.exists(storage.join(url, REJECTS)))
     storage.write_text_atomic(storage.join(output, REJECTS), rejects)
-    manifest = build_manifest([index for _, _, index in plan], settings[0]["image_size"],
+    manifest = build_manifest([index for _, _, index in plan], manifests[0]["image_size"],
                               inputs=sum(m["inputs"] for m in manifests), rejected=sum(m["rejected"] for m in manifests))
     manifest["merged_from"] = list(inputs)
     storage.write_text_atomic(storage.join(output, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from mammolibs import storage
+from mammolibs.data import validate
 
 
 @dataclass
@@ -139,9 +140,12 @@ class ShardWriter:
 
 
 def committed_shards(url: str) -> list[dict]:
-    """The indexes of the complete shards under ``url``, oldest first."""
+    """The indexes of the complete shards under ``url``, oldest first, each checked
+    (:func:`validate.shard_index`: its shard lies beside it, its fields are what mammoflow writes)."""
+    from mammolibs.data.manifest import read_json  # manifest builds on this module
+
     names = [n for n in storage.list_files(url, (INDEX_SUFFIX,)) if "/" not in n and n.startswith("shard-")]
-    return [json.loads(storage.read_text(storage.join(url, n))) for n in names]
+    return [validate.shard_index(read_json(storage.join(url, n)), storage.join(url, n), file_name=n) for n in names]
 
 
 def next_shard_number(committed: list[dict], split: str) -> int:
@@ -163,7 +167,7 @@ def remove_uncommitted(url: str) -> list[str]:
 def iter_shard(url: str) -> Iterator[StandardSample]:
     """Read the samples of one shard in order."""
     for key, parts in read_shard(url).items():
-        yield decode_sample(key, parts)
+        yield decode_sample(key, parts, url)
 
 
 def read_shard(url: str) -> dict[str, dict[str, memoryview]]:
@@ -171,47 +175,99 @@ def read_shard(url: str) -> dict[str, dict[str, memoryview]]:
 
     The shard is read in one request; members are views into it, not copies.
     """
-    data = storage.read_bytes(url)
+    return shard_members(storage.read_bytes(url), url)
+
+
+def shard_members(data: bytes, url: str) -> dict[str, dict[str, memoryview]]:
+    """:func:`read_shard` of a shard's bytes already read from ``url``: member names checked
+    (:func:`validate.member`), every sample complete."""
     blob, parts = memoryview(data), {}
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:  # BytesIO shares the bytes, copies nothing
-        for member in tar:
-            key, ext = member.name.split(".", 1)
-            parts.setdefault(key, {})[ext] = blob[member.offset_data: member.offset_data + member.size]
-    incomplete = sorted(key for key, found in parts.items() if len(found) != 3)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:  # BytesIO shares the bytes, copies nothing
+            for member in tar:
+                if not member.isfile():
+                    raise ValueError(f"{url}: member {member.name!r} is not a regular file; the shard is damaged, "
+                                     "rerun standardize")
+                key, kind = validate.member(member.name, url)
+                parts.setdefault(key, {})[kind] = blob[member.offset_data: member.offset_data + member.size]
+    except tarfile.TarError as err:
+        raise ValueError(f"{url}: not a readable tar shard ({err}); rerun standardize") from None
+    incomplete = sorted(key for key, found in parts.items() if len(found) != len(validate.MEMBER_KINDS))
     if incomplete:
         raise ValueError(f"{url}: incomplete samples {incomplete}; the shard is damaged, rerun standardize")
     return parts
 
 
-def decode_sample(key: str, parts: dict[str, memoryview]) -> StandardSample:
-    return StandardSample(key=key, pixels=_npy_view(parts["npy"]), lesions=decode_mask_png(parts["mask.png"]),
-                          meta=json.loads(bytes(parts["json"])))
+def sample_parts(shard: dict[str, dict[str, memoryview]], key: str, url: str) -> dict[str, memoryview]:
+    """The members of sample ``key`` (a checked key) of a :func:`read_shard` result, or a clear error."""
+    parts = shard.get(validate.sample_key(key, url))
+    if parts is None:
+        raise ValueError(f"{url}: sample {key} is listed in its index but missing from the shard; "
+                         "the shard set is damaged: rerun standardize")
+    return parts
 
 
-def _npy_view(data: memoryview) -> np.ndarray:
-    """The array of ``.npy`` bytes without copying them (read-only)."""
-    header = io.BytesIO(data[:4096])
-    version = np.lib.format.read_magic(header)
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran_order, dtype = read_header(header)
-    if fortran_order or dtype.hasobject:
-        raise ValueError("shard image arrays are C-ordered numbers; rerun standardize")
-    return np.frombuffer(data, dtype=dtype, count=int(np.prod(shape)), offset=header.tell()).reshape(shape)
+def decode_meta(parts: dict[str, memoryview], where: str) -> dict:
+    """A sample's metadata (``<key>.json``), checked (:func:`validate.sample_meta`)."""
+    try:
+        meta = json.loads(bytes(parts["json"]))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{where}: sample metadata is not valid JSON ({err}); rerun standardize") from None
+    return validate.sample_meta(meta, where)
 
 
-def decode_mask_png(data: bytes) -> np.ndarray:
-    """A mask PNG as a 0/1 uint8 array; those written by :func:`_mask_png` skip Pillow entirely."""
+def decode_sample(key: str, parts: dict[str, memoryview], where: str = "shard") -> StandardSample:
+    """One sample from its members; ``where`` (the shard's URL) names it in errors."""
+    where = f"{where} sample {key}"
+    pixels = _npy_view(parts["npy"], where)
+    return StandardSample(key=key, pixels=pixels, lesions=decode_mask_png(parts["mask.png"], pixels.shape, where),
+                          meta=decode_meta(parts, where))
+
+
+def _npy_view(data: memoryview, where: str = "shard") -> np.ndarray:
+    """The 2-D 16-bit image of ``.npy`` bytes without copying them (read-only)."""
+    try:
+        header = io.BytesIO(data[:4096])
+        version = np.lib.format.read_magic(header)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(header)
+        if fortran_order or dtype != np.uint16 or len(shape) != 2:
+            raise ValueError(f"a {'Fortran-ordered ' if fortran_order else ''}{dtype} array of shape {shape}")
+        return np.frombuffer(data, dtype=dtype, count=int(np.prod(shape)), offset=header.tell()).reshape(shape)
+    except ValueError as err:
+        raise ValueError(f"{where}: the image is not a C-ordered 2-D uint16 array ({err}); rerun standardize") from None
+
+
+def decode_mask_png(data: bytes, shape: tuple[int, int], where: str = "shard") -> np.ndarray:
+    """A mask PNG of ``shape`` (its image's) as a 0/1 uint8 array; those written by :func:`_mask_png`
+    skip Pillow entirely. Bounded: a mask of another size, or whose data inflates past its size (a
+    decompression bomb), is refused before it is decoded."""
+    if len(data) < 33 or bytes(data[:8]) != b"\x89PNG\r\n\x1a\n" or bytes(data[12:16]) != b"IHDR":
+        raise ValueError(f"{where}: the mask is not a PNG; rerun standardize")
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    if (height, width) != tuple(shape):
+        raise ValueError(f"{where}: the mask is {width}x{height}, its image {shape[1]}x{shape[0]}; rerun standardize")
     if (depth, colour, interlace) == (1, 0, 0):
         chunks, at = [], 8
-        while at < len(data):
+        while at + 8 <= len(data):
             length, kind = struct.unpack(">I4s", data[at: at + 8])
             if kind == b"IDAT":
-                chunks.append(data[at + 8: at + 8 + length])
+                chunks.append(bytes(data[at + 8: at + 8 + length]))
             at += 12 + length
         row_bytes = (width + 7) // 8
-        rows = np.frombuffer(zlib.decompress(b"".join(chunks), bufsize=height * (1 + row_bytes)), dtype=np.uint8)
-        rows = rows.reshape(height, 1 + row_bytes)
+        size = height * (1 + row_bytes)
+        inflate = zlib.decompressobj()
+        try:
+            raw = inflate.decompress(b"".join(chunks), size)
+        except zlib.error as err:
+            raise ValueError(f"{where}: the mask's data is damaged ({err}); rerun standardize") from None
+        if inflate.unconsumed_tail or len(raw) != size:
+            raise ValueError(f"{where}: the mask's data does not inflate to {width}x{height} "
+                             "(a decompression bomb, or damaged); rerun standardize")
+        rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, 1 + row_bytes)
         if not rows[:, 0].any():
             return np.unpackbits(rows[:, 1:], axis=1, count=width)
-    return (np.asarray(Image.open(io.BytesIO(data))) > 0).astype(np.uint8)
+    try:  # other PNGs (any standard writer): Pillow, whose size is now known to be the image's
+        return (np.asarray(Image.open(io.BytesIO(data))) > 0).astype(np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{where}: the mask PNG cannot be decoded ({err}); rerun standardize") from None

@@ -20,7 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from mammolibs import storage
-from mammolibs.data.manifest import MANIFEST, REJECTS, SPLITS, build_manifest, hash_patient, split_of
+from mammolibs.data.manifest import MANIFEST, REJECTS, build_manifest, hash_patient, split_of
+from mammolibs.data.validate import SPLITS
 from mammolibs.data.readers import get_reader
 from mammolibs.data.sample import LABELS, RawSample, RejectedInput, SourceItem
 from mammolibs.data.shards import (EncodedSample, ShardWriter, committed_shards, encode_sample, next_shard_number,

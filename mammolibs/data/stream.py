@@ -23,7 +23,7 @@ from torch.utils.data import IterableDataset, default_collate, get_worker_info
 
 from mammolibs import storage
 from mammolibs.data.manifest import read_manifest
-from mammolibs.data.shards import committed_shards, decode_sample, read_shard
+from mammolibs.data.shards import committed_shards, decode_sample, read_shard, sample_parts
 from mammolibs.data.views import View
 
 
@@ -130,7 +130,7 @@ class ShardStream(IterableDataset):
                 if part.name not in cache:  # keep only the shards this batch still needs
                     cache = {name: members for name, members in cache.items() if any(p.name == name for p, _ in batch)}
                     cache[part.name] = read_shard(storage.join(self.data_url, part.name))
-                key = part.keys[position]
-                sample = decode_sample(key, cache[part.name][key])
+                url, key = storage.join(self.data_url, part.name), part.keys[position]
+                sample = decode_sample(key, sample_parts(cache[part.name], key, url), url)
                 items.append(self.view(sample, sample_seed(self.seed, self.epoch, self.rank, number, slot)))
             yield default_collate(items)
