@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 META_FIELDS = ("view", "modality", "tissue", "classes", "birads", "density", "abnormality")
 """The only reader metadata that reaches the shards; everything else is dropped."""
 SETTINGS = "standardize.json"
+LOST_MASK = "its lesion mask is empty after crop and resize (a lesion under a pixel, or outside the breast region)"
+"""Why a localized input is kept label-only (``meta["label_only"]``): its image label still serves training."""
 NOT_CROPPED = ("US",)
 """Modalities kept whole: the breast-region crop and flip are for mammograms."""
 
@@ -96,11 +98,14 @@ def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 5
         seen.add(key)
         todo.append((key, item))
     results = _prepare_all(todo, image_size, salt, workers)
+    names = {key: item.name for key, item in todo}
     for result in tqdm(results, total=len(todo), desc="standardize", unit="image", disable=not progress):
         if isinstance(result, Rejected):
             log.warning("rejected %s", result.reason)
             rejects.append(result)
         else:
+            if "label_only" in result.meta:
+                log.warning("%s kept label-only: %s", names[result.key], result.meta["label_only"])
             writers[result.meta["split"]].add(result)
     for writer in writers.values():
         writer.flush()
@@ -185,13 +190,15 @@ def standard_form(raw: RawSample, image_size: int, salt: str, name: str) -> tupl
     crop = raw.meta.get("modality", "MG") not in NOT_CROPPED
     image, mask, placement = to_standard(raw.image, raw.mask, image_size, name, crop=crop)
     patient = hash_patient(raw.patient_id, salt)
+    lost = raw.label in ("benign", "malignant") and raw.mask is not None and not mask.any()
     meta = {
         "label": raw.label,
         "source": raw.source,
         "patient": patient,
         "split": split_of(patient, raw.official_split),
         "laterality": raw.laterality,
-        "localized": raw.mask is not None,
+        "localized": raw.mask is not None and not lost,
+        **({"label_only": LOST_MASK} if lost else {}),
         "original_size": list(raw.image.shape),
         "crop": [placement.crop_top, placement.crop_left, placement.crop_width],
         "flipped": placement.flipped,

@@ -5,9 +5,10 @@ each item loads lazily so that a bad file becomes one reject, not a failed run.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Iterator
 
-from mammolibs.data.sample import SourceItem
+from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 
 Reader = Callable[[str], Iterator[SourceItem]]
 READERS: dict[str, Reader] = {}
@@ -19,6 +20,16 @@ def register_reader(name: str) -> Callable[[Reader], Reader]:
         return reader
 
     return add
+
+
+def unread(url: str, relative: str, reason: str) -> SourceItem:
+    """An item for a file of a source folder that its layout does not name: it counts as an input and
+    becomes one reject saying ``reason``, so ``inputs == written + rejected`` holds for every file."""
+    return SourceItem(name=url, key=f"unread:{relative}", load=partial(_refuse, f"{relative}: {reason}"))
+
+
+def _refuse(reason: str) -> RawSample:
+    raise RejectedInput(reason)
 
 
 def get_reader(name: str) -> Reader:

@@ -14,37 +14,43 @@ import numpy as np
 
 from mammolibs import storage
 from mammolibs.data.images import read_grey, read_mask
-from mammolibs.data.readers import register_reader
+from mammolibs.data.readers import register_reader, unread
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 
 CLASSES = ("normal", "benign", "malignant")
-_IMAGE = re.compile(r"(normal|benign|malignant) \((\d+)\)\.png")
+_IMAGE = re.compile(r"(normal|benign|malignant) \((\d+)\)\.png", re.I)
+_MASK = r"_mask(_\d+)?\.png"
 
 
 @register_reader("busi")
 def read_busi(root: str) -> Iterator[SourceItem]:
-    """Yield one item per ultrasound image under ``root`` (or ``root/Dataset_BUSI_with_GT``)."""
-    files = storage.list_files(root, (".png",))
+    """Yield one item per ultrasound image under ``root`` (or ``root/Dataset_BUSI_with_GT``); every other
+    file (off the published names, outside a class folder, a mask without its image) is one reject."""
     by_folder: dict[str, list[str]] = {}
-    for relative in files:
+    for relative in storage.list_files(root):
         folder, _, name = relative.rpartition("/")
-        by_folder.setdefault(folder, []).append(name)
-    found = False
+        if not name.startswith("."):  # .DS_Store and other hidden files are no inputs
+            by_folder.setdefault(folder, []).append(name)
+    if not any(folder.rpartition("/")[2].lower() in CLASSES for folder in by_folder):
+        raise FileNotFoundError(f"{root}: no normal/benign/malignant folders; point --input at Dataset_BUSI_with_GT")
     for folder, names in sorted(by_folder.items()):
-        label = folder.rpartition("/")[2]
-        if label not in CLASSES:
-            continue
-        found = True
+        label = folder.rpartition("/")[2].lower()
+        claimed = set()
         for filename in names:
             match = _IMAGE.fullmatch(filename)
-            if not match or match.group(1) != label:
+            if label not in CLASSES or not match or match.group(1).lower() != label:
                 continue
             stem = filename[:-4]
-            masks = [storage.join(root, folder, n) for n in names if re.fullmatch(re.escape(stem) + r"_mask(_\d+)?\.png", n)]
+            masks = [n for n in names if re.fullmatch(re.escape(stem) + _MASK, n, re.I)]
+            claimed.update([filename, *masks])
             url = storage.join(root, folder, filename)
-            yield SourceItem(name=url, key=f"{label}-{match.group(2)}", load=partial(_load, url, masks, label))
-    if not found:
-        raise FileNotFoundError(f"{root}: no normal/benign/malignant folders; point --input at Dataset_BUSI_with_GT")
+            yield SourceItem(name=url, key=f"{label}-{match.group(2)}",
+                             load=partial(_load, url, [storage.join(root, folder, n) for n in masks], label))
+        for filename in sorted(set(names) - claimed):
+            relative = f"{folder}/{filename}" if folder else filename
+            reason = ("not in a normal/benign/malignant folder" if label not in CLASSES else
+                      f"not a BUSI file name ('{label} (N).png' or its '_mask.png'); rename or remove it")
+            yield unread(storage.join(root, relative), relative, reason)
 
 
 def _load(path: str, mask_paths: list[str], label: str) -> RawSample:

@@ -16,33 +16,44 @@ import numpy as np
 
 from mammolibs import storage
 from mammolibs.data.images import read_grey
-from mammolibs.data.readers import register_reader
+from mammolibs.data.readers import register_reader, unread
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 
-LINE = r"^({film})\s+([FGD])\s+([A-Z]+)(?:\s+([BM]))?(?:\s+(\d+)\s+(\d+)\s+(\d+))?"
+LINE = r"^({film})[ \t]+([FGD])[ \t]+([A-Z]+)([^\n]*)$"
 SEVERITY = {"B": "benign", "M": "malignant"}
+NO_CENTRE = ("", "*NOTE 3*")
+"""What may follow the severity when a line has no coordinates (calcifications spread over the film)."""
 
 
 def parse_info(text: str, film: str = r"mdb\d{3}") -> dict[str, list[dict]]:
     """Abnormality lines of ``Info.txt`` by film, e.g. ``{"mdb012": [{"class": "CIRC", ...}]}``.
 
-    ``film`` is the pattern of film names (DMID uses the same line format with ``IMG\d+``).
+    ``film`` is the pattern of film names (DMID uses the same line format with ``IMG\d+``). A line
+    whose severity or coordinates are malformed (not ``B``/``M``, negative, decimal, a missing radius)
+    gets an ``"error"``, and its film is rejected rather than silently kept without its lesion.
     """
     films: dict[str, list[dict]] = defaultdict(list)
-    for ref, tissue, klass, severity, x, y, radius in re.findall(LINE.format(film=film), text, re.M):
-        films[ref].append(
-            {
-                "tissue": tissue,
-                "class": klass,
-                "severity": severity,
-                "centre": (int(x), int(y), int(radius)) if radius else None,
-            }
-        )
+    for ref, tissue, klass, rest in re.findall(LINE.format(film=film), text, re.M):
+        line = {"tissue": tissue, "class": klass, "severity": "", "centre": None}
+        words = rest.split()
+        if klass != "NORM" and words and words[0] in SEVERITY:
+            line["severity"] = words.pop(0)
+        coordinates = " ".join(words)
+        if klass == "NORM" and coordinates:
+            line["error"] = f"normal film with extra fields {coordinates!r}"
+        elif len(words) == 3 and all(re.fullmatch(r"\d+", w) for w in words):
+            line["centre"] = tuple(int(w) for w in words)
+        elif coordinates not in NO_CENTRE:
+            line["error"] = f"malformed coordinates {coordinates!r} (expected x y radius, whole pixels >= 0)"
+        films[ref].append(line)
     return dict(films)
 
 
 def film_label(lines: list[dict], name: str) -> str:
-    """NORM -> normal, else the (shared) severity of the film's abnormalities."""
+    """NORM -> normal, else the (shared) severity of the film's abnormalities; a malformed line rejects the film."""
+    errors = [line["error"] for line in lines if "error" in line]
+    if errors:
+        raise RejectedInput(f"{name}: Info.txt line for this film: {errors[0]}")
     if all(line["class"] == "NORM" for line in lines):
         return "normal"
     severities = {line["severity"] for line in lines if line["class"] != "NORM"}
@@ -79,8 +90,11 @@ def read_mias(root: str) -> Iterator[SourceItem]:
     if not storage.exists(info_url):
         raise FileNotFoundError(f"{info_url}: mini-MIAS folders need Info.txt beside the .pgm films")
     films = parse_info(storage.read_bytes(info_url).decode("latin-1"))
-    for filename in storage.list_files(root, (".pgm",)):
+    for filename in storage.list_files(root):
+        if filename in ("Info.txt", "Licence.txt") or filename.rpartition("/")[2].startswith("."):
+            continue
         if not re.fullmatch(r"mdb\d{3}\.pgm", filename):
+            yield unread(storage.join(root, filename), filename, "not a mini-MIAS film name (mdbNNN.pgm); rename or remove it")
             continue
         ref = filename[:-4]
         url = storage.join(root, filename)
