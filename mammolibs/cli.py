@@ -23,6 +23,17 @@ from mammolibs.evaluate import BACKENDS, EXPORT_FORMATS
 from mammolibs.train import STAGE_NAMES
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number above zero (``--image-size 0`` is refused, exit status 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be above zero")
+    return value
+
+
 def _standardize(args: argparse.Namespace) -> int:
     from mammolibs.data.standardize import standardize
 
@@ -184,10 +195,10 @@ def get_parser() -> argparse.ArgumentParser:
                      "--source/--input for several sources")
     std.add_argument("--input", action="append", required=True, help="folder or URL (gs://...) of that source, as published")
     std.add_argument("--output", required=True, help="folder or URL (gs://bucket/path) for shards and manifest")
-    std.add_argument("--image-size", type=int, default=512, help="side of the square standard image, pixels")
+    std.add_argument("--image-size", type=positive_int, default=512, help="side of the square standard image, pixels")
     std.add_argument("--salt", default="mammoflow", help="secret mixed into patient-id hashes; keep it fixed per project")
-    std.add_argument("--samples-per-shard", type=int, default=256, help="samples in each tar shard")
-    std.add_argument("--workers", type=int, default=1, help="processes decoding and standardizing images in parallel")
+    std.add_argument("--samples-per-shard", type=positive_int, default=256, help="samples in each tar shard")
+    std.add_argument("--workers", type=positive_int, default=1, help="processes decoding and standardizing images in parallel")
     std.add_argument("--no-progress", action="store_true", help="hide progress bars")
     std.set_defaults(run=_standardize)
 
@@ -196,7 +207,7 @@ def get_parser() -> argparse.ArgumentParser:
     ins = data.add_parser("inspect", formatter_class=fmt, help="print the manifest's counts, write a contact sheet")
     ins.add_argument("data", help="URL of standardized shards")
     ins.add_argument("--sheet", help="where to write the contact-sheet PNG [default: <data>/contact_sheet.png]")
-    ins.add_argument("--per-group", type=int, default=4, help="samples shown per source and label")
+    ins.add_argument("--per-group", type=positive_int, default=4, help="samples shown per source and label")
     ins.set_defaults(run=_inspect)
     mer = data.add_parser("merge", formatter_class=fmt, help="merge shard sets standardized separately into one",
                           description="Copy the shards of several standardized sets (one per source, say) into one "

@@ -11,12 +11,17 @@ import uuid
 from typing import IO, Callable
 
 import fsspec
-from fsspec.core import url_to_fs
+from fsspec.core import split_protocol, url_to_fs
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """Return the file system serving ``url`` and the path inside it."""
-    return url_to_fs(url)
+    """Return the file system serving ``url`` and the path inside it. A ``::`` in a name (``a::b.dcm``)
+    is part of the name: fsspec's protocol chaining is never applied to names that come from data."""
+    if "::" not in url:
+        return url_to_fs(url)
+    protocol, _ = split_protocol(url)
+    fs = fsspec.filesystem(protocol or "file")
+    return fs, fs._strip_protocol(url)
 
 
 def join(url: str, *parts: str) -> str:
@@ -64,7 +69,8 @@ def makedirs(url: str) -> None:
 def open_url(url: str, mode: str = "rb") -> IO:
     """Open a URL for reading or writing; the error names the URL and what to check."""
     try:
-        return fsspec.open(url, mode).open()
+        fs, path = filesystem(url)
+        return fs.open(path, mode)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"{url}: no such file; check the URL and that the previous step wrote it") from err
 

@@ -1,0 +1,32 @@
+"""Bad arguments and odd names get one clear line and the right exit status, never a locked folder or
+a name read as something else."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from mammolibs.cli import main
+
+
+@pytest.mark.parametrize("flag, value", [("--image-size", "0"), ("--image-size", "-64"), ("--image-size", "big"),
+                                         ("--samples-per-shard", "0"), ("--workers", "-1")])
+def test_sizes_and_counts_below_one_are_bad_arguments(flag, value, mias_subset, tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as raised:
+        main(["standardize", "--source", "mias", "--input", str(mias_subset), "--output", str(out), flag, value])
+    assert raised.value.code == 2
+    assert f"argument {flag}:" in capsys.readouterr().err
+    assert not out.exists()  # the output is not locked to a bad size
+
+
+def test_a_file_name_with_a_double_colon_is_a_name_not_a_protocol_chain(dicom_dir, tmp_path, capsys):
+    folder = tmp_path / "dicoms"
+    folder.mkdir()
+    first = sorted(dicom_dir.rglob("*.dcm"))[0]
+    shutil.copy(first, folder / "memory::scan.dcm")
+    assert main(["standardize", "--source", "dicom", "--input", str(folder), "--output", str(tmp_path / "out"),
+                 "--image-size", "64", "--no-progress"]) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["inputs"] == manifest["written"] == 1
