@@ -12,7 +12,7 @@ from typing import IO
 import numpy as np
 import pydicom
 from PIL import Image
-from pydicom.pixels import apply_voi_lut, pixel_array
+from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 
 from mammolibs import storage
 from mammolibs.data.sample import RejectedInput
@@ -49,11 +49,10 @@ def read_dicom(url: str) -> tuple[np.ndarray, pydicom.Dataset]:
     """Pixel data of a mammography DICOM, display-ready and never inverted, and its header.
 
     The header is read first and its size checked; the pixels are then decoded straight from the
-    file (no copy of the compressed data). Applies the modality rescale (slope/intercept), then the
-    VOI LUT or window when the file has one (both give float32), then inverts MONOCHROME1 so that
-    larger values are always denser tissue. Without rescale or window the stored integers are
-    returned as they are. JPEG, JPEG 2000 and RLE decode through pylibjpeg. Corrupt files raise
-    :class:`RejectedInput` naming the file.
+    file (no copy of the compressed data). Applies the modality LUT or rescale, then the VOI LUT
+    or window when the file has one, then inverts MONOCHROME1 so that larger values are
+    always denser tissue (:func:`display_pixels`). JPEG, JPEG 2000 and RLE decode through pylibjpeg.
+    Corrupt files raise :class:`RejectedInput` naming the file.
     """
     with open_input(url) as f:
         ds = _header(f, url)
@@ -65,19 +64,43 @@ def read_dicom(url: str) -> tuple[np.ndarray, pydicom.Dataset]:
         except AttributeError as err:
             raise RejectedInput(f"{url}: DICOM has no pixel data (not an image object?)") from err
         except Exception as err:  # pydicom raises many types for undecodable data
-            syntax = ds.file_meta.get("TransferSyntaxUID", "unknown")
-            raise RejectedInput(f"{url}: pixel data cannot be decoded (transfer syntax {getattr(syntax, 'name', syntax)}: "
-                                f"{err}); install a decoder for it or convert the file") from err
-    if pixels.ndim != 2:
-        raise RejectedInput(f"{url}: expected one grey image, got pixel array of shape {pixels.shape}")
-    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
-    if (slope, intercept) != (1.0, 0.0):
-        pixels = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
-    if "VOILUTSequence" in ds or "WindowCenter" in ds:
-        pixels = np.asarray(apply_voi_lut(pixels, ds, index=0), dtype=np.float32)
-    if ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
+            raise RejectedInput(f"{url}: pixel data cannot be decoded ({_why_undecodable(ds, err)})") from err
+    return display_pixels(pixels, ds, url), ds
+
+
+def _why_undecodable(ds: pydicom.Dataset, err: Exception) -> str:
+    """What went wrong decoding, and what to do: a truncated file is not a missing decoder."""
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    name = getattr(syntax, "name", syntax or "unknown")
+    if syntax is None or not getattr(syntax, "is_compressed", True) or "plugin" not in str(err).lower():
+        return f"transfer syntax {name}: {err}; the file is truncated or damaged: copy or export it again"
+    return f"transfer syntax {name}: {err}; install a decoder for it or convert the file"
+
+
+def display_pixels(stored: np.ndarray, ds: pydicom.Dataset, url: str) -> np.ndarray:
+    """Stored DICOM pixels as pydicom's reference path displays them: the modality LUT (a Modality LUT
+    Sequence, or rescale slope and intercept, negative slopes included), then the VOI LUT (a VOI LUT
+    Sequence, or the window), then MONOCHROME1 inverted so that larger is denser. A VOI LUT table
+    given fractional modality values (pydicom warns it cannot look those up) is refused."""
+    if stored.ndim != 2:
+        raise RejectedInput(f"{url}: expected one grey image, got pixel array of shape {stored.shape}")
+    photometric = ds.get("PhotometricInterpretation", "MONOCHROME2")
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise RejectedInput(f"{url}: photometric interpretation {photometric} is not a grey mammogram")
+    if ("RescaleSlope" in ds) != ("RescaleIntercept" in ds):
+        raise RejectedInput(f"{url}: RescaleSlope and RescaleIntercept come together; this file has only one of them")
+    pixels = apply_modality_lut(stored, ds)
+    if "VOILUTSequence" in ds:
+        if not np.array_equal(pixels, np.round(pixels)):
+            raise RejectedInput(f"{url}: a VOI LUT table after a fractional rescale cannot be looked up exactly; "
+                                "export the file with its window instead")
+        pixels = apply_voi_lut(pixels.astype(np.int64), ds, index=0, prefer_lut=True)
+    elif "WindowCenter" in ds:
+        pixels = apply_voi_lut(pixels, ds, index=0)
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if photometric == "MONOCHROME1":
         pixels = pixels.max() - pixels
-    return pixels, ds
+    return pixels
 
 
 def read_dicom_header(url: str) -> pydicom.Dataset:
@@ -99,14 +122,27 @@ def read_grey(url: str) -> np.ndarray:
         with Image.open(io.BytesIO(read_file_bytes(url))) as img:
             check_size(*img.size, url)
             img.load()
-            array = np.asarray(img)
+            array = grey_levels(img)
     except RejectedInput:
         raise
     except Exception as err:
         raise RejectedInput(f"{url}: not a readable image ({type(err).__name__}: {err})") from err
-    if array.ndim == 3:
-        array = array[..., :3].mean(axis=-1)
     return array.astype(np.float32)
+
+
+GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "F")
+"""Pillow modes whose values are grey levels as they are; every other mode goes through Pillow's own
+conversion (palette indices and colours never reach the data as if they were grey levels)."""
+
+
+def grey_levels(img: Image.Image) -> np.ndarray:
+    """The grey levels of a decoded image: grey modes as stored, grey with alpha without its alpha,
+    palette and colour modes converted to RGB by Pillow and averaged (RGB files of grey content)."""
+    if img.mode in GREY_MODES:
+        return np.asarray(img)
+    if img.mode == "LA":
+        return np.asarray(img.getchannel("L"))
+    return np.asarray(img.convert("RGB"), dtype=np.float32).mean(axis=-1)
 
 
 def read_any(url: str) -> np.ndarray:

@@ -1,0 +1,135 @@
+"""No silently wrong pixels: a generated corpus of DICOM photometric interpretations, pixel
+representations, rescales and LUTs, and of PNG modes, decodes exactly as the reference libraries do
+(pydicom's ``apply_modality_lut`` then ``apply_voi_lut``, MONOCHROME1 inverted; Pillow's own mode
+conversions), or is rejected with its reason."""
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from mammolibs.data.images import read_dicom, read_grey
+from mammolibs.data.sample import RejectedInput
+from tests.data.layouts import film, write_dicom
+
+
+def lut_item(first: int, values: np.ndarray, **tags) -> Dataset:
+    item = Dataset()
+    item.add_new(0x00283002, "US", [len(values), first, 16])  # LUT Descriptor: entries, first input, bits
+    item.add_new(0x00283006, "US", [int(v) for v in values])  # LUT Data
+    for keyword, value in tags.items():
+        setattr(item, keyword, value)
+    return item
+
+
+def signed_film() -> np.ndarray:
+    return film()[0].astype(np.int32) - 2048  # a 12-bit film stored around zero
+
+
+VARIANTS = {
+    "monochrome2": {},
+    "monochrome1": {"PhotometricInterpretation": "MONOCHROME1"},
+    "signed": {"PixelRepresentation": 1, "stored": signed_film},
+    "rescale": {"RescaleSlope": "2.5", "RescaleIntercept": "-100"},
+    "negative slope": {"RescaleSlope": "-1", "RescaleIntercept": "4095"},
+    "signed, negative slope, monochrome1": {"PixelRepresentation": 1, "stored": signed_film, "RescaleSlope": "-0.5",
+                                            "RescaleIntercept": "10", "PhotometricInterpretation": "MONOCHROME1"},
+    "modality LUT": {"ModalityLUTSequence": lambda: [lut_item(0, (np.arange(4096) ** 2 // 4096), ModalityLUTType="OD")]},
+    "window after rescale": {"RescaleSlope": "2", "RescaleIntercept": "-50", "WindowCenter": "2500",
+                             "WindowWidth": "3000"},
+    "window, monochrome1": {"WindowCenter": "1500", "WindowWidth": "1000", "PhotometricInterpretation": "MONOCHROME1"},
+    "VOI LUT table": {"VOILUTSequence": lambda: [lut_item(0, 4095 - np.arange(4096))]},
+    "VOI LUT table after an integer rescale": {"RescaleSlope": "1", "RescaleIntercept": "1000",
+                                               "VOILUTSequence": lambda: [lut_item(1000, np.arange(4096) // 2)]},
+    "modality LUT then window": {"ModalityLUTSequence": lambda: [lut_item(0, 4095 - np.arange(4096))],
+                                 "WindowCenter": "2000", "WindowWidth": "2000"},
+}
+REFUSED = {
+    "VOI LUT table after a fractional rescale": ({"RescaleSlope": "0.3", "RescaleIntercept": "0", "VOILUTSequence": lambda: [
+        lut_item(0, np.arange(4096))]}, "VOI LUT table after a fractional rescale"),
+    "a slope without its intercept": ({"RescaleSlope": "2"}, "come together"),
+    "palette colour": ({"PhotometricInterpretation": "PALETTE COLOR"}, "not a grey mammogram"),
+}
+
+
+def make(path, tags: dict):
+    tags = dict(tags)
+    stored = tags.pop("stored", lambda: film()[0])()
+    sequences = {k: tags.pop(k)() for k in [k for k in tags if k.endswith("Sequence")]}
+    write_dicom(path, stored.astype(np.uint16) if stored.min() >= 0 else stored.astype(np.int16).view(np.uint16), **tags)
+    ds = pydicom.dcmread(path)
+    for keyword, value in sequences.items():
+        setattr(ds, keyword, value)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def reference(path) -> np.ndarray:
+    ds = pydicom.dcmread(path)
+    pixels = apply_modality_lut(ds.pixel_array, ds)
+    if "VOILUTSequence" in ds or "WindowCenter" in ds:
+        pixels = apply_voi_lut(pixels, ds, index=0)
+    pixels = np.asarray(pixels, dtype=np.float32)
+    return pixels.max() - pixels if ds.PhotometricInterpretation == "MONOCHROME1" else pixels
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_dicom_variants_decode_as_pydicom_displays_them(variant, tmp_path):
+    path = make(tmp_path / "film.dcm", VARIANTS[variant])
+    decoded, _ = read_dicom(str(path))
+    expected = reference(path)
+    assert decoded.dtype == np.float32 and decoded.shape == expected.shape
+    np.testing.assert_allclose(decoded, expected, rtol=1e-6, atol=1e-3)
+    assert np.ptp(decoded) > 0
+
+
+@pytest.mark.parametrize("variant", REFUSED)
+def test_dicom_variants_that_cannot_be_decoded_exactly_are_rejected_with_a_reason(variant, tmp_path):
+    tags, reason = REFUSED[variant]
+    path = make(tmp_path / "film.dcm", tags)
+    with pytest.raises(RejectedInput, match=reason):
+        read_dicom(str(path))
+
+
+def grey() -> np.ndarray:
+    return (film()[0] // 16).astype(np.uint8)
+
+
+PNG_MODES = {
+    "L": lambda: Image.fromarray(grey(), "L"),
+    "I;16": lambda: Image.fromarray(film()[0].astype(np.uint16) * 16),
+    "1": lambda: Image.fromarray(grey() > 100),
+    "LA": lambda: Image.merge("LA", (Image.fromarray(grey()), Image.new("L", grey().shape[::-1], 7))),
+    "RGB": lambda: Image.fromarray(np.repeat(grey()[..., None], 3, axis=2), "RGB"),
+    "RGBA": lambda: Image.fromarray(np.dstack([np.repeat(grey()[..., None], 3, axis=2), np.full(grey().shape, 9, np.uint8)]), "RGBA"),
+    "P, grey palette reversed": lambda: _palette(255 - np.arange(256)),
+    "P, grey palette shuffled": lambda: _palette(np.random.default_rng(0).permutation(256)),
+}
+
+
+def _palette(levels: np.ndarray) -> Image.Image:
+    image = Image.fromarray(grey(), "P")
+    image.putpalette(np.repeat(levels.astype(np.uint8)[:, None], 3, axis=1).ravel().tolist())
+    return image
+
+
+def pillow_reference(image: Image.Image) -> np.ndarray:
+    if image.mode in ("L", "I;16", "1"):
+        return np.asarray(image).astype(np.float32)
+    if image.mode == "LA":
+        return np.asarray(image.getchannel("L")).astype(np.float32)
+    return np.asarray(image.convert("RGB")).astype(np.float32).mean(axis=-1)
+
+
+@pytest.mark.parametrize("mode", PNG_MODES)
+def test_png_modes_decode_to_grey_levels_as_pillow_converts_them(mode, tmp_path):
+    image = PNG_MODES[mode]()
+    image.save(tmp_path / "image.png")
+    decoded = read_grey(str(tmp_path / "image.png"))
+    expected = pillow_reference(Image.open(tmp_path / "image.png"))
+    np.testing.assert_array_equal(decoded, expected)
+    if mode.startswith("P"):  # palette indices never pass for grey levels
+        assert not np.array_equal(decoded, np.asarray(Image.open(tmp_path / "image.png")).astype(np.float32))
