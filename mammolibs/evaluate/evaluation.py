@@ -5,8 +5,8 @@ patients of one or several shard sets, overall and per source.
    scored): the U-Net threshold with the best mean Dice, then the malignancy threshold giving the
    target specificity (malignant vs the rest, per image). It is stored with the classifier.
 2. The scored split gets, per source and overall: segmentation (Dice, IoU per lesion image; normal
-   images with a finding), detection (FROC), image-level classification end to end (the highest
-   malignancy over an image's findings: malignant vs rest and vs benign) and lesion-level
+   images with a finding), detection (FROC), image-level classification end to end (the malignancy
+   of an image's most lesion-like finding: malignant vs rest and vs benign) and lesion-level
    classification (snips cut from the true masks), with bootstrap 95% intervals.
 
 Writes ``metrics.json``, ``operating_point.json``, ``roc.json``, ``roc.png``,

@@ -75,12 +75,22 @@ class Finding:
 
     @property
     def malignancy(self) -> float:
-        return self.probabilities.get("malignant", 0.0)
+        """P(malignant | a lesion): the classifier's odds of malignant against benign, apart from how
+        lesion-like the snip is (:attr:`lesion_probability` says that)."""
+        malignant, benign = self.probabilities.get("malignant", 0.0), self.probabilities.get("benign", 0.0)
+        return malignant / (malignant + benign) if malignant + benign > 0 else 0.0
 
     @property
     def lesion_probability(self) -> float:
         """1 - P(normal tissue): how likely the snip classifier finds it a lesion at all."""
         return 1.0 - self.probabilities.get("normal", 0.0)
+
+
+def image_malignancy(findings: list[Finding]) -> float:
+    """An image's malignancy: that of its most lesion-like finding (0 without any). Taking the most
+    lesion-like finding rather than the highest malignancy keeps a benign image's false findings
+    from deciding its score."""
+    return max(findings, key=lambda f: f.lesion_probability).malignancy if findings else 0.0
 
 
 def regions(probability: np.ndarray, threshold: float, min_area: int = MIN_AREA) -> tuple[np.ndarray, list[Finding]]:
@@ -125,8 +135,8 @@ class Detector:
         the U-Net's probability maps of ``images`` when already made (:meth:`segment`).
 
         A snip classifier also vets the U-Net's findings: those it finds less likely a lesion than
-        :attr:`lesion_threshold` are dropped (false-positive reduction). An image's malignancy is the
-        highest over its findings (0 without any), or the whole-image classifier's score, as
+        :attr:`lesion_threshold` are dropped (false-positive reduction). An image's malignancy is
+        :func:`image_malignancy` of its findings, or the whole-image classifier's score, as
         ``mammo predict`` reports it.
         """
         maps = self.segment(images, modalities) if maps is None else maps
@@ -144,5 +154,5 @@ class Detector:
             renumber = np.zeros(len(findings) + 1, dtype=labels.dtype)
             renumber[[i + 1 for i in kept]] = np.arange(1, len(kept) + 1)
             findings = [findings[i] for i in kept]
-            results.append((probability, renumber[labels], findings, max((f.malignancy for f in findings), default=0.0)))
+            results.append((probability, renumber[labels], findings, image_malignancy(findings)))
         return results

@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import html
 
+IMAGE_MALIGNANCY = "the malignancy of the image's most lesion-like finding, 0 without any"
+"""How the chain scores an image (:func:`mammolibs.evaluate.inference.image_malignancy`), as reports say it."""
 CAPTIONS = {
-    "roc.png": "ROC curves of the image-level malignancy (the highest over an image's findings), per source.",
+    "roc.png": f"ROC curves of the image-level malignancy ({IMAGE_MALIGNANCY}), per source.",
 }
 NOTE = "Research software, not a medical device: not for diagnosis."
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:1em 0}"
@@ -101,8 +103,8 @@ def html_report(metrics: dict, pictures: dict[str, bytes]) -> str:
         f"<p class='note'>{NOTE}</p>",
         "<h2>Figures per source</h2>", table(rows),
         "<p>Dice and IoU per image with a lesion (mean, bootstrap 95% interval); detection sensitivity at 0.25, 0.5, 1 "
-        "and 2 false findings per image; image-level AUROC of the chain's malignancy (the highest over an image's "
-        "findings); sensitivity and specificity at the operating point below; lesion-level AUROC on snips cut from "
+        f"and 2 false findings per image; image-level AUROC of the chain's malignancy ({IMAGE_MALIGNANCY}); "
+        "sensitivity and specificity at the operating point below; lesion-level AUROC on snips cut from "
         "the true masks.</p>",
         "<h2>Operating point (chosen on the validation split)</h2>",
         table({"threshold": {"U-Net probability": f"{point['unet_threshold']:.2f}",
