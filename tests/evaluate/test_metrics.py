@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mammolibs.evaluate.evaluation import ImageRecord, _score_localization, group_metrics
-from mammolibs.evaluate.inference import regions
+from mammolibs.evaluate.inference import Finding, image_malignancy, regions
 from mammolibs.evaluate.metrics import (auroc, binary_metrics, bootstrap_interval, froc, overlap_per_image, roc_points,
                                         summarize, threshold_at_specificity)
 
@@ -140,3 +140,15 @@ def test_roc_points_are_thinned_and_bounded():
     assert roc["fpr"][0] == 0.0 and roc["fpr"][-1] == 1.0 and roc["tpr"][-1] == 1.0
     assert all(0.0 <= t <= 1.0 for t in roc["thresholds"])
     assert roc["fpr"] == sorted(roc["fpr"])
+
+
+def test_an_image_takes_the_malignancy_of_its_most_lesion_like_finding():
+    lesion = Finding(box=(10, 10, 40, 40), area=700, score=0.9,
+                     probabilities={"normal": 0.1, "benign": 0.6, "malignant": 0.3})
+    shadow = Finding(box=(60, 5, 70, 15), area=60, score=0.6,
+                     probabilities={"normal": 0.7, "benign": 0.05, "malignant": 0.25})
+    assert lesion.malignancy == pytest.approx(1 / 3) and shadow.malignancy == pytest.approx(0.25 / 0.3)
+    assert lesion.lesion_probability == pytest.approx(0.9)
+    assert image_malignancy([shadow, lesion]) == pytest.approx(1 / 3)  # not the shadow's 0.83
+    assert image_malignancy([]) == 0.0
+    assert Finding(box=(0, 0, 1, 1), area=1, score=1, probabilities={"normal": 1.0}).malignancy == 0.0
