@@ -7,11 +7,11 @@ from components import component
 
 
 @component
-def standardize_source(source: str, image_size: int, workers: int, shards: Output[Dataset]):
+def standardize_source(source: str, image_size: int, workers: int, salt_file: str, shards: Output[Dataset]):
     """``mammo standardize`` of one source; its counts become the Dataset's metadata."""
     from mammolibs.pipeline.steps import standardize_source as run
 
-    manifest = run(source, shards.path, image_size, workers)
+    manifest = run(source, shards.path, image_size, workers, salt_file)
     shards.metadata.update({"written": manifest["written"], "rejected": manifest["rejected"], **manifest["counts"]})
 
 

@@ -35,13 +35,14 @@ def positive_int(text: str) -> int:
 
 
 def _standardize(args: argparse.Namespace) -> int:
+    from mammolibs.data.pseudonyms import resolve_salt
     from mammolibs.data.standardize import standardize
 
     if len(args.source) != len(args.input):
         raise SystemExit("give one --input per --source, in the same order")
     result = standardize(list(zip(args.source, args.input)), args.output, image_size=args.image_size,
-                         salt=args.salt, samples_per_shard=args.samples_per_shard, workers=args.workers,
-                         progress=not args.no_progress)
+                         salt=resolve_salt(args.salt, args.salt_file), samples_per_shard=args.samples_per_shard, workers=args.workers,
+                         progress=not args.no_progress, redact_paths=args.redact_paths)
     print(f"{result.inputs} inputs: {result.written} written, {result.rejected} rejected, "
           f"{result.new_shards} new shard(s) -> {args.output}")
     print(json.dumps(result.manifest["counts"], indent=2))
@@ -196,9 +197,16 @@ def get_parser() -> argparse.ArgumentParser:
     std.add_argument("--input", action="append", required=True, help="folder or URL (gs://...) of that source, as published")
     std.add_argument("--output", required=True, help="folder or URL (gs://bucket/path) for shards and manifest")
     std.add_argument("--image-size", type=positive_int, default=512, help="side of the square standard image, pixels")
-    std.add_argument("--salt", default="mammoflow", help="secret mixed into patient-id hashes; keep it fixed per project")
+    std.add_argument("--salt-file", help="file (or URL) holding the secret salt of patient-id hashes; made with a "
+                     "random salt when absent. Keep it secret and use it for every source and run of one project "
+                     "[default: $MAMMOFLOW_SALT, else a random salt kept nowhere: the output cannot be resumed]")
+    std.add_argument("--salt", help="the salt itself (at least 16 characters); prefer --salt-file or $MAMMOFLOW_SALT, "
+                     "as a command line is seen by other users of the machine")
     std.add_argument("--samples-per-shard", type=positive_int, default=256, help="samples in each tar shard")
     std.add_argument("--workers", type=positive_int, default=1, help="processes decoding and standardizing images in parallel")
+    std.add_argument("--redact-paths", action="store_true", help="name rejected inputs in rejects.jsonl and the log "
+                     "by a salted hash of their path instead of the path relative to --input: use it when folder or "
+                     "file names hold patient names, ids or dates")
     std.add_argument("--no-progress", action="store_true", help="hide progress bars")
     std.set_defaults(run=_standardize)
 

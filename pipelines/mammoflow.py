@@ -24,13 +24,14 @@ def build_pipeline(hardware: Hardware = Hardware()):
     """The pipeline, with each step's image, accelerator and machine from ``hardware``."""
 
     @dsl.pipeline(name="mammoflow", description="Standardize breast-imaging data, pretrain, finetune, classify, evaluate.")
-    def mammoflow(sources: list, image_size: int = 512, standardize_workers: int = 4,
+    def mammoflow(sources: list, salt_file: str = "", image_size: int = 512, standardize_workers: int = 4,
                   encoder_epochs: int = DEFAULT_EPOCHS["encoder"], autoencoder_epochs: int = DEFAULT_EPOCHS["autoencoder"],
                   finetune_epochs: int = DEFAULT_EPOCHS["finetune"], classifier_epochs: int = DEFAULT_EPOCHS["classifier"],
                   pretrain_settings: dict = {}, finetune_settings: dict = {}, classifier_settings: dict = {},
                   generalization: bool = False):
         with dsl.ParallelFor(sources, name="each-source") as source:
-            part = standardize_source(source=source, image_size=image_size, workers=standardize_workers)
+            part = standardize_source(source=source, image_size=image_size, workers=standardize_workers,
+                                      salt_file=salt_file)
             hardware.apply(part.set_caching_options(True), "standardize")
         merged = hardware.apply(merge_shards(shard_sets=dsl.Collected(part.outputs["shards"])), "merge")
         merged.set_caching_options(True)
@@ -125,6 +126,7 @@ def main(argv=None):
         print(f"pipeline written to {args.output} for {args.target}; submit it with 'mammo pipeline submit' "
               "(see the README)")
         return
+    from mammolibs.data.pseudonyms import resolve_salt
     from mammolibs.pipeline.local import demo_sources, run_local, summarize_run
 
     os.makedirs(args.workdir, exist_ok=True)
@@ -133,8 +135,10 @@ def main(argv=None):
     except ValueError as err:
         raise SystemExit(f"run-local --arguments: {err}")
     sources = demo_sources(args.workdir, args.mias, args.busi, args.dicom)
+    salt_file = os.path.abspath(os.path.join(args.workdir, "salt"))
+    resolve_salt(salt_file=salt_file)  # made once here (random, owner-only), shared by every source's step
     root = os.path.join(args.workdir, "kfp")
-    run_local(mammoflow, {"sources": sources, "image_size": args.image_size, **arguments}, root)
+    run_local(mammoflow, {"sources": sources, "salt_file": salt_file, "image_size": args.image_size, **arguments}, root)
     print("\nmammoflow pipeline finished.\n" + summarize_run(root))
 
 

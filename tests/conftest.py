@@ -17,6 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 COMMON = ["--batch-size", "4", "--width", "4", "--no-progress", "--log-every", "1"]
 """Training flags of the tests' tiny runs."""
 SHARED_DATA = Path(os.environ.get("MAMMOFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
+os.environ.setdefault("MAMMOFLOW_SALT", "tests-of-mammoflow-fixed-salt")
+"""One salt for every standardize of the test session (and the processes it starts), so reruns resume
+and per-source sets merge; the de-identification tests set their own."""
 
 
 def _shared(sub: str) -> Path:

@@ -13,11 +13,6 @@ MANIFEST = "manifest.json"
 REJECTS = "rejects.jsonl"
 
 
-def hash_patient(patient_id: str, salt: str) -> str:
-    """Salted SHA-256 of a patient id; the raw id never leaves the standardize step."""
-    return hashlib.sha256(f"{salt}:{patient_id}".encode()).hexdigest()[:16]
-
-
 def split_of(patient_hash: str, official: str = "", fractions: tuple[float, float] = (0.8, 0.1)) -> str:
     """Patient-level split from a stable hash: all films of one patient land in one split.
 

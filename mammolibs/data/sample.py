@@ -23,7 +23,7 @@ class RawSample:
         source: reader name, e.g. ``"mias"``.
         patient_id: the source's patient identifier (hashed before anything is written).
         laterality: ``"L"``, ``"R"`` or ``""`` when unknown.
-        meta: fields such as view, modality, tissue; only :data:`~mammolibs.data.standardize.META_FIELDS`
+        meta: fields such as view, modality, tissue; only :data:`~mammolibs.data.vocabulary.VOCABULARY`
             reach the shards.
         official_split: ``"train"`` or ``"test"`` when the source publishes a split, else ``""``.
     """

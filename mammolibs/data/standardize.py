@@ -7,7 +7,6 @@ finished run given the same inputs writes nothing.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -20,18 +19,18 @@ import numpy as np
 from tqdm import tqdm
 
 from mammolibs import storage
-from mammolibs.data.manifest import MANIFEST, REJECTS, build_manifest, hash_patient, split_of
+from mammolibs.data.manifest import MANIFEST, REJECTS, build_manifest, split_of
+from mammolibs.data.pseudonyms import InputNames, pseudonym, pseudonym_key, resolve_salt, salt_check
 from mammolibs.data.validate import SPLITS
 from mammolibs.data.readers import get_reader
 from mammolibs.data.sample import LABELS, RawSample, RejectedInput, SourceItem
 from mammolibs.data.shards import (EncodedSample, ShardWriter, committed_shards, encode_sample, next_shard_number,
                                     remove_uncommitted)
 from mammolibs.data.standard_form import to_standard, to_uint16
+from mammolibs.data.vocabulary import checked_meta
 
 log = logging.getLogger(__name__)
 
-META_FIELDS = ("view", "modality", "tissue", "classes", "birads", "density", "abnormality")
-"""The only reader metadata that reaches the shards; everything else is dropped."""
 SETTINGS = "standardize.json"
 LOST_MASK = "its lesion mask is empty after crop and resize (a lesion under a pixel, or outside the breast region)"
 """Why a localized input is kept label-only (``meta["label_only"]``): its image label still serves training."""
@@ -50,40 +49,52 @@ class StandardizeResult:
 
 @dataclass
 class Rejected:
+    """One input left out, as ``rejects.jsonl`` lists it (``file``: relative to its input folder, or redacted)."""
+
     file: str
     source: str
     key: str
     reason: str
 
 
-def sample_key(source: str, item_key: str, salt: str) -> str:
-    """The key written to the shards: the source and a salted hash, never a file or patient name."""
-    return f"{source}-{hashlib.sha256(f'{salt}:{item_key}'.encode()).hexdigest()[:16]}"
+def sample_key(source: str, item_key: str, key: bytes) -> str:
+    """The key written to the shards: the source and a pseudonym (:mod:`pseudonyms`), never a file or patient name."""
+    return f"{source}-{pseudonym(item_key, key)}"
 
 
-def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 512, salt: str = "mammoflow",
-                samples_per_shard: int = 256, workers: int = 1, progress: bool = True) -> StandardizeResult:
+def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 512, salt: str | None = None,
+                samples_per_shard: int = 256, workers: int = 1, progress: bool = True,
+                redact_paths: bool = False) -> StandardizeResult:
     """Standardize ``(source name, input URL)`` pairs into shards under ``output``.
 
     Args:
         sources: e.g. ``[("mias", "data/mias"), ("cbis-ddsm", "gs://bucket/CBIS-DDSM")]``.
         output: folder or URL (``gs://bucket/shards``) that receives shards, manifest, rejects.
         image_size: side of the square standard image.
-        salt: mixed into patient-id and key hashes; keep it secret and fixed across runs of one project.
+        salt: secret mixed into patient-id and key hashes (:func:`pseudonyms.resolve_salt`: at least 16
+            characters; ``None``: ``$MAMMOFLOW_SALT``, else a random salt kept nowhere); keep it secret and
+            the same for every source and run of one project.
         samples_per_shard: samples per tar file.
         workers: processes that decode and standardize images in parallel.
+        redact_paths: name inputs in rejects and logs by a pseudonym of their path instead of the path
+            relative to their input folder (for folder or file names that identify patients).
 
     Returns:
         Counts and the manifest written to ``output/manifest.json``.
     """
+    if image_size <= 0 or samples_per_shard <= 0 or workers <= 0:
+        raise ValueError(f"image size {image_size}, samples per shard {samples_per_shard} and workers {workers} "
+                         "must all be above zero")
+    secret = pseudonym_key(resolve_salt(salt))
+    shown = InputNames([url for _, url in sources], secret, redact_paths)
     storage.makedirs(output)
-    _check_settings(output, {"image_size": image_size, "salt_check": hash_patient("settings", salt),
+    _check_settings(output, {"image_size": image_size, "salt_check": salt_check(secret),
                              "samples_per_shard": samples_per_shard})
     for leftover in remove_uncommitted(output):
         log.info("removed %s, left incomplete by an earlier run", leftover)
     shards = committed_shards(output)
     written = {entry["key"] for shard in shards for entry in shard["contents"]}
-    items, rejects = _list_items(sources, salt)
+    items, rejects = _list_items(sources, secret)
     inputs = len(items) + len(rejects)  # an unreadable source counts as one input
     writers = {split: ShardWriter(output, split, samples_per_shard, next_shard_number(shards, split))
                for split in SPLITS}
@@ -97,18 +108,19 @@ def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 5
             continue
         seen.add(key)
         todo.append((key, item))
-    results = _prepare_all(todo, image_size, salt, workers)
+    results = _prepare_all(todo, image_size, secret, workers)
     names = {key: item.name for key, item in todo}
     for result in tqdm(results, total=len(todo), desc="standardize", unit="image", disable=not progress):
         if isinstance(result, Rejected):
-            log.warning("rejected %s", result.reason)
+            log.warning("rejected %s", shown.text(result.reason))
             rejects.append(result)
         else:
             if "label_only" in result.meta:
-                log.warning("%s kept label-only: %s", names[result.key], result.meta["label_only"])
+                log.warning("%s kept label-only: %s", shown.name(names[result.key]), result.meta["label_only"])
             writers[result.meta["split"]].add(result)
     for writer in writers.values():
         writer.flush()
+    rejects = [Rejected(shown.name(r.file), r.source, r.key, shown.text(r.reason)) for r in rejects]
     _write_if_changed(storage.join(output, REJECTS), "".join(json.dumps(r.__dict__) + "\n" for r in rejects))
     manifest = build_manifest(committed_shards(output), image_size, inputs=inputs, rejected=len(rejects))
     _write_if_changed(storage.join(output, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
@@ -116,23 +128,22 @@ def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 5
                              new_shards=sum(len(w.shards) for w in writers.values()))
 
 
-def _list_items(sources: list[tuple[str, str]], salt: str) -> tuple[list[tuple[str, SourceItem]], list[Rejected]]:
+def _list_items(sources: list[tuple[str, str]], key: bytes) -> tuple[list[tuple[str, SourceItem]], list[Rejected]]:
     """Every item of every source with its written key; a source that cannot be read is one reject."""
     items, rejects = [], []
     for source, url in sources:
         try:
             found = list(get_reader(source)(url))
         except (OSError, ValueError) as err:  # a missing folder or a malformed table: one reject, the run goes on
-            key = sample_key(source, f"source:{url}", salt)
-            rejects.append(Rejected(url, source, key, f"{url}: source {source!r} cannot be read: {err}"))
+            rejects.append(Rejected(url, source, sample_key(source, f"source:{url}", key), f"{url}: source {source!r} cannot be read: {err}"))
             continue
-        items += [(sample_key(source, item.key, salt), item) for item in found]
+        items += [(sample_key(source, item.key, key), item) for item in found]
     return items, rejects
 
 
-def _prepare_all(todo: list[tuple[str, SourceItem]], image_size: int, salt: str,
+def _prepare_all(todo: list[tuple[str, SourceItem]], image_size: int, key: bytes,
                  workers: int) -> Iterator[EncodedSample | Rejected]:
-    prepare = partial(_prepare, image_size=image_size, salt=salt)
+    prepare = partial(_prepare, image_size=image_size, key=key)
     if workers <= 1:
         yield from map(prepare, todo)
         return
@@ -166,20 +177,20 @@ def _source_of(key: str) -> str:
     return key.rsplit("-", 1)[0]
 
 
-def _prepare(todo: tuple[str, SourceItem], image_size: int, salt: str) -> EncodedSample | Rejected:
+def _prepare(todo: tuple[str, SourceItem], image_size: int, key: bytes) -> EncodedSample | Rejected:
     """Load, standardize and encode one item; any failure becomes a :class:`Rejected` naming the file."""
-    key, item = todo
-    source = _source_of(key)
+    sample, item = todo
+    source = _source_of(sample)
     try:
-        image, mask, meta = standard_form(item.load(), image_size, salt, item.name)
+        image, mask, meta = standard_form(item.load(), image_size, key, item.name)
     except RejectedInput as err:
-        return Rejected(item.name, source, key, str(err))
+        return Rejected(item.name, source, sample, str(err))
     except Exception as err:  # an unexpected failure on one file must not stop the run
-        return Rejected(item.name, source, key, f"{item.name}: {type(err).__name__}: {err}")
-    return encode_sample(key, image, mask, meta)
+        return Rejected(item.name, source, sample, f"{item.name}: {type(err).__name__}: {err}")
+    return encode_sample(sample, image, mask, meta)
 
 
-def standard_form(raw: RawSample, image_size: int, salt: str, name: str) -> tuple[np.ndarray, np.ndarray, dict]:
+def standard_form(raw: RawSample, image_size: int, key: bytes, name: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """Image (uint16), mask (uint8 0/255) and de-identified metadata of one sample."""
     if raw.label not in LABELS:
         raise RejectedInput(f"{name}: unknown label {raw.label!r}; expected one of {', '.join(LABELS)}")
@@ -189,21 +200,21 @@ def standard_form(raw: RawSample, image_size: int, salt: str, name: str) -> tupl
         raise RejectedInput(f"{name}: labelled {raw.label} but its mask is empty")
     crop = raw.meta.get("modality", "MG") not in NOT_CROPPED
     image, mask, placement = to_standard(raw.image, raw.mask, image_size, name, crop=crop)
-    patient = hash_patient(raw.patient_id, salt)
+    patient = pseudonym(raw.patient_id, key)
     lost = raw.label in ("benign", "malignant") and raw.mask is not None and not mask.any()
     meta = {
         "label": raw.label,
         "source": raw.source,
         "patient": patient,
         "split": split_of(patient, raw.official_split),
-        "laterality": raw.laterality,
+        "laterality": raw.laterality if raw.laterality in ("L", "R") else "",
         "localized": raw.mask is not None and not lost,
         **({"label_only": LOST_MASK} if lost else {}),
         "original_size": list(raw.image.shape),
         "crop": [placement.crop_top, placement.crop_left, placement.crop_width],
         "flipped": placement.flipped,
         "scale": placement.scale,
-        **{k: v for k, v in raw.meta.items() if k in META_FIELDS},
+        **checked_meta(raw.meta),
     }
     return to_uint16(image), mask.astype(np.uint8) * 255, meta
 

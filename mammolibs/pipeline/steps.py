@@ -42,11 +42,20 @@ def run_mammo(args: list[str], processes: int = 1, accept: tuple[int, ...] = (0,
     return status
 
 
-def standardize_source(source: str, output: str, image_size: int, workers: int) -> dict:
-    """Standardize one ``NAME=URL`` source into ``output``; returns its manifest."""
+def standardize_source(source: str, output: str, image_size: int, workers: int, salt_file: str = "") -> dict:
+    """Standardize one ``NAME=URL`` source into ``output`` with the salt in ``salt_file`` (else the step's
+    ``$MAMMOFLOW_SALT``); returns its manifest. The salt file must exist: sources standardized in
+    parallel must share one salt, so none of them may make it."""
     name, url = parse_source(source)
+    salt = []
+    if salt_file:
+        if not storage.exists(salt_file):
+            raise ValueError(f"salt file {salt_file} does not exist: make it once before the run (for example "
+                             "'python -c \"import secrets; print(secrets.token_urlsafe(32))\" > salt') in a place "
+                             "only the pipeline can read")
+        salt = ["--salt-file", salt_file]
     run_mammo(["standardize", "--source", name, "--input", url, "--output", output, "--image-size", str(image_size),
-               "--workers", str(workers), "--no-progress"], accept=STANDARDIZE_OK)
+               "--workers", str(workers), "--no-progress", *salt], accept=STANDARDIZE_OK)
     return read_manifest(output)
 
 

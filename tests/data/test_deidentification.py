@@ -3,7 +3,9 @@ other text attribute of the DICOM dictionary except the few standardize keeps on
 filled with a marker string, and no marker may appear in any byte written or logged."""
 from __future__ import annotations
 
+import json
 import logging
+import re
 import shutil
 
 import pydicom
@@ -12,6 +14,9 @@ from pydicom.datadict import DicomDictionary
 from pydicom.dataset import Dataset
 
 from mammolibs.cli import main
+from mammolibs.data.shards import iter_shard
+from mammolibs.data.validate import SPLITS
+from mammolibs.data.vocabulary import VOCABULARY
 from tests.data.layouts import film, write_dicom
 
 KEPT = {"Modality", "ImageLaterality", "Laterality", "ViewPosition", "SpecificCharacterSet"}
@@ -82,3 +87,44 @@ def test_no_marker_of_any_identifying_attribute_reaches_shards_manifest_logs_or_
     assert b"damaged.dcm" in written and b"shard-" in written  # the rejects report and the manifest are there
     leaked = [m for m in markers if m.encode() in written or m.encode() in text]
     assert not leaked, f"{len(leaked)} identifying values leaked, e.g. {leaked[:5]}"
+
+
+def test_names_and_free_text_never_leave_standardize(tmp_path, caplog, capsys):
+    """A folder named after a patient, free text in ViewPosition and an odd laterality: with
+    --redact-paths no trace of them is written or logged; without it rejects name inputs relative to
+    --input; and every field a shard carries is one of the forms below."""
+    source = tmp_path / "dicoms"
+    case = source / "Doe^Jane_19700101"
+    path = write_dicom(case / "film.dcm", film(lesion=(60, 30, 8))[0], ViewPosition="DOE^JANE", ImageLaterality="Q")
+    (case / "damaged.dcm").write_bytes(path.read_bytes()[:-500])
+    caplog.set_level(logging.DEBUG)
+    argv = ["standardize", "--source", "dicom", "--input", str(source), "--image-size", "32", "--no-progress"]
+    assert main([*argv, "--output", str(tmp_path / "plain")]) == 3
+    [reject] = [json.loads(line) for line in (tmp_path / "plain" / "rejects.jsonl").read_text().splitlines()]
+    assert reject["file"] == "Doe^Jane_19700101/damaged.dcm" and str(tmp_path) not in json.dumps(reject)
+
+    caplog.clear()
+    capsys.readouterr()
+    out = tmp_path / "redacted"
+    assert main([*argv, "--output", str(out), "--redact-paths"]) == 3
+    printed = capsys.readouterr()
+    written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("mammolibs"))
+    for secret in ("Doe^Jane", "DOE^JANE", "19700101", "damaged.dcm", "film.dcm"):
+        assert secret.encode() not in written and secret not in printed.out + printed.err + logged, secret
+    [reject] = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    assert re.fullmatch(r"file-[0-9a-f]{16}", reject["file"]) and reject["reason"].startswith(reject["file"] + ": ")
+
+    [shard] = sorted(out.glob("shard-*.tar"))
+    [sample] = list(iter_shard(str(shard)))
+    meta = sample.meta
+    assert set(meta) <= {"label", "source", "patient", "split", "laterality", "localized", "original_size", "crop",
+                         "flipped", "scale", "label_only", *VOCABULARY}
+    assert (meta["label"], meta["source"], meta["laterality"], meta["modality"]) == ("unknown", "dicom", "", "MG")
+    assert "view" not in meta and re.fullmatch(r"[0-9a-f]{16}", meta["patient"]) and meta["split"] in SPLITS
+    assert isinstance(meta["localized"], bool) and isinstance(meta["flipped"], bool) and isinstance(meta["scale"], float)
+    assert all(isinstance(v, int) for v in meta["original_size"] + meta["crop"])
+    assert re.fullmatch(r"dicom-[0-9a-f]{16}", sample.key)
+    index = json.loads(shard.with_name(shard.name[:-4] + ".index.json").read_text())
+    assert set(index) == {"name", "split", "samples", "sha256", "contents"}
+    assert index["contents"] == [{"key": sample.key, "label": "unknown", "source": "dicom", "localized": False}]

@@ -9,7 +9,7 @@ import yaml
 from kfp import compiler, components, dsl
 
 from mammolibs.pipeline.local import demo_sources, run_local, summarize_run
-from mammolibs.pipeline.steps import parse_source, train_flags
+from mammolibs.pipeline.steps import merge_shard_sets, parse_source, standardize_source, train_flags
 from pipelines.mammoflow import main as pipeline_main
 from pipelines.mammoflow import check_arguments, mammoflow
 
@@ -38,13 +38,15 @@ def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
     assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--sources"
     [standardize] = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"].values()
     assert standardize["cachingOptions"] == {"enableCache": True}
+    salt = standardize["inputs"]["parameters"]["salt_file"]  # every source: one salt, from one secret file
+    assert salt["componentInputParameter"] == "pipelinechannel--salt_file"
     assert tasks["merge-shards"]["cachingOptions"] == {"enableCache": True}
     assert tasks["merge-shards"]["dependentTasks"] == ["for-loop-1"]
     assert all(tasks[t]["cachingOptions"] == {} for t in [*TRAINING, "evaluate"])  # off: trained anew each run
     assert tasks["train-autoencoder"]["dependentTasks"] == ["merge-shards", "train-encoder"]
     assert tasks["train-classifier"]["dependentTasks"] == ["merge-shards", "train-autoencoder"]  # its encoder
     assert sorted(tasks["evaluate"]["dependentTasks"]) == ["finetune-unet", "merge-shards", "train-classifier"]
-    assert {"sources", "image_size", "encoder_epochs", "autoencoder_epochs", "finetune_epochs",
+    assert {"sources", "salt_file", "image_size", "encoder_epochs", "autoencoder_epochs", "finetune_epochs",
             "classifier_epochs", "generalization"} <= set(spec["root"]["inputDefinitions"]["parameters"])
     outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]
     assert {name: o["artifactType"]["schemaTitle"] for name, o in outputs.items()} == {
@@ -131,6 +133,18 @@ def test_step_arguments_are_checked_and_become_flags():
         check_arguments({"finetune_settings": {"model": "resnet18"}})
     with pytest.raises(ValueError, match=r"unknown settings \['patch'\]"):
         check_arguments({"pretrain_settings": {"patch": 128}})
+
+
+def test_sources_standardized_apart_share_the_salt_file_and_merge(mias_subset, dicom_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("MAMMOFLOW_SALT")
+    salt = tmp_path / "salt"
+    with pytest.raises(ValueError, match="salt file .* does not exist: make it once before the run"):
+        standardize_source(f"mias={mias_subset}", str(tmp_path / "mias"), 32, 1, str(salt))
+    salt.write_text("a secret salt of this project, never shared")
+    parts = [standardize_source(f"{name}={folder}", str(tmp_path / name), 32, 1, str(salt))["written"]
+             for name, folder in (("mias", mias_subset), ("dicom", dicom_dir))]
+    merged = merge_shard_sets([str(tmp_path / "mias"), str(tmp_path / "dicom")], str(tmp_path / "merged"))
+    assert merged["written"] == sum(parts) == 24 + 8
 
 
 def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path):
