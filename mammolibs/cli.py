@@ -46,6 +46,8 @@ def _standardize(args: argparse.Namespace) -> int:
     print(f"{result.inputs} inputs: {result.written} written, {result.rejected} rejected, "
           f"{result.new_shards} new shard(s) -> {args.output}")
     print(json.dumps(result.manifest["counts"], indent=2))
+    for line in result.unusable_sources:
+        print(line, file=sys.stderr)
     if result.rejected:
         print(f"{result.rejected} input(s) rejected: see {args.output.rstrip('/')}/rejects.jsonl for each file "
               "and why; fix them and rerun the same command to add them", file=sys.stderr)

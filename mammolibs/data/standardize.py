@@ -11,7 +11,7 @@ import json
 import logging
 import multiprocessing
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Iterator
 
@@ -45,6 +45,7 @@ class StandardizeResult:
     rejected: int
     manifest: dict
     new_shards: int = 0
+    unusable_sources: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -120,12 +121,30 @@ def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 5
             writers[result.meta["split"]].add(result)
     for writer in writers.values():
         writer.flush()
+    unusable = _unusable_sources(sources, items, rejects, shown)
     rejects = [Rejected(shown.name(r.file), r.source, r.key, shown.text(r.reason)) for r in rejects]
     _write_if_changed(storage.join(output, REJECTS), "".join(json.dumps(r.__dict__) + "\n" for r in rejects))
     manifest = build_manifest(committed_shards(output), image_size, inputs=inputs, rejected=len(rejects))
     _write_if_changed(storage.join(output, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
     return StandardizeResult(inputs=inputs, written=manifest["written"], rejected=len(rejects), manifest=manifest,
-                             new_shards=sum(len(w.shards) for w in writers.values()))
+                             new_shards=sum(len(w.shards) for w in writers.values()), unusable_sources=unusable)
+
+
+def _unusable_sources(sources: list[tuple[str, str]], items: list[tuple[str, SourceItem]], rejects: list[Rejected],
+                      shown: InputNames) -> list[str]:
+    """A line for each ``--source``/``--input`` pair whose every input was rejected: its first reason,
+    and that the folder is probably not that source's published layout."""
+    lines = []
+    for source, url in sources:
+        root = url.rstrip("/")
+        refused = [r for r in rejects if r.source == source and (r.file == root or r.file.startswith(root + "/"))]
+        names = {r.file for r in refused}
+        if refused and all(item.name in names for key, item in items
+                           if _source_of(key) == source and item.name.startswith(root + "/")):
+            lines.append(f"every input of --source {source} --input {url} was rejected ({len(refused)}), e.g. "
+                         f"{shown.text(refused[0].reason)}; --input is probably not a {source} folder in its "
+                         "published layout (see the README), or --source is not the right reader")
+    return lines
 
 
 def _list_items(sources: list[tuple[str, str]], key: bytes) -> tuple[list[tuple[str, SourceItem]], list[Rejected]]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from dataclasses import fields
 
 import yaml
@@ -93,8 +94,13 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 def main(stage: str, argv: list[str] | None = None, prog: str | None = None) -> TrainResult:
     """Parse ``argv`` for ``stage`` and train it (``prog``: the command's name in usage lines)."""
-    args = get_args_parser(stage, prog).parse_args(argv)
+    parser = get_args_parser(stage, prog)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    result = fit(stage, resolve_config(args))
+    try:
+        result = fit(stage, resolve_config(args))
+    except (FileNotFoundError, ValueError) as err:  # bad data, folders or checkpoints: one line, exit status 2
+        print(f"{parser.prog}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"{stage}: final checkpoint at {result.final_checkpoint}")
     return result

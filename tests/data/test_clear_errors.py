@@ -30,3 +30,15 @@ def test_a_file_name_with_a_double_colon_is_a_name_not_a_protocol_chain(dicom_di
                  "--image-size", "64", "--no-progress"]) == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["inputs"] == manifest["written"] == 1
+
+
+def test_a_source_whose_every_input_is_rejected_says_input_is_probably_wrong(mias_subset, busi_dir, tmp_path, capsys):
+    status = main(["standardize", "--source", "mias", "--input", str(busi_dir), "--source", "busi", "--input",
+                   str(mias_subset), "--source", "mias", "--input", str(mias_subset), "--output", str(tmp_path / "out"),
+                   "--image-size", "32", "--no-progress"])
+    assert status == 3
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("every input of")]
+    assert len(lines) == 2  # the two wrong pairs, not the right one
+    assert f"--source mias --input {busi_dir} was rejected (1), e.g." in lines[0] and "Info.txt" in lines[0]
+    assert f"--source busi --input {mias_subset} was rejected (1)" in lines[1] and "normal/benign/malignant" in lines[1]
+    assert all("--input is probably not a" in line for line in lines)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from mammolibs.evaluate.predict import predict
 from mammolibs.models import create_model
 from mammolibs.train.checkpoints import load_model
 from mammolibs.train.cli import get_args_parser, main
+from tests.conftest import REPO
 
 def _rows(out) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -107,6 +111,15 @@ def test_help_explains_every_flag():
 def test_missing_locations_fail_with_what_to_set():
     with pytest.raises(SystemExit, match="--data"):
         main("encoder", ["--out", "somewhere"])
+
+
+def test_a_train_script_given_a_missing_folder_says_so_in_one_line(tmp_path):
+    script = REPO / "train" / "unet" / "finetune.py"
+    done = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (f"finetune.py: {tmp_path / 'absent'}/manifest.json not found: run "
+                                                    f"'mammo standardize --output {tmp_path / 'absent'}' first")
 
 
 def test_onnx_export_matches_pytorch_and_predicts_the_same(runs, mias_subset, tmp_path):
