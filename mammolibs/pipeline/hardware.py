@@ -13,6 +13,7 @@ under ``torchrun`` with N processes.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from mammolibs.train import RECIPE
@@ -118,6 +119,21 @@ class Hardware:
         return task
 
 
+PLACEHOLDER = re.compile(r"(^|/)(REGISTRY|PROJECT|BUCKET|REGION)(/|$)|[<>$]|\.\.\.")
+
+
+def _check_registry(target: str, registry: str) -> None:
+    """Refuse a registry copied from an example (``REGISTRY``, ``.../PROJECT/...``, ``<...>``), and on
+    Vertex AI one without a host (``mammoflow``: not a registry Vertex can pull the images from)."""
+    if PLACEHOLDER.search(registry):
+        raise ValueError(f"--registry {registry}: still a placeholder; give where 'make images' pushed the images, "
+                         "e.g. us-docker.pkg.dev/my-project/mammoflow (terraform -chdir=infra output registry)")
+    host = registry.split("/", 1)[0]
+    if target == "vertex" and ("." not in host and ":" not in host):
+        raise ValueError(f"--registry {registry}: Vertex AI pulls images from a registry host, e.g. "
+                         "us-docker.pkg.dev/my-project/mammoflow; push them there with 'make images REGISTRY=...'")
+
+
 def parse_hardware(target: str, accelerators: list[str], machine_types: list[str], registry: str = "mammoflow",
                    tag: str = "0.1.0") -> Hardware:
     """``--accelerator STEP=NAME:COUNT`` and ``--machine-type STEP=TYPE`` entries -> :class:`Hardware`,
@@ -145,6 +161,7 @@ def parse_hardware(target: str, accelerators: list[str], machine_types: list[str
     for step, settings in chosen.items():
         if target == "vertex" and settings.get("machine_type"):
             _check_vertex_machine(step, settings)
+    _check_registry(target, registry)
     return Hardware(target, registry, tag, {step: StepHardware(**settings) for step, settings in chosen.items()})
 
 

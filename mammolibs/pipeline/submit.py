@@ -33,6 +33,9 @@ def read_package(package: str, parameters: dict) -> list[dict]:
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise ValueError(f"{package} has no parameter {', '.join(unknown)}; its parameters: {', '.join(sorted(known))}")
+    missing = sorted(name for name, spec in known.items() if not spec.get("isOptional") and name not in parameters)
+    if missing:
+        raise ValueError(f"{package} needs the parameter(s) {', '.join(missing)}: add --param NAME=VALUE for each")
     return documents
 
 
@@ -42,11 +45,29 @@ def submit_to_kubeflow(package: str, host: str, experiment: str, run_name: str, 
     import kfp
 
     read_package(package, parameters)
-    client = kfp.Client(host=host)
-    run = client.create_run_from_pipeline_package(package, arguments=parameters, run_name=run_name,
-                                                  experiment_name=experiment, pipeline_root=pipeline_root,
-                                                  service_account=service_account)
+    try:
+        client = kfp.Client(host=host)
+        run = client.create_run_from_pipeline_package(package, arguments=parameters, run_name=run_name,
+                                                      experiment_name=experiment, pipeline_root=pipeline_root,
+                                                      service_account=service_account)
+    except Exception as err:  # kfp's REST client wraps connection failures in several types
+        if not _is_connection_error(err):
+            raise
+        raise ValueError(f"cannot reach {host} ({type(err).__name__}); is the port-forward running "
+                         "('kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80') and the URL right?") from None
     return run.run_id
+
+
+def _is_connection_error(err: BaseException) -> bool:
+    """Whether ``err`` (or what it wraps) is a refused, reset or timed-out connection."""
+    import urllib3
+
+    while err is not None:
+        if isinstance(err, (ConnectionError, urllib3.exceptions.HTTPError)) and not isinstance(
+                err, urllib3.exceptions.ResponseError):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def submit_to_vertex(package: str, project: str, region: str, pipeline_root: str, run_name: str, parameters: dict,

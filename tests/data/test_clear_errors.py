@@ -42,3 +42,13 @@ def test_a_source_whose_every_input_is_rejected_says_input_is_probably_wrong(mia
     assert f"--source mias --input {busi_dir} was rejected (1), e.g." in lines[0] and "Info.txt" in lines[0]
     assert f"--source busi --input {mias_subset} was rejected (1)" in lines[1] and "normal/benign/malignant" in lines[1]
     assert all("--input is probably not a" in line for line in lines)
+
+
+def test_an_output_that_cannot_be_written_is_one_line(mias_subset, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["standardize", "--source", "mias", "--input", str(mias_subset), "--output", str(blocker / "shards"),
+                 "--image-size", "32", "--no-progress"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("mammo standardize:") and str(blocker) in error and "you may write there" in error
+    assert "\n" not in error and "Traceback" not in error

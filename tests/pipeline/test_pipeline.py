@@ -113,6 +113,10 @@ def test_kubeflow_yaml_places_steps_on_gke_tpu_and_gpu_nodes(tmp_path):
     (["--target", "vertex", "--machine-type", "encoder=ct5lp-hightpu-4t", "--accelerator", "encoder=tpu-v5e:4"],
      "a TPU step's machine follows from its accelerator"),
     (["--target", "vertex", "--machine-type", "encoder=m3-ultramem-32"], "known here for e2-standard-4"),
+    (["--registry", "REGISTRY"], "still a placeholder"),
+    (["--registry", "us-docker.pkg.dev/PROJECT/mammoflow"], "still a placeholder"),
+    (["--registry", "<your registry>"], "still a placeholder"),
+    (["--target", "vertex"], "Vertex AI pulls images from a registry host"),
 ])
 def test_compile_names_each_hardware_mistake(tmp_path, flags, message):
     with pytest.raises(SystemExit, match=message):

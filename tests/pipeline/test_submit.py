@@ -3,6 +3,7 @@ v2beta1 API and the Vertex AI v1 REST API, checking the requests that arrive."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -132,6 +133,7 @@ def test_mammo_submits_to_kubeflow_with_parameters_root_and_account(kubeflow, pa
     host, received = kubeflow
     status = main(["pipeline", "submit", "--package", package, "--host", host, "--experiment", "mias-study",
                    "--run-name", "first", "--param", "image_size=256", "--param", 'finetune_settings={"lr": 0.001}',
+                   "--param", 'sources=["mias=gs://data/mini-MIAS"]',
                    "--pipeline-root", "gs://bucket/pipeline-root", "--service-account", "mammoflow-trainer"])
     assert status == 0 and "run run-1 submitted" in capsys.readouterr().out
     sent = posts(received)
@@ -139,7 +141,8 @@ def test_mammo_submits_to_kubeflow_with_parameters_root_and_account(kubeflow, pa
     run = sent["/apis/v2beta1/runs"]
     assert run["display_name"] == "first" and run["experiment_id"] == "exp-1"
     assert run["pipeline_spec"] == yaml.safe_load(open(package))  # the compiled file, whole
-    assert run["runtime_config"] == {"parameters": {"image_size": 256, "finetune_settings": {"lr": 0.001}},
+    assert run["runtime_config"] == {"parameters": {"image_size": 256, "finetune_settings": {"lr": 0.001},
+                                                    "sources": ["mias=gs://data/mini-MIAS"]},
                                      "pipeline_root": "gs://bucket/pipeline-root"}
     assert run["service_account"] == "mammoflow-trainer"
 
@@ -160,7 +163,8 @@ def test_kfp_cli_submits_the_compiled_file(kubeflow, package):
 def test_mammo_submits_a_vertex_pipeline_job(vertex, tmp_path, capsys):
     url, received, bucket, public_key = vertex
     package = str(tmp_path / "vertex.yaml")
-    pipeline_main(["compile", "--target", "vertex", "--accelerator", "finetune=nvidia-l4:1", "--output", package])
+    pipeline_main(["compile", "--target", "vertex", "--registry", "us-docker.pkg.dev/lab/mammoflow",
+                   "--accelerator", "finetune=nvidia-l4:1", "--output", package])
     status = main(["pipeline", "submit", "--package", package, "--project", "lab", "--region", "us-central1",
                    "--pipeline-root", f"gs://{bucket}/pipeline-root", "--service-account",
                    "pipeline-runner@lab.iam.gserviceaccount.com", "--api-endpoint", url, "--run-name", "first",
@@ -183,7 +187,8 @@ def test_mammo_submits_a_vertex_pipeline_job(vertex, tmp_path, capsys):
 
 def test_vertex_submission_says_what_is_wrong_before_sending(vertex, package, tmp_path, capsys):
     url, received, bucket, _ = vertex
-    vertex_flags = ["--project", "lab", "--region", "us-central1", "--api-endpoint", url]
+    vertex_flags = ["--project", "lab", "--region", "us-central1", "--api-endpoint", url,
+                    "--param", 'sources=["mias=gs://data/mini-MIAS"]']
     gpu_package = str(tmp_path / "gke.yaml")
     pipeline_main(["compile", "--accelerator", "finetune=nvidia-l4:1", "--output", gpu_package])
     assert main(["pipeline", "submit", "--package", gpu_package, *vertex_flags,
@@ -204,7 +209,20 @@ def test_submission_checks_the_file_and_parameters_first(kubeflow, package, tmp_
     assert "make compile" in capsys.readouterr().err
     assert main(["pipeline", "submit", "--package", package, "--host", host, "--param", "epochs=3"]) == 2
     assert "no parameter epochs; its parameters: autoencoder_epochs, classifier_epochs" in capsys.readouterr().err
+    assert main(["pipeline", "submit", "--package", package, "--host", host, "--param", "image_size=64"]) == 2
+    assert "needs the parameter(s) sources: add --param NAME=VALUE" in capsys.readouterr().err
     assert not [r for r in received if r[0] == "POST"]
     with pytest.raises(ValueError, match="NAME=VALUE"):
         parse_parameters(["epochs"])
     assert parse_parameters(["sources=[\"mias\"]", "note=plain text"]) == {"sources": ["mias"], "note": "plain text"}
+
+
+def test_an_unreachable_kubeflow_host_is_one_line_naming_the_port_forward(package, capsys):
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["pipeline", "submit", "--package", package, "--host", f"http://127.0.0.1:{port}",
+                 "--param", 'sources=["mias=gs://data/mini-MIAS"]']) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"mammo pipeline: cannot reach http://127.0.0.1:{port}") and "port-forward" in error
+    assert "\n" not in error and "Traceback" not in error
