@@ -26,6 +26,8 @@ class RawSample:
         meta: fields such as view, modality, tissue; only :data:`~mammolibs.data.vocabulary.VOCABULARY`
             reach the shards.
         official_split: ``"train"`` or ``"test"`` when the source publishes a split, else ``""``.
+        lesions: ``(label, mask)`` of each lesion when they differ from the image's label (a film
+            with benign and malignant findings is malignant; each lesion keeps its own class).
     """
 
     image: np.ndarray
@@ -36,6 +38,7 @@ class RawSample:
     laterality: str = ""
     meta: dict = field(default_factory=dict)
     official_split: str = ""
+    lesions: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
 
 @dataclass

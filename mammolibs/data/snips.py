@@ -27,6 +27,20 @@ def lesion_boxes(mask: np.ndarray, min_area: int = 4) -> list[Box]:
     return [box for _, box in sorted(boxes, reverse=True)]
 
 
+def labelled_lesions(sample: StandardSample) -> list[tuple[Box, str]]:
+    """Each lesion box of a sample with its class: the image's label, or for a film whose lesions differ
+    in class (``meta["lesions"]``, kept by standardize) the class of the lesion the box overlaps most."""
+    boxes = lesion_boxes(sample.mask)
+    own = sample.meta.get("lesions") or []
+    if not own:
+        return [(box, sample.label) for box in boxes]
+    return [(box, max(own, key=lambda lesion: _overlap(box, lesion["box"]))["label"]) for box in boxes]
+
+
+def _overlap(a: Box, b: Box) -> int:
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
 def crop_snip(image: np.ndarray, box: Box, size: int = 64, context: float = 1.5, min_side: int = 32) -> np.ndarray:
     """A ``size`` x ``size`` crop centred on ``box``, ``context`` times its longest side (zero-padded)."""
     x0, y0, x1, y1 = box
@@ -62,7 +76,7 @@ def make_snips(samples: list[StandardSample], size: int = 64, normals_per_image:
         if sample.label not in SNIP_CLASSES or not sample.meta.get("localized"):
             continue
         if sample.label != "normal":
-            snips += [(crop_snip(sample.image, box, size), SNIP_CLASSES.index(sample.label))
-                      for box in lesion_boxes(sample.mask)]
+            snips += [(crop_snip(sample.image, box, size), SNIP_CLASSES.index(label))
+                      for box, label in labelled_lesions(sample)]
         snips += [(crop_snip(sample.image, box, size), 0) for box in normal_boxes(sample, normals_per_image, rng)]
     return snips

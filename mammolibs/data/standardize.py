@@ -26,6 +26,7 @@ from mammolibs.data.readers import get_reader
 from mammolibs.data.sample import LABELS, RawSample, RejectedInput, SourceItem
 from mammolibs.data.shards import (EncodedSample, ShardWriter, committed_shards, encode_sample, next_shard_number,
                                     remove_uncommitted)
+from mammolibs.data.snips import lesion_boxes
 from mammolibs.data.standard_form import to_standard, to_uint16
 from mammolibs.data.vocabulary import checked_meta
 
@@ -229,6 +230,7 @@ def standard_form(raw: RawSample, image_size: int, key: bytes, name: str) -> tup
         "laterality": raw.laterality if raw.laterality in ("L", "R") else "",
         "localized": raw.mask is not None and not lost,
         **({"label_only": LOST_MASK} if lost else {}),
+        **({"lesions": own_classes(raw, image_size, name, crop)} if raw.lesions and not lost else {}),
         "original_size": list(raw.image.shape),
         "crop": [placement.crop_top, placement.crop_left, placement.crop_width],
         "flipped": placement.flipped,
@@ -236,6 +238,17 @@ def standard_form(raw: RawSample, image_size: int, key: bytes, name: str) -> tup
         **checked_meta(raw.meta),
     }
     return to_uint16(image), mask.astype(np.uint8) * 255, meta
+
+
+def own_classes(raw: RawSample, image_size: int, name: str, crop: bool) -> list[dict]:
+    """Each lesion's class and its box in the standard image (x0, y0, x1, y1), for a film whose lesions
+    differ in class; the same geometry as the film's (it depends on the image alone)."""
+    boxes = []
+    for label, mask in raw.lesions:
+        found = lesion_boxes(to_standard(raw.image, mask, image_size, name, crop=crop)[1])
+        if found:
+            boxes.append({"label": label, "box": [int(v) for v in found[0]]})
+    return boxes
 
 
 def _check_settings(output: str, settings: dict) -> None:

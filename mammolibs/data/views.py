@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from mammolibs.data.manifest import shard_urls
 from mammolibs.data.shards import StandardSample, iter_shard
-from mammolibs.data.snips import crop_snip, lesion_boxes, normal_boxes
+from mammolibs.data.snips import crop_snip, labelled_lesions, normal_boxes
 from mammolibs.models.catalog import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
 
 
@@ -247,8 +247,8 @@ class SnipView(View):
 
     def __call__(self, sample, seed):
         rng = np.random.default_rng(seed)
-        lesions = lesion_boxes(sample.mask) if sample.label != "normal" else []
-        candidates = [(box, SNIP_CLASSES.index(sample.label)) for box in lesions]
+        lesions = labelled_lesions(sample) if sample.label != "normal" else []
+        candidates = [(box, SNIP_CLASSES.index(label)) for box, label in lesions]
         candidates += [(box, 0) for box in normal_boxes(sample, 1, rng)]
         if not candidates:  # no tissue clear of lesions and no lesion: the whole image as normal
             candidates = [((0, 0, sample.image.shape[1], sample.image.shape[0]), 0)]

@@ -119,7 +119,7 @@ def test_names_and_free_text_never_leave_standardize(tmp_path, caplog, capsys):
     [sample] = list(iter_shard(str(shard)))
     meta = sample.meta
     assert set(meta) <= {"label", "source", "patient", "split", "laterality", "localized", "original_size", "crop",
-                         "flipped", "scale", "label_only", *VOCABULARY}
+                         "flipped", "scale", "label_only", "lesions", *VOCABULARY}
     assert (meta["label"], meta["source"], meta["laterality"], meta["modality"]) == ("unknown", "dicom", "", "MG")
     assert "view" not in meta and re.fullmatch(r"[0-9a-f]{16}", meta["patient"]) and meta["split"] in SPLITS
     assert isinstance(meta["localized"], bool) and isinstance(meta["flipped"], bool) and isinstance(meta["scale"], float)

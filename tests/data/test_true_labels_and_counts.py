@@ -1,6 +1,7 @@
 """Labels and counts that are true: malformed mini-MIAS coordinates are rejected (not silently made
 label-only), a lesion lost in the crop and resize is kept label-only and said so, and every file of a
-BUSI folder is an input, read or rejected, so ``inputs == written + rejected`` always holds."""
+BUSI folder is an input, read or rejected, so ``inputs == written + rejected`` always holds; a film with
+benign and malignant findings is kept, malignant, each lesion with its own class."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from mammolibs.data.shards import iter_shard
+from mammolibs.data.snips import labelled_lesions, make_snips
 from mammolibs.data.standardize import LOST_MASK, standardize
 
 
@@ -78,3 +80,22 @@ def test_every_file_of_a_busi_folder_is_read_or_rejected(busi_dir, tmp_path):
     assert set(found) == {f"{first} copy.png", "benign (1099)_mask.png", "benign (1).png", "notes.txt"}
     assert "not a BUSI file name" in found[f"{first} copy.png"] and "not a BUSI file name" in found["benign (1099)_mask.png"]
     assert "not in a normal/benign/malignant folder" in found["benign (1).png"] + found["notes.txt"]
+
+
+def test_a_film_with_benign_and_malignant_findings_is_malignant_and_each_lesion_keeps_its_class(mias_dir, tmp_path):
+    folder = tmp_path / "mias"
+    folder.mkdir()
+    shutil.copy(mias_dir / "mdb012.pgm", folder)
+    (folder / "Info.txt").write_text("mdb012 F CIRC B 471 458 25\nmdb012 F SPIC M 471 580 25\n")
+    out = tmp_path / "out"
+    result = standardize([("mias", str(folder))], str(out), image_size=128, progress=False)
+    assert (result.written, result.rejected) == (1, 0)
+    [sample] = samples(out)
+    assert sample.label == "malignant" and sample.meta["localized"]
+    assert sorted(lesion["label"] for lesion in sample.meta["lesions"]) == ["benign", "malignant"]
+    found = labelled_lesions(sample)
+    assert sorted(label for _, label in found) == ["benign", "malignant"]
+    benign_box = next(box for box, label in found if label == "benign")
+    malignant_box = next(box for box, label in found if label == "malignant")
+    assert benign_box[1] > malignant_box[1]  # the benign lesion is lower on the film (Info.txt counts y upwards)
+    assert sorted(label for _, label in make_snips([sample], size=32) if label) == [1, 2]  # benign, malignant

@@ -50,16 +50,25 @@ def parse_info(text: str, film: str = r"mdb\d{3}") -> dict[str, list[dict]]:
 
 
 def film_label(lines: list[dict], name: str) -> str:
-    """NORM -> normal, else the (shared) severity of the film's abnormalities; a malformed line rejects the film."""
+    """NORM -> normal; malignant when any abnormality is, else benign (each lesion's own class is
+    :func:`lesion_labels`). A malformed line, or an abnormality without severity, rejects the film."""
     errors = [line["error"] for line in lines if "error" in line]
     if errors:
         raise RejectedInput(f"{name}: Info.txt line for this film: {errors[0]}")
     if all(line["class"] == "NORM" for line in lines):
         return "normal"
     severities = {line["severity"] for line in lines if line["class"] != "NORM"}
-    if len(severities) != 1 or "" in severities:
-        raise RejectedInput(f"{name}: abnormalities without one clear severity B/M: {sorted(severities)}")
-    return SEVERITY[severities.pop()]
+    if "" in severities:
+        raise RejectedInput(f"{name}: an abnormality without a severity B/M in Info.txt")
+    return "malignant" if "M" in severities else "benign"
+
+
+def lesion_labels(shape: tuple[int, int], lines: list[dict]) -> list[tuple[str, np.ndarray]]:
+    """``(label, mask)`` of each located abnormality of a film whose findings differ in severity, else []."""
+    located = [line for line in lines if line["class"] != "NORM" and line["centre"] is not None]
+    if len({line["severity"] for line in located}) < 2:
+        return []
+    return [(SEVERITY[line["severity"]], circle_mask(shape, [line])) for line in located]
 
 
 def circle_mask(shape: tuple[int, int], lines: list[dict]) -> np.ndarray | None:
@@ -110,6 +119,7 @@ def _load(ref: str, path: str, lines: list[dict] | None) -> RawSample:
         image=image,
         mask=circle_mask(image.shape, lines),
         label=film_label(lines, path),
+        lesions=lesion_labels(image.shape, lines),
         source="mias",
         patient_id=patient,
         laterality=laterality,
