@@ -339,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"mammo {args.command}: {err}", file=sys.stderr)
         return 2
+    except ConnectionError as err:  # a storage service out of reach: the message says what to check
+        print(f"mammo {args.command}: {err}", file=sys.stderr)
+        return 2
     except OSError as err:  # an output that cannot be written, a folder that is a file, ...
         print(f"mammo {args.command}: {err}; check the path and that you may write there", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import uuid
 from typing import IO, Callable
 
@@ -14,14 +15,42 @@ import fsspec
 from fsspec.core import split_protocol, url_to_fs
 
 
+NETWORK_TIMEOUT = "MAMMOFLOW_NETWORK_TIMEOUT"
+"""Seconds to wait for a storage service to answer before giving up (default 10)."""
+_REACHED: set[str] = set()
+
+
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """Return the file system serving ``url`` and the path inside it. A ``::`` in a name (``a::b.dcm``)
-    is part of the name: fsspec's protocol chaining is never applied to names that come from data."""
+    is part of the name: fsspec's protocol chaining is never applied to names that come from data.
+    Google Cloud Storage is checked reachable first (:func:`check_reachable`)."""
+    protocol, _ = split_protocol(url)
+    if protocol in ("gs", "gcs"):
+        check_reachable(url)
     if "::" not in url:
         return url_to_fs(url)
-    protocol, _ = split_protocol(url)
     fs = fsspec.filesystem(protocol or "file")
     return fs, fs._strip_protocol(url)
+
+
+def check_reachable(url: str) -> None:
+    """Connect once to the storage service behind a ``gs://`` URL (``$STORAGE_EMULATOR_HOST`` or
+    storage.googleapis.com) within ``$MAMMOFLOW_NETWORK_TIMEOUT`` seconds, so that an unreachable
+    service is one clear error in seconds, not a minute of retries and a misleading 'no such folder'."""
+    endpoint = os.environ.get("STORAGE_EMULATOR_HOST") or "https://storage.googleapis.com"
+    if endpoint in _REACHED:
+        return
+    address = endpoint.split("://", 1)[-1].rstrip("/")
+    host, _, port = address.rpartition(":") if address.rpartition(":")[2].isdigit() else (address, "", "")
+    port = int(port) if port else (80 if endpoint.startswith("http://") else 443)
+    timeout = float(os.environ.get(NETWORK_TIMEOUT, "10"))
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise ConnectionError(f"{url}: cannot reach the storage service at {host}:{port} within {timeout:g} s "
+                              f"({err}); check the network, the URL and $STORAGE_EMULATOR_HOST, or wait longer "
+                              f"with ${NETWORK_TIMEOUT}") from None
+    _REACHED.add(endpoint)
 
 
 def join(url: str, *parts: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 
 import pytest
 
@@ -52,3 +53,21 @@ def test_an_output_that_cannot_be_written_is_one_line(mias_subset, tmp_path, cap
     error = capsys.readouterr().err.strip()
     assert error.startswith("mammo standardize:") and str(blocker) in error and "you may write there" in error
     assert "\n" not in error and "Traceback" not in error
+
+
+def test_an_unreachable_storage_service_is_one_line_in_seconds(tmp_path, monkeypatch, capsys):
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing answers there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("MAMMOFLOW_NETWORK_TIMEOUT", "2")
+    assert main(["data", "inspect", "gs://lab-bucket/shards"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("mammo data: gs://lab-bucket/shards/manifest.json: cannot reach the storage service at "
+                            f"127.0.0.1:{port} within 2 s") and "\n" not in error
+    status = main(["standardize", "--source", "mias", "--input", "gs://lab-bucket/raw/mias", "--output",
+                   str(tmp_path / "out"), "--no-progress"])
+    assert status == 1  # nothing written: the source is one reject, and the terminal says why
+    error = capsys.readouterr().err
+    assert "every input of --source mias --input gs://lab-bucket/raw/mias was rejected" in error
+    assert "cannot reach the storage service" in error
