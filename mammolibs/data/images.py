@@ -71,7 +71,8 @@ def read_dicom(url: str) -> tuple[np.ndarray, pydicom.Dataset]:
 def _why_undecodable(ds: pydicom.Dataset, err: Exception) -> str:
     """What went wrong decoding, and what to do: a truncated file is not a missing decoder."""
     syntax = ds.file_meta.get("TransferSyntaxUID")
-    name = getattr(syntax, "name", syntax or "unknown")
+    # a standard syntax by its name; any other UID is a value of the file, never echoed
+    name = syntax.name if syntax is not None and syntax.is_transfer_syntax else "(not a standard one)"
     if syntax is None or not getattr(syntax, "is_compressed", True) or "plugin" not in str(err).lower():
         return f"transfer syntax {name}: {err}; the file is truncated or damaged: copy or export it again"
     return f"transfer syntax {name}: {err}; install a decoder for it or convert the file"
@@ -86,7 +87,8 @@ def display_pixels(stored: np.ndarray, ds: pydicom.Dataset, url: str) -> np.ndar
         raise RejectedInput(f"{url}: expected one grey image, got pixel array of shape {stored.shape}")
     photometric = ds.get("PhotometricInterpretation", "MONOCHROME2")
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise RejectedInput(f"{url}: photometric interpretation {photometric} is not a grey mammogram")
+        raise RejectedInput(f"{url}: its photometric interpretation is neither MONOCHROME1 nor MONOCHROME2: "
+                            "not a grey mammogram")
     if ("RescaleSlope" in ds) != ("RescaleIntercept" in ds):
         raise RejectedInput(f"{url}: RescaleSlope and RescaleIntercept come together; this file has only one of them")
     pixels = apply_modality_lut(stored, ds)
