@@ -51,15 +51,20 @@ def _count(value: object, where: str, field: str) -> int:
     return value
 
 
+def _label_and_source(fields: object, where: str, what: str) -> dict:
+    """``fields`` (an object) with a known label and a source name."""
+    if not isinstance(fields, dict):
+        raise _refuse(where, what, type(fields).__name__, "an object")
+    if fields.get("label") not in LABELS:
+        raise _refuse(where, "label", fields.get("label"), "one of " + ", ".join(LABELS))
+    if not isinstance(fields.get("source"), str) or not SOURCE_NAME.fullmatch(fields["source"]):
+        raise _refuse(where, "source", fields.get("source"), "a source name")
+    return fields
+
+
 def content_entry(entry: object, where: str) -> dict:
     """One sample as a shard index lists it: key, label, source, localized."""
-    if not isinstance(entry, dict):
-        raise _refuse(where, "sample entry", entry, "an object")
-    sample_key(entry.get("key"), where)
-    if entry.get("label") not in LABELS:
-        raise _refuse(where, "label", entry.get("label"), "one of " + ", ".join(LABELS))
-    if not isinstance(entry.get("source"), str) or not SOURCE_NAME.fullmatch(entry["source"]):
-        raise _refuse(where, "source", entry.get("source"), "a source name")
+    sample_key(_label_and_source(entry, where, "sample entry").get("key"), where)
     return entry
 
 
@@ -99,10 +104,7 @@ def manifest(value: object, where: str) -> dict:
 
 def sample_meta(meta: object, where: str) -> dict:
     """A sample's own metadata (``<key>.json``): its label, source and split checked."""
-    if not isinstance(meta, dict):
-        raise _refuse(where, "sample metadata", type(meta).__name__, "an object")
-    content_entry({"key": "checked-by-member", **meta}, where)
-    split(meta.get("split"), where)
+    split(_label_and_source(meta, where, "sample metadata").get("split"), where)
     return meta
 
 
