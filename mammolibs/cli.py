@@ -19,7 +19,7 @@ import logging
 import sys
 
 from mammolibs.data.readers import reader_names
-from mammolibs.evaluate import BACKENDS, EXPORT_FORMATS
+from mammolibs.evaluate import BACKENDS, EXPORT_FORMATS, MODALITIES
 from mammolibs.train import STAGE_NAMES
 
 
@@ -99,15 +99,31 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from mammolibs.evaluate.predict import predict
+    from mammolibs.evaluate.batch import predict_folder
+    from mammolibs.evaluate.predict import load_models, predict, readable
 
+    if bool(args.images) == bool(args.input):
+        raise ValueError("give image files or --input FOLDER_OR_URL, one of the two")
+    models = load_models(args.unet, args.classifier, args.backend, args.operating_point)
+    modality = "US" if args.whole_frame else args.modality
+    if args.input:
+        result = predict_folder(args.input, models, args.out, modality, args.threshold, progress=not args.no_progress)
+        print(f"{result.inputs} images: {result.predicted} predicted, {result.skipped} done before, "
+              f"{result.rejected} rejected -> {args.out.rstrip('/')}/findings.jsonl")
+        if result.rejected:
+            print(f"see {args.out.rstrip('/')}/rejects.jsonl for each file and why", file=sys.stderr)
+        return 3 if result.rejected else 0
     for image in args.images:
-        report = predict(image, args.unet, args.classifier, args.out, threshold=args.threshold,
-                         whole_frame=args.whole_frame, operating_point=args.operating_point, backend=args.backend)
+        report = predict(image, models, args.out, modality, args.threshold)
         call = "suspicious for malignancy" if report["called_malignant"] else "not called malignant"
-        print(f"{image}: {len(report['lesions'])} lesion(s), malignancy {report['malignancy']:.2f}: {call} "
-              f"(threshold {report['operating_point']['malignancy_threshold']:.2f})")
-    print(f"overlays and lesion JSON written to {args.out}")
+        print(f"{image}: {len(report['lesions'])} lesion(s), malignancy {report['malignancy_text']}: {call} "
+              f"(threshold {readable(report['operating_point']['malignancy_threshold'])})")
+        for warning in report["warnings"]:
+            print(f"warning: {image}: {warning}", file=sys.stderr)
+    trained_on = ", ".join(f"{source} ({n})" for source, n in
+                           ((models.cards[0].get("trained_on") or {}).get("sources") or {}).items())
+    print(f"models trained on {trained_on or 'data not recorded in the checkpoint'}; overlays and lesion JSON "
+          f"written to {args.out}")
     return 0
 
 
@@ -277,21 +293,34 @@ def get_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
     gen.set_defaults(run=_generalize)
 
-    pr = commands.add_parser("predict", formatter_class=fmt, help="find and score lesions in image files")
-    pr.add_argument("images", nargs="+", help="image files: DICOM (.dcm), PGM, PNG")
+    pr = commands.add_parser("predict", formatter_class=fmt, help="find and score lesions in image files",
+                             description="Find lesions with the U-Net, score each with the classifier and call the "
+                             "image at the operating point. Writes, per image, <name>.overlay.png (the original "
+                             "image at full resolution, findings outlined and boxed with their malignancy) and "
+                             "<name>.lesions.json (boxes as [x_min, y_min, x_max, y_max] in original pixels, origin "
+                             "top-left, y downwards); with --input, findings.jsonl, overlays/ and rejects.jsonl. "
+                             "Research software, not a medical device.")
+    pr.add_argument("images", nargs="*", help="image files: DICOM (.dcm), PGM, PNG, TIFF, JPEG")
+    pr.add_argument("--input", help="a folder or URL (gs://...): predict every image file below it, resumable "
+                    "(a rerun skips the images done)")
     pr.add_argument("--unet", required=True, help="U-Net checkpoint (.pt) or the finetune stage's --out folder; "
-                    "with --backend onnx: unet.onnx or the 'mammo export' folder")
+                    "or unet.onnx / the 'mammo export' folder")
     pr.add_argument("--classifier", required=True, help="classifier checkpoint (.pt) or its stage's --out folder; "
-                    "with --backend onnx: classifier.onnx or the 'mammo export' folder")
-    pr.add_argument("--backend", choices=BACKENDS, default="torch",
-                    help="torch: the checkpoints in PyTorch; onnx: the exported files in onnxruntime")
-    pr.add_argument("--out", required=True, help="folder or URL for overlays (.overlay.png) and findings (.lesions.json)")
+                    "or classifier.onnx / the 'mammo export' folder")
+    pr.add_argument("--backend", choices=BACKENDS, default="auto",
+                    help="torch: the checkpoints in PyTorch; onnx: the exported files in onnxruntime; auto: onnx "
+                    "when both --unet and --classifier are exported files")
+    pr.add_argument("--out", required=True, help="folder or URL for the overlays and findings")
     pr.add_argument("--threshold", type=float, help="U-Net probability above which a pixel is lesion [default: the "
                     "operating point's]")
     pr.add_argument("--operating-point", help="operating_point.json (or the evaluation folder holding it) [default: the "
                     "one 'mammo evaluate' stored beside the classifier; 0.5 thresholds without one]")
-    pr.add_argument("--whole-frame", action="store_true",
-                    help="keep the whole frame (ultrasound); by default the breast is cropped and flipped as in standardize")
+    pr.add_argument("--modality", choices=MODALITIES, default="auto",
+                    help="MG: a mammogram (breast cropped and flipped as in standardize); US: an ultrasound frame "
+                    "(whole frame); auto: a DICOM's Modality, else the image's shape (ultrasound frames are wider "
+                    "than tall or small), with a warning")
+    pr.add_argument("--whole-frame", action="store_true", help="the same as --modality US")
+    pr.add_argument("--no-progress", action="store_true", help="no progress bar (with --input)")
     pr.set_defaults(run=_predict)
 
     ex = commands.add_parser("export", formatter_class=fmt, help="write the U-Net and the classifier as ONNX",

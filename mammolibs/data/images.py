@@ -55,17 +55,22 @@ def read_dicom(url: str) -> tuple[np.ndarray, pydicom.Dataset]:
     Corrupt files raise :class:`RejectedInput` naming the file.
     """
     with open_input(url) as f:
-        ds = _header(f, url)
-        check_size(int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0), url,
-                   int(ds.get("NumberOfFrames", 1) or 1))
-        f.seek(0)
-        try:
-            pixels = pixel_array(f)
-        except AttributeError as err:
-            raise RejectedInput(f"{url}: DICOM has no pixel data (not an image object?)") from err
-        except Exception as err:  # pydicom raises many types for undecodable data
-            raise RejectedInput(f"{url}: pixel data cannot be decoded ({_why_undecodable(ds, err)})") from err
-    return display_pixels(pixels, ds, url), ds
+        return dicom_pixels(f, url)
+
+
+def dicom_pixels(f: IO[bytes], name: str) -> tuple[np.ndarray, pydicom.Dataset]:
+    """:func:`read_dicom` of an open file (or an upload in memory) called ``name`` in messages."""
+    ds = _header(f, name)
+    check_size(int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0), name,
+               int(ds.get("NumberOfFrames", 1) or 1))
+    f.seek(0)
+    try:
+        pixels = pixel_array(f)
+    except AttributeError as err:
+        raise RejectedInput(f"{name}: DICOM has no pixel data (not an image object?)") from err
+    except Exception as err:  # pydicom raises many types for undecodable data
+        raise RejectedInput(f"{name}: pixel data cannot be decoded ({_why_undecodable(ds, err)})") from err
+    return display_pixels(pixels, ds, name), ds
 
 
 def _why_undecodable(ds: pydicom.Dataset, err: Exception) -> str:
@@ -120,15 +125,20 @@ def _header(f: IO[bytes], url: str) -> pydicom.Dataset:
 
 def read_grey(url: str) -> np.ndarray:
     """Read a PGM/PNG/TIFF/JPEG as a float32 grey image; RGB files of grey content are averaged."""
+    return grey_pixels(read_file_bytes(url), url)
+
+
+def grey_pixels(data: bytes, name: str) -> np.ndarray:
+    """:func:`read_grey` of a file's bytes, called ``name`` in messages."""
     try:
-        with Image.open(io.BytesIO(read_file_bytes(url))) as img:
-            check_size(*img.size, url)
+        with Image.open(io.BytesIO(data)) as img:
+            check_size(*img.size, name)
             img.load()
             array = grey_levels(img)
     except RejectedInput:
         raise
     except Exception as err:
-        raise RejectedInput(f"{url}: not a readable image ({type(err).__name__}: {err})") from err
+        raise RejectedInput(f"{name}: not a readable image ({type(err).__name__}: {err})") from err
     return array.astype(np.float32)
 
 
@@ -152,6 +162,22 @@ def read_any(url: str) -> np.ndarray:
     if url.lower().endswith(DICOM_SUFFIXES):
         return read_dicom(url)[0]
     return read_grey(url)
+
+
+def is_dicom(data: bytes) -> bool:
+    """True for a DICOM Part 10 file (``DICM`` after the 128-byte preamble), whatever its name."""
+    return data[128:132] == b"DICM"
+
+
+def decode_upload(data: bytes, name: str) -> tuple[np.ndarray, str | None]:
+    """An image file's bytes (DICOM by its content, else PGM/PNG/TIFF/JPEG through Pillow) as
+    (grey pixels, the modality a DICOM declares or ``None``). Nothing of a DICOM header but its
+    modality is kept; anything else raises :class:`RejectedInput` naming ``name``."""
+    if is_dicom(data) or name.lower().endswith(DICOM_SUFFIXES):
+        pixels, ds = dicom_pixels(io.BytesIO(data), name)
+        modality = str(ds.get("Modality", "") or "").upper()
+        return pixels, modality if modality in ("MG", "US") else None
+    return grey_pixels(data, name), None
 
 
 def read_mask(url: str) -> np.ndarray:

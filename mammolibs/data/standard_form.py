@@ -51,6 +51,20 @@ class Placement:
         y0, y1 = (min(max(y / self.scale, 0), self.crop_height) + self.crop_top for y in (y0, y1))
         return [round(x0), round(y0), round(x1), round(y1)]
 
+    def to_original_map(self, square: np.ndarray, shape: tuple[int, int], nearest: bool = False) -> np.ndarray:
+        """A map over the square (probabilities, or labels with ``nearest``) back over the original
+        image of ``shape``: unflipped, resized to the crop, zero outside the crop."""
+        height, width = self.resized
+        inner = square[self.top:self.top + height, self.left:self.left + width]
+        if self.flipped:
+            inner = inner[:, ::-1]
+        mode = "nearest-exact" if nearest else "bilinear"
+        resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(inner, dtype=np.float32))[None, None],
+                                size=(self.crop_height, self.crop_width), mode=mode)[0, 0].numpy()
+        full = np.zeros(shape, dtype=np.float32)
+        full[self.crop_top:self.crop_top + self.crop_height, self.crop_left:self.crop_left + self.crop_width] = resized
+        return full
+
 
 def check_not_constant(image: np.ndarray, name: str) -> None:
     low, high = float(image.min()), float(image.max())

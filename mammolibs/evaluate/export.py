@@ -47,12 +47,15 @@ def export_onnx(unet_url: str, classifier_url: str, out: str, operating_point: s
     detector, unet_checkpoint, classifier_checkpoint = load_detector(unet_url, classifier_url)
     point = load_operating_point(operating_point, classifier_checkpoint["url"])
     image_size = unet_checkpoint["image_size"]
+    from mammolibs.evaluate.predict import model_card
+
     shared = {"image_size": image_size, "preprocessing": PREPROCESSING,
               "operating_point": {k: point.get(k) for k in ("unet_threshold", "lesion_threshold", "malignancy_threshold")}}
     paths = {role: storage.join(out, name) for role, name in FILES.items()}
     unet_side = detector.patch_size or image_size
     _export(detector.unet, unet_side, paths["unet"], {
         **shared, "stage": "finetune", "model_name": unet_checkpoint["model_name"], "input_side": unet_side,
+        "card": model_card("unet", unet_checkpoint),
         "patch_size": detector.patch_size,
         "output": "lesion logits (N, 1, side, side); sigmoid for probabilities. With patch_size, mammograms are "
                   "predicted by sliding window and ultrasound resized to the patch side, as in training"})
@@ -62,6 +65,7 @@ def export_onnx(unet_url: str, classifier_url: str, out: str, operating_point: s
     _export(detector.classifier, classifier_side, paths["classifier"], {
         **shared, "stage": classifier_checkpoint["stage"], "model_name": classifier_checkpoint["model_name"],
         "input_side": classifier_side, "snip_size": detector.snip_size, "classes": list(classes),
+        "card": model_card("classifier", classifier_checkpoint),
         "output": f"class logits (N, {len(classes)}) over {', '.join(classes)}; softmax for probabilities"
                   + ("" if whole_image else ". Input: a snip around a finding (mammolibs.data.snips.crop_snip)")})
     return paths
@@ -86,9 +90,9 @@ class OnnxNet:
         return torch.from_numpy(self.session.run(None, {"image": np.ascontiguousarray(batch.numpy(), np.float32)})[0])
 
 
-def load_onnx_detector(unet: str, classifier: str) -> tuple[Detector, dict]:
+def load_onnx_detector(unet: str, classifier: str) -> tuple[Detector, dict, list[dict]]:
     """The chain from two exported files (or an export folder for either): (detector with the exported
-    thresholds, the U-Net's metadata)."""
+    thresholds, the U-Net's metadata, the two models' cards)."""
     def file(url: str, role: str) -> str:
         return url if url.endswith(".onnx") else storage.join(url, FILES[role])
 
@@ -99,4 +103,7 @@ def load_onnx_detector(unet: str, classifier: str) -> tuple[Detector, dict]:
                          f"for {meta['image_size']}; export them together")
     detector = Detector(unet_net, classifier_net, classifier_net.metadata["snip_size"], patch_size=meta["patch_size"],
                         unet_threshold=point["unet_threshold"], lesion_threshold=point.get("lesion_threshold") or 0.0)
-    return detector, meta
+    cards = [{**net.metadata.get("card", {"role": role}), "file": path, "backend": "onnx"}
+             for role, net, path in (("unet", unet_net, file(unet, "unet")),
+                                     ("classifier", classifier_net, file(classifier, "classifier")))]
+    return detector, meta, cards

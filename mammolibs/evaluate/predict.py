@@ -1,70 +1,210 @@
-"""``mammo predict IMAGE``: find lesions with the U-Net, score each with the classifier, call the image
-at the operating point chosen by ``mammo evaluate``.
+"""Predictions a person can check: the two stages on one image at a time, for ``mammo predict``, the
+batch step and ``mammo serve``.
 
-Writes ``<name>.overlay.png`` (findings outlined, boxed with their malignancy score) and
-``<name>.lesions.json`` (boxes in original and standard-image pixels, class probabilities, the call).
+The models are loaded once (:func:`load_models`: PyTorch checkpoints or the files of ``mammo export``);
+:func:`predict_pixels` puts an image in standard form, finds and scores its lesions, calls it at the
+operating point, and maps everything back to the original pixels; :func:`overlay_png` draws the
+findings on the original image at full resolution.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
-import json
-import os
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
 
 from mammolibs import storage
-from mammolibs.data.images import read_any
-from mammolibs.data.standard_form import to_standard
-from mammolibs.evaluate.evaluation import load_detector
-from mammolibs.evaluate.operating_point import load_operating_point
-from mammolibs.evaluate.plots import overlay
+from mammolibs.data.standard_form import normalize_intensity, to_standard
+from mammolibs.evaluate import BACKENDS, MODALITIES
+from mammolibs.evaluate.inference import Detector
+from mammolibs.evaluate.operating_point import load_operating_point, run_folder
 from mammolibs.evaluate.report import NOTE
 
+log = logging.getLogger(__name__)
 
-def predict(image_path: str, unet_url: str, classifier_url: str, out: str, threshold: float | None = None,
-            whole_frame: bool = False, operating_point: str | None = None, backend: str = "torch") -> dict:
-    """Run both stages on one image file (DICOM, PGM, PNG); return and write the findings.
+BOX_FORMAT = ("[x_min, y_min, x_max, y_max] in pixels of the original image: origin at its top-left corner, "
+              "x to the right, y downwards, max exclusive. (mini-MIAS's Info.txt counts y from the bottom: "
+              "y_mias = image height - y.)")
+ULTRASOUND_MAX_SIDE = 900
+"""Plain images smaller than this on their longest side, or wider than tall, are taken for ultrasound
+frames: public mammograms are portrait or square and at least 1,024 pixels high."""
 
-    The image is put in standard form as in ``mammo standardize`` (breast crop and flip, unless
-    ``whole_frame``, as for ultrasound); boxes are reported in the original pixels too. ``threshold``
-    overrides the operating point's U-Net threshold. ``backend`` onnx: ``unet_url`` and ``classifier_url``
-    are the files of ``mammo export`` (or its folder), run in onnxruntime with their stored thresholds.
-    """
+
+def readable(probability: float) -> str:
+    """A probability as people read it: ``12.3%``, ``0.01%``, ``<0.01%``, ``>99.99%``."""
+    if probability < 1e-4:
+        return "<0.01%"
+    if probability > 1 - 1e-4:
+        return ">99.99%"
+    return f"{100 * probability:.3g}%"
+
+
+@dataclass
+class Models:
+    """The deployed chain, loaded once: the detector, the standard image side, the operating point and
+    what a person should know of each model (:func:`model_card`)."""
+
+    detector: Detector
+    image_size: int
+    operating_point: dict
+    backend: str
+    cards: list[dict]
+
+
+def model_card(role: str, checkpoint: dict) -> dict:
+    """What a reader of a prediction should know of a model: its run, when it was trained, on what,
+    and its validation figures (from the checkpoint or the export's metadata)."""
+    return {"role": role, "run": storage.basename(run_folder(checkpoint.get("url", ""))) or None,
+            "stage": checkpoint.get("stage"), "model_name": checkpoint.get("model_name"),
+            "trained_at": checkpoint.get("saved_at"), "trained_on": checkpoint.get("trained_on"),
+            "epoch": checkpoint.get("epoch"),
+            "validation": {k: v for k, v in (checkpoint.get("validation") or {}).items() if isinstance(v, (int, float))}}
+
+
+def resolve_backend(backend: str, unet: str, classifier: str) -> str:
+    """``auto``: onnx when both locations are ``mammo export`` files or folders holding them, else torch."""
+    from mammolibs.evaluate.export import FILES
+
+    if backend != "auto":
+        return backend
+    exported = [url.endswith(".onnx") or storage.exists(storage.join(url, FILES[role]))
+                for role, url in (("unet", unet), ("classifier", classifier))]
+    return "onnx" if all(exported) else "torch"
+
+
+def load_models(unet: str, classifier: str, backend: str = "auto", operating_point: str | None = None) -> Models:
+    """The chain from two run folders or checkpoints (torch) or the files of ``mammo export`` (onnx)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    backend = resolve_backend(backend, unet, classifier)
     if backend == "onnx":
         from mammolibs.evaluate.export import load_onnx_detector
 
-        detector, exported = load_onnx_detector(unet_url, classifier_url)
-        image_size = exported["image_size"]
+        detector, exported, cards = load_onnx_detector(unet, classifier)
         point = {**exported["operating_point"], "chosen_on": "the evaluation before 'mammo export'"}
         if operating_point:
             point = load_operating_point(operating_point, "")
-    else:
-        detector, unet_checkpoint, classifier_checkpoint = load_detector(unet_url, classifier_url)
-        image_size = unet_checkpoint["image_size"]
-        point = load_operating_point(operating_point, classifier_checkpoint["url"])
-    detector.unet_threshold = point["unet_threshold"] if threshold is None else threshold
-    detector.lesion_threshold = point.get("lesion_threshold") or 0.0
-    image, _, placement = to_standard(read_any(image_path), None, image_size, image_path, crop=not whole_frame)
-    [(probability, labels, findings, malignancy)] = detector.find(image[None], ["US" if whole_frame else "MG"])
+        return Models(detector, exported["image_size"], point, backend, cards)
+    from mammolibs.evaluate.evaluation import load_detector
+
+    detector, unet_checkpoint, classifier_checkpoint = load_detector(unet, classifier)
+    point = load_operating_point(operating_point, classifier_checkpoint["url"])
+    cards = [model_card("unet", unet_checkpoint), model_card("classifier", classifier_checkpoint)]
+    return Models(detector, unet_checkpoint["image_size"], point, backend, cards)
+
+
+def choose_modality(pixels: np.ndarray, asked: str, declared: str | None) -> tuple[str, str | None]:
+    """(MG or US, a warning or None): ``asked`` wins, then a DICOM's declared modality, then the
+    image's shape (:data:`ULTRASOUND_MAX_SIDE`), with a warning saying how to override it."""
+    if asked not in MODALITIES:
+        raise ValueError(f"modality {asked!r}: choose one of {', '.join(MODALITIES)}")
+    if asked != "auto":
+        return asked, None
+    if declared:
+        return declared, None
+    height, width = pixels.shape
+    if width > 1.05 * height or max(height, width) < ULTRASOUND_MAX_SIDE:
+        return "US", (f"read as an ultrasound frame ({width}x{height} pixels: wider than tall or smaller than any "
+                      "mammogram), predicted on the whole frame; give modality MG if it is a mammogram")
+    return "MG", None
+
+
+@dataclass
+class Prediction:
+    """One image's findings (``report``: what the JSON holds) with the original pixels (display
+    window, in [0, 1]) and the findings' outlines over them, for :func:`overlay_png`."""
+
+    report: dict
+    pixels: np.ndarray
+    outline: np.ndarray
+
+
+def predict_pixels(models: Models, pixels: np.ndarray, name: str, modality: str = "auto",
+                   declared: str | None = None, threshold: float | None = None) -> Prediction:
+    """Find and score the lesions of one decoded image (``declared``: the modality its DICOM names).
+
+    ``threshold`` overrides the operating point's U-Net threshold for this image only.
+    """
+    modality, warning = choose_modality(pixels, modality, declared)
+    point = models.operating_point
+    detector = dataclasses.replace(models.detector, lesion_threshold=point.get("lesion_threshold") or 0.0,
+                                   unet_threshold=point["unet_threshold"] if threshold is None else threshold)
+    image, _, placement = to_standard(pixels, None, models.image_size, name, crop=modality == "MG")
+    [(probability, labels, findings, malignancy)] = detector.find(image[None], [modality])
     order = sorted(range(len(findings)), key=lambda i: -findings[i].malignancy)
+    boxes = [placement.to_original(findings[i].box) for i in order]
     report = {
-        "image": image_path,
-        "image_size": image_size,
+        "image": name,
+        "modality": modality,
+        "width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
+        "box_format": BOX_FORMAT,
         "operating_point": {"unet_threshold": detector.unet_threshold, "lesion_threshold": detector.lesion_threshold,
                             "malignancy_threshold": point["malignancy_threshold"], "chosen_on": point.get("chosen_on")},
         "malignancy": malignancy,
+        "malignancy_text": readable(malignancy),
         "called_malignant": malignancy >= point["malignancy_threshold"],
         "lesions": [
-            {"box": placement.to_original(findings[i].box), "box_standard": list(findings[i].box),
+            {"box": box, "width": box[2] - box[0], "height": box[3] - box[1], "box_standard": list(findings[i].box),
              "area_standard": findings[i].area, "unet_score": findings[i].score,
-             "malignancy": findings[i].malignancy, "probabilities": findings[i].probabilities}
-            for i in order
+             "malignancy": findings[i].malignancy, "malignancy_text": readable(findings[i].malignancy),
+             "lesion_probability": findings[i].lesion_probability, "probabilities": findings[i].probabilities}
+            for box, i in zip(boxes, order)
         ],
+        "models": models.cards,
+        "warnings": [warning] if warning else [],
         "note": NOTE,
     }
-    stem = os.path.splitext(os.path.basename(image_path))[0]
-    picture = overlay(image, labels > 0, [findings[i].box for i in order],
-                      [f"{findings[i].malignancy:.2f}" for i in order])
+    shape = pixels.shape
+    found = ndimage.grey_dilation(labels, size=3) > 0  # a pixel of margin: the smooth map decides the edge
+    inside = (placement.to_original_map(probability, shape) > detector.unet_threshold) & \
+        (placement.to_original_map(found.astype(np.float32), shape, nearest=True) > 0)
+    thickness = max(1, max(shape) // 600)
+    outline = inside & ~ndimage.binary_erosion(inside, iterations=thickness)
+    return Prediction(report, normalize_intensity(pixels), outline)
+
+
+OUTLINE = (255, 40, 40)
+BOX = (255, 220, 0)
+
+
+def overlay_png(prediction: Prediction, max_side: int | None = None, findings: bool = True) -> bytes:
+    """The original image as a PNG, at full resolution unless ``max_side``, with (``findings``) each
+    lesion outlined and boxed and captioned with its malignancy in readable form."""
+    grey = (prediction.pixels * 255).astype(np.uint8)
+    rgb = np.stack([grey] * 3, axis=-1)
+    if findings:
+        rgb[prediction.outline] = OUTLINE
+    picture = Image.fromarray(rgb)
+    if findings:
+        side = max(picture.size)
+        draw, width = ImageDraw.Draw(picture), max(2, side // 400)
+        font = ImageFont.load_default(size=max(12, side // 45))
+        for number, lesion in enumerate(prediction.report["lesions"], start=1):
+            x0, y0, x1, y1 = lesion["box"]
+            draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=BOX, width=width)
+            draw.text((x0, max(0, y0 - font.size - width)), f"{number}: {lesion['malignancy_text']}", fill=BOX, font=font)
+    if max_side and max(picture.size) > max_side:
+        picture.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
-    storage.write_bytes_atomic(storage.join(out, f"{stem}.overlay.png"), buffer.getvalue())
-    storage.write_text_atomic(storage.join(out, f"{stem}.lesions.json"), json.dumps(report, indent=2))
-    return report
+    return buffer.getvalue()
+
+
+def predict(image_url: str, models: Models, out: str, modality: str = "auto", threshold: float | None = None) -> dict:
+    """One image file through the chain; writes ``<name>.overlay.png`` (full resolution) and
+    ``<name>.lesions.json`` under ``out`` and returns the findings."""
+    import json
+
+    from mammolibs.data.images import decode_upload, read_file_bytes
+
+    name = storage.basename(image_url)
+    pixels, declared = decode_upload(read_file_bytes(image_url), image_url)
+    prediction = predict_pixels(models, pixels, image_url, modality, declared, threshold)
+    stem = name.rsplit(".", 1)[0]
+    storage.write_bytes_atomic(storage.join(out, f"{stem}.overlay.png"), overlay_png(prediction))
+    storage.write_text_atomic(storage.join(out, f"{stem}.lesions.json"), json.dumps(prediction.report, indent=2))
+    return prediction.report

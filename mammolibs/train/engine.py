@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 
 import torch
 from torch.utils.data import DataLoader
@@ -102,7 +103,9 @@ class Run:
         self.precision = distributed.resolve_precision(config.precision, runtime)
         self.autocast = distributed.autocast(runtime, self.precision)
         torch.manual_seed(config.seed)
-        self.image_size = read_manifest(config.data)["image_size"]
+        manifest = read_manifest(config.data)
+        self.image_size = manifest["image_size"]
+        self.trained_on = {"data": config.data, "sources": manifest["counts"]["source"]}
         self.latest = checkpoint_url(config.out, "latest")
         self.resuming = config.resume and storage.exists(self.latest)
         init = load_checkpoint(config.init) if config.init and not self.resuming else None
@@ -190,8 +193,8 @@ class Run:
         if not self.runtime.is_main:
             return
         storage.torch_save(to_cpu({
-            "validation": validation or {},
-            "stage": self.stage.name, "model_name": self.model_name, "model_role": self.stage.role,
+            "validation": validation or {}, "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "trained_on": self.trained_on, "stage": self.stage.name, "model_name": self.model_name, "model_role": self.stage.role,
             "model_kwargs": self.model_kwargs, "config": self.settings,
             "image_size": self.image_size, "model": distributed.unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),

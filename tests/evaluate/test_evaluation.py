@@ -20,7 +20,7 @@ from mammolibs.data.shards import StandardSample, stack_images
 from mammolibs.evaluate.evaluation import choose_thresholds, evaluate
 from mammolibs.evaluate.inference import Detector
 from mammolibs.evaluate.generalization import generalization
-from mammolibs.evaluate.predict import predict
+from mammolibs.evaluate.predict import load_models, predict
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -83,17 +83,17 @@ def test_evaluate_scores_each_source_and_stores_the_operating_point(runs, small_
 def test_predict_uses_the_operating_point_stored_with_the_classifier(runs, small_shards, mias_subset, tmp_path):
     evaluate(small_shards, str(runs / "finetune"), str(runs / "classifier"), str(tmp_path / "eval"))
     stored = json.loads((runs / "classifier" / "operating_point.json").read_text())
-    report = predict(str(mias_subset / "mdb012.pgm"), str(runs / "finetune"), str(runs / "classifier"), str(tmp_path))
+    report = predict(str(mias_subset / "mdb012.pgm"), load_models(str(runs / "finetune"), str(runs / "classifier")),
+                     str(tmp_path))
     assert report["operating_point"]["unet_threshold"] == stored["unet_threshold"]
     assert report["operating_point"]["malignancy_threshold"] == stored["malignancy_threshold"]
     (tmp_path / "strict.json").write_text(json.dumps({"unet_threshold": 0.0, "malignancy_threshold": 1.0}))
-    strict = predict(str(mias_subset / "mdb012.pgm"), str(runs / "finetune"), str(runs / "classifier"), str(tmp_path),
-                     operating_point=str(tmp_path / "strict.json"))
+    strict = predict(str(mias_subset / "mdb012.pgm"), load_models(str(runs / "finetune"), str(runs / "classifier"),
+                                                                 operating_point=str(tmp_path / "strict.json")), str(tmp_path))
     assert len(strict["lesions"]) == 1 and strict["called_malignant"] is (strict["malignancy"] >= 1.0)
     (tmp_path / "bad.json").write_text(json.dumps({"unet_threshold": 2, "malignancy_threshold": 0.5}))
     with pytest.raises(ValueError, match=r"thresholds must lie in \[0, 1\]"):
-        predict(str(mias_subset / "mdb012.pgm"), str(runs / "finetune"), str(runs / "classifier"), str(tmp_path),
-                operating_point=str(tmp_path / "bad.json"))
+        load_models(str(runs / "finetune"), str(runs / "classifier"), operating_point=str(tmp_path / "bad.json"))
 
 
 def test_compare_puts_runs_side_by_side(runs, small_shards, tmp_path):

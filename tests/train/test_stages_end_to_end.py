@@ -14,7 +14,7 @@ import torch
 from mammolibs.data.images import read_grey
 from mammolibs.data.standard_form import breast_region
 from mammolibs.evaluate.evaluation import evaluate
-from mammolibs.evaluate.predict import predict
+from mammolibs.evaluate.predict import load_models, predict
 from mammolibs.models import create_model
 from mammolibs.train.checkpoints import load_model
 from mammolibs.train.cli import get_args_parser, main
@@ -83,8 +83,8 @@ def test_evaluate_writes_metrics_in_range(runs, small_shards, tmp_path):
 def test_predict_writes_an_overlay_and_lesions_in_original_pixels(runs, mias_subset, tmp_path):
     point = tmp_path / "point.json"  # U-Net threshold 0: every pixel is lesion, one finding, kept whatever its class
     point.write_text(json.dumps({"unet_threshold": 0.0, "lesion_threshold": 0.0, "malignancy_threshold": 0.5}))
-    report = predict(str(mias_subset / "mdb012.pgm"), str(runs / "finetune"), str(runs / "classifier"),
-                     str(tmp_path), operating_point=str(point))
+    report = predict(str(mias_subset / "mdb012.pgm"), load_models(str(runs / "finetune"), str(runs / "classifier"),
+                                                                 operating_point=str(point)), str(tmp_path))
     assert len(report["lesions"]) == 1
     lesion = report["lesions"][0]
     top, bottom, left, right = breast_region(read_grey(str(mias_subset / "mdb012.pgm")))
@@ -94,7 +94,7 @@ def test_predict_writes_an_overlay_and_lesions_in_original_pixels(runs, mias_sub
     assert sum(lesion["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     from PIL import Image
 
-    assert Image.open(tmp_path / "mdb012.overlay.png").size == (64, 64)
+    assert Image.open(tmp_path / "mdb012.overlay.png").size == (1024, 1024)  # the original film, full size
     assert json.loads((tmp_path / "mdb012.lesions.json").read_text())["lesions"] == report["lesions"]
 
 
@@ -140,11 +140,13 @@ def test_onnx_export_matches_pytorch_and_predicts_the_same(runs, mias_subset, tm
             expected = model(batch).numpy()
         assert np.abs(session.run(None, {"image": batch.numpy()})[0] - expected).max() < 1e-4
     film = str(mias_subset / "mdb012.pgm")
-    by_torch = predict(film, str(runs / "finetune"), str(runs / "classifier"), str(tmp_path / "torch"))
-    by_onnx = predict(film, str(tmp_path / "onnx"), str(tmp_path / "onnx"), str(tmp_path / "onnx-out"), backend="onnx")
+    by_torch = predict(film, load_models(str(runs / "finetune"), str(runs / "classifier")), str(tmp_path / "torch"))
+    exported = load_models(str(tmp_path / "onnx"), str(tmp_path / "onnx"))
+    assert exported.backend == "onnx" and exported.cards[0]["run"] == "finetune"
+    by_onnx = predict(film, exported, str(tmp_path / "onnx-out"))
     assert by_onnx["malignancy"] == pytest.approx(by_torch["malignancy"], abs=1e-4)
     assert [f["box"] for f in by_onnx["lesions"]] == [f["box"] for f in by_torch["lesions"]]
     fake = tmp_path / "fake.onnx"
     fake.write_bytes((runs / "finetune" / "config.json").read_bytes())
     with pytest.raises(ValueError, match="not an ONNX file written by 'mammo export'"):
-        predict(film, str(fake), str(tmp_path / "onnx"), str(tmp_path / "x"), backend="onnx")
+        load_models(str(fake), str(tmp_path / "onnx"), backend="onnx")
