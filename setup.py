@@ -14,7 +14,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["mammolibs", "mammolibs.*"]),
     include_package_data=True,
-    package_data={"mammolibs": ["configs/*.yaml"]},
+    package_data={"mammolibs": ["serve/static/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0",
                              "gcp-storage-emulator==2026.7.19", "google-cloud-storage==3.17.1",

@@ -1,4 +1,4 @@
-"""``mammo``: the command line of mammoflow (standardize, data, train, evaluate, predict, export, pipeline).
+"""``mammo``: the command line of mammoflow (standardize, data, train, evaluate, predict, serve, export, pipeline).
 
     mammo standardize --source mias --input data/mias --output shards/
     mammo data merge --output shards/ shards-mias/ shards-busi/
@@ -9,6 +9,8 @@
     mammo predict mdb012.pgm --unet runs/finetune --classifier runs/classifier --out predictions/
     mammo export --unet runs/finetune --classifier runs/classifier --out exported/
     mammo predict mdb012.pgm --backend onnx --unet exported/ --classifier exported/ --out predictions/
+    mammo predict --input gs://bucket/scans/ --unet exported/ --classifier exported/ --out gs://bucket/predictions/
+    mammo serve --unet runs/finetune --classifier runs/classifier
     mammo pipeline submit --package mammoflow.yaml --host http://localhost:8080 --experiment mammoflow
 """
 from __future__ import annotations
@@ -21,6 +23,9 @@ import sys
 from mammolibs.data.readers import reader_names
 from mammolibs.evaluate import BACKENDS, EXPORT_FORMATS, MODALITIES
 from mammolibs.train import STAGE_NAMES
+
+
+DEFAULT_PORT = 8000
 
 
 def positive_int(text: str) -> int:
@@ -124,6 +129,29 @@ def _predict(args: argparse.Namespace) -> int:
                            ((models.cards[0].get("trained_on") or {}).get("sources") or {}).items())
     print(f"models trained on {trained_on or 'data not recorded in the checkpoint'}; overlays and lesion JSON "
           f"written to {args.out}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from mammolibs.evaluate.predict import load_models
+    from mammolibs.serve.app import Settings, serve, vertex_settings
+    from mammolibs.serve.inputs import Limits
+
+    unet = args.unet or os.environ.get("AIP_STORAGE_URI")
+    classifier = args.classifier or os.environ.get("AIP_STORAGE_URI")
+    if not (unet and classifier):
+        raise ValueError("give --unet and --classifier (run folders, or a 'mammo export' folder for both)")
+    models = load_models(unet, classifier, args.backend, args.operating_point)
+    limits = Limits(max_bytes=args.max_upload_mb * 1024 * 1024, max_images=args.max_images,
+                    url_prefixes=tuple(args.allow_url))
+    settings = Settings(args.host, args.port, args.workers, args.queue, limits)
+    if args.host == "127.0.0.1" and args.port == DEFAULT_PORT:
+        settings = vertex_settings(settings)
+    print(f"mammoflow: open http://{settings.host}:{settings.port}/ (research software, not a medical device)",
+          file=sys.stderr)
+    serve(models, settings)
     return 0
 
 
@@ -322,6 +350,34 @@ def get_parser() -> argparse.ArgumentParser:
     pr.add_argument("--whole-frame", action="store_true", help="the same as --modality US")
     pr.add_argument("--no-progress", action="store_true", help="no progress bar (with --input)")
     pr.set_defaults(run=_predict)
+
+    sv = commands.add_parser("serve", formatter_class=fmt, help="a web page and an HTTP API that predict on uploads",
+                             description="Serve a web page (drop images, see the lesions, their malignancy and the "
+                             "call) and an HTTP API: POST /v1/predict (multipart 'file', or JSON {\"instances\": "
+                             "[{\"b64\": ...} or {\"gcs_uri\": ...}]}), GET /healthz, GET /v1/models. Under Vertex AI "
+                             "(AIP_HTTP_PORT set) it listens where the platform says, on AIP_HEALTH_ROUTE and "
+                             "AIP_PREDICT_ROUTE too, with the models at AIP_STORAGE_URI by default. Research software, "
+                             "not a medical device.")
+    sv.add_argument("--unet", help="U-Net run folder or checkpoint, or a 'mammo export' folder [default: $AIP_STORAGE_URI]")
+    sv.add_argument("--classifier", help="classifier run folder or checkpoint, or a 'mammo export' folder "
+                    "[default: $AIP_STORAGE_URI]")
+    sv.add_argument("--backend", choices=BACKENDS, default="auto",
+                    help="torch: checkpoints in PyTorch; onnx: exported files in onnxruntime; auto: onnx when both "
+                    "are exported files")
+    sv.add_argument("--operating-point", help="operating_point.json to use [default: the one beside the classifier, "
+                    "or stored in the export]")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on; other machines reach it only if you "
+                    "give 0.0.0.0 or a public address (Vertex AI: set for you)")
+    sv.add_argument("--port", type=positive_int, default=DEFAULT_PORT, help="port to listen on (Vertex AI: $AIP_HTTP_PORT)")
+    sv.add_argument("--workers", type=positive_int, default=1, help="predictions run at once (threads); each uses "
+                    "torch's threads, so 1 suits a CPU")
+    sv.add_argument("--queue", type=int, default=32, help="requests that may wait for a worker; more get 503 at once")
+    sv.add_argument("--max-upload-mb", type=positive_int, default=100, help="largest image accepted, in MiB")
+    sv.add_argument("--max-images", type=positive_int, default=16, help="most images in one request")
+    sv.add_argument("--allow-url", action="append", default=[], metavar="PREFIX",
+                    help="let requests name images by URL under PREFIX (e.g. gs://bucket/scans/); repeat for "
+                    "several; by default no URL is read")
+    sv.set_defaults(run=_serve)
 
     ex = commands.add_parser("export", formatter_class=fmt, help="write the U-Net and the classifier as ONNX",
                              description="Write unet.onnx and classifier.onnx (dynamic batch) with their input side, "

@@ -107,20 +107,31 @@ def choose_modality(pixels: np.ndarray, asked: str, declared: str | None) -> tup
     if declared:
         return declared, None
     height, width = pixels.shape
-    if width > 1.05 * height or max(height, width) < ULTRASOUND_MAX_SIDE:
-        return "US", (f"read as an ultrasound frame ({width}x{height} pixels: wider than tall or smaller than any "
-                      "mammogram), predicted on the whole frame; give modality MG if it is a mammogram")
+    why = "wider than tall" if width > 1.05 * height else "smaller than any mammogram" \
+        if max(height, width) < ULTRASOUND_MAX_SIDE else None
+    if why:
+        return "US", (f"read as an ultrasound frame ({width}x{height} pixels: {why}) and predicted on the whole frame; "
+                      "give modality MG if it is a mammogram")
     return "MG", None
 
 
 @dataclass
 class Prediction:
     """One image's findings (``report``: what the JSON holds) with the original pixels (display
-    window, in [0, 1]) and the findings' outlines over them, for :func:`overlay_png`."""
+    window, in [0, 1]) and where the findings lie over them, for :func:`overlay_png`."""
 
     report: dict
     pixels: np.ndarray
-    outline: np.ndarray
+    inside: np.ndarray  # bool, the original's shape
+
+    def pictures(self, max_side: int | None = None) -> tuple[Image.Image, np.ndarray]:
+        """(the grey image, the findings' outlines over it), shrunk to ``max_side`` if larger."""
+        picture, inside = Image.fromarray((self.pixels * 255).astype(np.uint8)), self.inside
+        if max_side and max(picture.size) > max_side:
+            picture.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            inside = np.asarray(Image.fromarray(inside).resize(picture.size, Image.Resampling.NEAREST))
+        thickness = max(1, max(picture.size) // 600)
+        return picture, inside & ~ndimage.binary_erosion(inside, iterations=thickness)
 
 
 def predict_pixels(models: Models, pixels: np.ndarray, name: str, modality: str = "auto",
@@ -162,33 +173,39 @@ def predict_pixels(models: Models, pixels: np.ndarray, name: str, modality: str 
     found = ndimage.grey_dilation(labels, size=3) > 0  # a pixel of margin: the smooth map decides the edge
     inside = (placement.to_original_map(probability, shape) > detector.unet_threshold) & \
         (placement.to_original_map(found.astype(np.float32), shape, nearest=True) > 0)
-    thickness = max(1, max(shape) // 600)
-    outline = inside & ~ndimage.binary_erosion(inside, iterations=thickness)
-    return Prediction(report, normalize_intensity(pixels), outline)
+    return Prediction(report, normalize_intensity(pixels), inside)
 
 
 OUTLINE = (255, 40, 40)
 BOX = (255, 220, 0)
 
 
-def overlay_png(prediction: Prediction, max_side: int | None = None, findings: bool = True) -> bytes:
-    """The original image as a PNG, at full resolution unless ``max_side``, with (``findings``) each
-    lesion outlined and boxed and captioned with its malignancy in readable form."""
-    grey = (prediction.pixels * 255).astype(np.uint8)
-    rgb = np.stack([grey] * 3, axis=-1)
-    if findings:
-        rgb[prediction.outline] = OUTLINE
+def overlay_png(prediction: Prediction, max_side: int | None = None) -> bytes:
+    """The original image as a PNG, at full resolution unless ``max_side``, each lesion outlined,
+    boxed, numbered and captioned with its malignancy in readable form."""
+    picture, outline = prediction.pictures(max_side)
+    rgb = np.stack([np.asarray(picture)] * 3, axis=-1)
+    rgb[outline] = OUTLINE
     picture = Image.fromarray(rgb)
-    if findings:
-        side = max(picture.size)
-        draw, width = ImageDraw.Draw(picture), max(2, side // 400)
-        font = ImageFont.load_default(size=max(12, side // 45))
-        for number, lesion in enumerate(prediction.report["lesions"], start=1):
-            x0, y0, x1, y1 = lesion["box"]
-            draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=BOX, width=width)
-            draw.text((x0, max(0, y0 - font.size - width)), f"{number}: {lesion['malignancy_text']}", fill=BOX, font=font)
-    if max_side and max(picture.size) > max_side:
-        picture.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    side, scale = max(picture.size), picture.size[0] / prediction.report["width"]
+    draw, width = ImageDraw.Draw(picture), max(2, side // 400)
+    font = ImageFont.load_default(size=max(12, side // 45))
+    for number, lesion in enumerate(prediction.report["lesions"], start=1):
+        x0, y0, x1, y1 = (round(v * scale) for v in lesion["box"])
+        draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=BOX, width=width)
+        draw.text((x0, max(0, y0 - font.size - width)), f"{number}: {lesion['malignancy_text']}", fill=BOX, font=font)
+    return png(picture)
+
+
+def outline_png(prediction: Prediction, max_side: int | None = None) -> bytes:
+    """The findings' outlines alone, on a transparent layer the size of :meth:`Prediction.pictures`."""
+    _, outline = prediction.pictures(max_side)
+    layer = np.zeros((*outline.shape, 4), dtype=np.uint8)
+    layer[outline] = (*OUTLINE, 255)
+    return png(Image.fromarray(layer))
+
+
+def png(picture: Image.Image) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -1,0 +1,223 @@
+"""``mammo serve``: the web page and the HTTP API over one loaded chain (U-Net + classifier).
+
+Routes: ``GET /`` (the page), ``GET /healthz``, ``GET /v1/models``, ``POST /v1/predict`` (multipart
+files, or JSON: see :mod:`mammolibs.serve.inputs`), answering ``{"predictions": [...]}``. Vertex AI's
+custom-container contract is honoured: ``AIP_HTTP_PORT``, ``AIP_HEALTH_ROUTE`` and ``AIP_PREDICT_ROUTE``
+add their routes, and the models default to ``AIP_STORAGE_URI`` (a ``mammo export`` folder).
+
+At most ``workers`` predictions run at once and ``queue`` more wait; further requests get 503 with
+``Retry-After`` at once, before their body is read, so load never grows memory without bound.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from mammolibs.data.images import decode_upload
+from mammolibs.data.sample import RejectedInput
+from mammolibs.evaluate.predict import Models, outline_png, png, predict_pixels
+from mammolibs.evaluate.report import NOTE
+from mammolibs.serve.inputs import BadInput, Image, Limits, display_name, from_json, options_of
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+DISPLAY_SIDE = 2048
+"""Longest side of the pictures sent to the page (the findings keep original pixels)."""
+FIELD_BYTES = 1024
+"""Largest non-file field of a multipart upload."""
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+                               "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass
+class Settings:
+    """How the server runs: where it listens, how much it does at once, what it accepts."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    queue: int = 32
+    limits: Limits = field(default_factory=Limits)
+    extra_routes: dict[str, str] = field(default_factory=dict)  # {"health": route, "predict": route} (Vertex AI)
+
+
+def vertex_settings(settings: Settings, environ: dict = os.environ) -> Settings:
+    """``settings`` with Vertex AI's custom-container variables applied where they are set: its port,
+    every interface (the platform routes to the container, not to localhost), its routes."""
+    if "AIP_HTTP_PORT" not in environ:
+        return settings
+    routes = {role: environ[name] for role, name in (("health", "AIP_HEALTH_ROUTE"), ("predict", "AIP_PREDICT_ROUTE"))
+              if environ.get(name, "").startswith("/")}
+    return Settings("0.0.0.0", int(environ["AIP_HTTP_PORT"]), settings.workers, settings.queue, settings.limits, routes)
+
+
+class Gate:
+    """Admission and concurrency: ``workers`` predictions in threads at once, ``queue`` waiting."""
+
+    def __init__(self, workers: int, queue: int):
+        self.capacity, self.admitted = workers + queue, 0
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="predict")
+        self.running = asyncio.Semaphore(workers)
+
+    @asynccontextmanager
+    async def admit(self):
+        if self.admitted >= self.capacity:
+            raise BadInput(503, f"busy: {self.admitted} requests in hand; try again in a moment")
+        self.admitted += 1
+        try:
+            yield
+        finally:
+            self.admitted -= 1
+
+    async def run(self, function, *args):
+        async with self.running:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
+
+
+def predict_image(models: Models, image: Image) -> dict:
+    """One image through the chain: its findings, and with ``pictures`` the image and the outline
+    layer as PNG data URLs for the page. A DICOM's header never reaches the answer."""
+    try:
+        pixels, declared = decode_upload(image.data, image.name)
+        prediction = predict_pixels(models, pixels, image.name, image.options.get("modality", "auto"), declared,
+                                    image.options.get("threshold"))
+    except RejectedInput as err:
+        raise BadInput(422, str(err).splitlines()[0]) from None
+    result = prediction.report
+    if image.options.get("pictures"):
+        picture, _ = prediction.pictures(DISPLAY_SIDE)
+        result["pictures"] = {"width": picture.size[0], "height": picture.size[1],
+                              "image": data_url(png(picture)), "outline": data_url(outline_png(prediction, DISPLAY_SIDE))}
+    return result
+
+
+def data_url(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+async def read_images(request: web.Request, limits: Limits) -> list[Image]:
+    """The images of a request, its size checked from its header before the body is read."""
+    if request.content_length is not None and request.content_length > request_limit(limits):
+        raise BadInput(413, f"the upload is {request.content_length:,} bytes; the limit is {limits.max_bytes:,}")
+    if request.content_type == "multipart/form-data":
+        return await read_multipart(request, limits)
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            raise BadInput(413, f"the request is over the {limits.max_bytes:,}-byte limit") from None
+        except ValueError:
+            raise BadInput(400, "the body is not valid JSON") from None
+        return from_json(body, limits)
+    raise BadInput(415, "send the image as multipart/form-data (field 'file') or as JSON "
+                        '{"instances": [{"b64": "..."}]}')
+
+
+def request_limit(limits: Limits) -> int:
+    """The largest request body: one image at the limit, base64-encoded, and some room for the rest."""
+    return limits.max_bytes * 4 // 3 + 64 * 1024
+
+
+async def read_multipart(request: web.Request, limits: Limits) -> list[Image]:
+    """Files of a multipart upload (any field with a file name), read in memory and counted as they
+    come; the other fields are options for every file (modality, threshold, pictures)."""
+    reader, files, fields, total = await request.multipart(), [], {}, 0
+    while (part := await reader.next()) is not None:
+        data = bytearray()
+        while chunk := await part.read_chunk(256 * 1024):
+            data += chunk
+            total += len(chunk)
+            if total > limits.max_bytes or (part.filename is None and len(data) > FIELD_BYTES):
+                raise BadInput(413, f"{display_name(part.filename, part.name or 'a field')}: over the "
+                                    f"{limits.max_bytes:,}-byte upload limit")
+        if part.filename is not None:
+            if len(files) >= limits.max_images:
+                raise BadInput(413, f"more than {limits.max_images} files in one request")
+            files.append(Image(display_name(part.filename, f"image-{len(files) + 1}"), bytes(data)))
+        elif part.name in ("modality", "threshold", "pictures"):
+            fields[part.name] = data.decode("utf-8", "replace")
+    if not files:
+        raise BadInput(400, "no file in the upload: send the image in a multipart field with a file name")
+    options = options_of(fields, "the upload")
+    return [Image(f.name, f.data, options) for f in files]
+
+
+@web.middleware
+async def answer_errors(request: web.Request, handler) -> web.StreamResponse:
+    """Refusals as ``{"error": reason}`` with their status; anything unforeseen as a 500 without details."""
+    try:
+        response = await handler(request)
+    except BadInput as err:
+        response = web.json_response({"error": err.reason}, status=err.status)
+        if err.status == 503:
+            response.headers["Retry-After"] = "1"
+    except web.HTTPException as err:
+        response = web.json_response({"error": err.reason}, status=err.status)
+    except Exception:
+        log.exception("prediction failed")
+        response = web.json_response({"error": "internal error; the server log has the details"}, status=500)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def make_app(models: Models, settings: Settings) -> web.Application:
+    """The application: the page, its files, the API and any extra (Vertex AI) routes."""
+    app = web.Application(client_max_size=request_limit(settings.limits), middlewares=[answer_errors])
+    gate = Gate(settings.workers, settings.queue)
+    summary = {"backend": models.backend, "image_size": models.image_size, "operating_point": models.operating_point,
+               "models": models.cards, "max_bytes": settings.limits.max_bytes, "max_images": settings.limits.max_images,
+               "reads_urls": list(settings.limits.url_prefixes), "note": NOTE}
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def describe(request: web.Request) -> web.Response:
+        return web.json_response(summary)
+
+    async def predict(request: web.Request) -> web.Response:
+        async with gate.admit():
+            images = await read_images(request, settings.limits)
+            if request.query.get("pictures"):
+                for image in images:
+                    image.options.setdefault("pictures", True)
+            return web.json_response({"predictions": [await gate.run(predict_image, models, image) for image in images]})
+
+    async def no_icon(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    app.router.add_get("/", page)
+    app.router.add_get("/favicon.ico", no_icon)
+    app.router.add_static("/static/", STATIC)
+    for route in {"/healthz", settings.extra_routes.get("health", "/healthz")}:
+        app.router.add_get(route, health)
+    app.router.add_get("/v1/models", describe)
+    for route in {"/v1/predict", settings.extra_routes.get("predict", "/v1/predict")}:
+        app.router.add_post(route, predict)
+    app.on_cleanup.append(lambda _: asyncio.to_thread(gate.pool.shutdown))
+    return app
+
+
+def serve(models: Models, settings: Settings) -> None:
+    """Run until interrupted, saying where the page is."""
+    log.info("serving %s models on http://%s:%d (research software, not a medical device)", models.backend,
+             settings.host, settings.port)
+    web.run_app(make_app(models, settings), host=settings.host, port=settings.port, print=None,
+                access_log=logging.getLogger("mammolibs.serve.access"))

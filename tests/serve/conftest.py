@@ -1,0 +1,76 @@
+"""A real ``mammo serve`` process on 127.0.0.1 over the session's tiny trained runs."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EVERYWHERE = {"unet_threshold": 0.0, "lesion_threshold": 0.0, "malignancy_threshold": 0.5}
+"""An operating point that makes one finding of every image (every pixel above threshold 0): the
+tiny test models find nothing reliably, and the page must have findings to show."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``mammo serve`` with ``args`` in a subprocess; ``url`` once /healthz answers."""
+
+    def __init__(self, args: list[str], env: dict | None = None, port: int | None = None, health: str = "/healthz"):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"mammo-serve-{self.port}.log", "w+")
+        command = [sys.executable, "-m", "mammolibs.cli", "serve", *args]
+        if "AIP_HTTP_PORT" not in (env or {}):
+            command += ["--port", str(self.port)]
+        self.process = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, **(env or {})})
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + health, timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.time() > deadline:
+                self.log.seek(0)
+                raise RuntimeError(f"mammo serve did not start: {self.log.read()[-2000:]}")
+            time.sleep(0.3)
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def everywhere_point(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("point") / "operating_point.json"
+    path.write_text(json.dumps(EVERYWHERE))
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(runs, everywhere_point):
+    """The chain of the session's runs, served with a 2 MiB upload limit (so that 'too large' is cheap to send)."""
+    served = Server(["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier"),
+                     "--operating-point", str(everywhere_point), "--max-upload-mb", "2"])
+    yield served
+    served.stop()
