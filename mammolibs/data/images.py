@@ -11,7 +11,7 @@ from typing import IO
 
 import numpy as np
 import pydicom
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 
 from mammolibs import storage
@@ -78,9 +78,11 @@ def _why_undecodable(ds: pydicom.Dataset, err: Exception) -> str:
     syntax = ds.file_meta.get("TransferSyntaxUID")
     # a standard syntax by its name; any other UID is a value of the file, never echoed
     name = syntax.name if syntax is not None and syntax.is_transfer_syntax else "(not a standard one)"
-    if syntax is None or not getattr(syntax, "is_compressed", True) or "plugin" not in str(err).lower():
-        return f"transfer syntax {name}: {err}; the file is truncated or damaged: copy or export it again"
-    return f"transfer syntax {name}: {err}; install a decoder for it or convert the file"
+    text = " ".join(str(err).split())
+    truncated = any(sign in text.lower() for sign in ("end of the data", "expected amount", "truncat"))
+    if syntax is None or not getattr(syntax, "is_compressed", True) or "plugin" not in text.lower() or truncated:
+        return f"transfer syntax {name}: {text}; the file is truncated or damaged: copy or export it again"
+    return f"transfer syntax {name}: {text}; install a decoder for it or convert the file"
 
 
 def display_pixels(stored: np.ndarray, ds: pydicom.Dataset, url: str) -> np.ndarray:
@@ -137,6 +139,8 @@ def grey_pixels(data: bytes, name: str) -> np.ndarray:
             array = grey_levels(img)
     except RejectedInput:
         raise
+    except UnidentifiedImageError:
+        raise RejectedInput(f"{name}: not a readable image (neither DICOM nor PGM, PNG, TIFF or JPEG)") from None
     except Exception as err:
         raise RejectedInput(f"{name}: not a readable image ({type(err).__name__}: {err})") from err
     return array.astype(np.float32)

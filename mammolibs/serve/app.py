@@ -97,7 +97,7 @@ def predict_image(models: Models, image: Image) -> dict:
         prediction = predict_pixels(models, pixels, image.name, image.options.get("modality", "auto"), declared,
                                     image.options.get("threshold"))
     except RejectedInput as err:
-        raise BadInput(422, str(err).splitlines()[0]) from None
+        raise BadInput(422, " ".join(str(err).split())) from None
     result = prediction.report
     if image.options.get("pictures"):
         picture, _ = prediction.pictures(DISPLAY_SIDE)
@@ -142,10 +142,10 @@ async def read_multipart(request: web.Request, limits: Limits) -> list[Image]:
         while chunk := await part.read_chunk(256 * 1024):
             data += chunk
             total += len(chunk)
-            if total > limits.max_bytes or (part.filename is None and len(data) > FIELD_BYTES):
+            if total > limits.max_bytes or (not part.filename and len(data) > FIELD_BYTES):
                 raise BadInput(413, f"{display_name(part.filename, part.name or 'a field')}: over the "
                                     f"{limits.max_bytes:,}-byte upload limit")
-        if part.filename is not None:
+        if part.filename:  # a browser sends an empty file field with an empty name
             if len(files) >= limits.max_images:
                 raise BadInput(413, f"more than {limits.max_images} files in one request")
             files.append(Image(display_name(part.filename, f"image-{len(files) + 1}"), bytes(data)))
@@ -217,6 +217,7 @@ def make_app(models: Models, settings: Settings) -> web.Application:
 
 def serve(models: Models, settings: Settings) -> None:
     """Run until interrupted, saying where the page is."""
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)  # a bad upload is answered with its reason, not logged
     log.info("serving %s models on http://%s:%d (research software, not a medical device)", models.backend,
              settings.host, settings.port)
     web.run_app(make_app(models, settings), host=settings.host, port=settings.port, print=None,

