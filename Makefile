@@ -14,7 +14,7 @@ MIAS ?=
 BUSI ?=
 DICOM ?=
 
-.PHONY: help install demo test test-xla bench compile images clean
+.PHONY: help install browser demo test test-xla bench compile images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,8 +44,13 @@ $(TOOLS_VENV)/.installed: requirements-tools.txt
 	$(TOOLS_VENV)/bin/pip install --quiet -r requirements-tools.txt
 	touch $@
 
-test: install $(XLA_VENV)/.installed $(TOOLS_VENV)/.installed ## run the test suite, then the torch-xla suite on CPU XLA devices
-	MAMMOFLOW_CHECKOV=$(TOOLS_VENV)/bin/checkov $(BIN)/python -m pytest tests
+browser: ## install Debian's chromium and chromium-driver (the page's tests drive them), unless present
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+
+test: install browser $(XLA_VENV)/.installed $(TOOLS_VENV)/.installed ## run the test suite, then the torch-xla suite on CPU XLA devices
+	MAMMOFLOW_CHECKOV=$(TOOLS_VENV)/bin/checkov MAMMOFLOW_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests
 	PJRT_DEVICE=CPU $(XLA_VENV)/bin/python -m pytest tests/xla
 
 test-xla: $(XLA_VENV)/.installed ## run only the torch-xla suite (torch 2.9.0 + torch-xla 2.9.0, CPU XLA devices)

