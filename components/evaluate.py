@@ -44,3 +44,13 @@ def generalize(shards: Input[Dataset], encoder_epochs: int, autoencoder_epochs: 
     summary = run([shards.path], generalization.path, epochs, settings)
     generalization.metadata.update({"sources": summary["sources"]})
     shutil.copyfile(generalization.path + "/generalization.html", report.path)
+
+
+@component
+def predict(images: str, unet: Input[Model], classifier: Input[Model], predictions: Output[Artifact]):
+    """``mammo predict --input IMAGES``: findings of every image file below the folder or URL ``images`` at
+    the operating point chosen by ``evaluate``: ``findings.jsonl``, ``overlays/``, ``rejects.jsonl``. A retried
+    step skips the images already done."""
+    from mammolibs.pipeline.steps import predict_images
+
+    predictions.metadata.update(predict_images(images, unet.path, classifier.path, predictions.path))

@@ -1,6 +1,7 @@
 """The mammoflow pipeline: standardize each source (in parallel) -> merge -> encoder -> autoencoder ->
-U-Net finetune, and the snip classifier -> evaluate; with ``generalization=True`` also the matrix
-"trained on X -> scored on Y" over the sources (``mammo generalize``).
+U-Net finetune, and the snip classifier -> evaluate; with ``predict_images`` (a folder or URL of images)
+batch predictions on them, and with ``generalization=True`` the matrix "trained on X -> scored on Y"
+over the sources (``mammo generalize``).
 
     python -m pipelines.mammoflow compile --target vertex --registry us-docker.pkg.dev/P/mammoflow \\
         --accelerator encoder=tpu-v5e:8 --accelerator finetune=nvidia-l4:1 --output mammoflow.yaml
@@ -13,7 +14,7 @@ import os
 
 from kfp import compiler, dsl
 
-from components.evaluate import evaluate, generalize
+from components.evaluate import evaluate, generalize, predict
 from components.standardize import merge_shards, standardize_source
 from components.train import finetune_unet, train_autoencoder, train_classifier, train_encoder
 from mammolibs.pipeline.hardware import ACCELERATORS, MACHINES, STEPS, TARGETS, Hardware, parse_hardware
@@ -28,7 +29,7 @@ def build_pipeline(hardware: Hardware = Hardware()):
                   encoder_epochs: int = DEFAULT_EPOCHS["encoder"], autoencoder_epochs: int = DEFAULT_EPOCHS["autoencoder"],
                   finetune_epochs: int = DEFAULT_EPOCHS["finetune"], classifier_epochs: int = DEFAULT_EPOCHS["classifier"],
                   pretrain_settings: dict = {}, finetune_settings: dict = {}, classifier_settings: dict = {},
-                  generalization: bool = False):
+                  generalization: bool = False, predict_images: str = ""):
         with dsl.ParallelFor(sources, name="each-source") as source:
             part = standardize_source(source=source, image_size=image_size, workers=standardize_workers,
                                       salt_file=salt_file)
@@ -49,6 +50,9 @@ def build_pipeline(hardware: Hardware = Hardware()):
                            autoencoder=autoencoder)
         scoring = evaluate(shards=shards, unet=unet, classifier=classifier).set_caching_options(False)
         hardware.apply(scoring, "evaluate")
+        with dsl.If(predict_images != "", name="batch-predict"):
+            batch = predict(images=predict_images, unet=unet, classifier=classifier).after(scoring)
+            hardware.apply(batch.set_caching_options(False), "predict")  # after evaluate: its operating point
         with dsl.If(generalization == True, name="generalization"):  # noqa: E712 (a KFP condition, not a bool)
             matrix = generalize(shards=shards, encoder_epochs=encoder_epochs,
                                 autoencoder_epochs=autoencoder_epochs, finetune_epochs=finetune_epochs,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from mammolibs.train import RECIPE
 
 TARGETS = ("vertex", "kubeflow")
-STEPS = ("standardize", "merge", *RECIPE, "evaluate", "generalize")
+STEPS = ("standardize", "merge", *RECIPE, "evaluate", "predict", "generalize")
 TRAINING_STEPS = (*RECIPE, "generalize")  # generalize: one process
 
 

@@ -99,6 +99,15 @@ def evaluate_models(data: str, unet: str, classifier: str, out: str) -> dict:
     return json.loads(storage.read_text(storage.join(out, "metrics.json")))
 
 
+def predict_images(images: str, unet: str, classifier: str, out: str) -> dict:
+    """``mammo predict --input`` of a folder or URL of images (rejects are listed, not failures); returns
+    how many images were predicted and rejected."""
+    run_mammo(["predict", "--input", images, "--unet", unet, "--classifier", classifier, "--out", out, "--no-progress"],
+              accept=(0, 3))
+    lines = {name: storage.read_text(storage.join(out, name)).splitlines() for name in ("findings.jsonl", "rejects.jsonl")}
+    return {"predicted": len(lines["findings.jsonl"]), "rejected": len(lines["rejects.jsonl"])}
+
+
 def generalize(shard_sets: list[str], out: str, epochs: dict[str, int], settings: dict[str, dict]) -> dict:
     """``mammo generalize`` of the per-source shard sets, with the pipeline's epochs and settings per stage."""
     schedule = {stage: {**whole_numbers(settings.get(stage, {})), "epochs": epochs[stage]} for stage in epochs}

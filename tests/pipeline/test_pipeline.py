@@ -3,6 +3,7 @@ end-to-end run with kfp.local on real files. (No ``from __future__ import annota
 pipeline signatures defined here.)"""
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -30,8 +31,11 @@ def executor(spec: dict, task: str) -> dict:
 def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
     [spec] = compile_to(tmp_path)
     tasks = spec["root"]["dag"]["tasks"]
-    assert sorted(tasks) == sorted(["for-loop-1", "merge-shards", *TRAINING, "evaluate", "condition-2"])
+    assert sorted(tasks) == sorted(["for-loop-1", "merge-shards", *TRAINING, "evaluate", "condition-2", "condition-3"])
     assert tasks["condition-2"]["triggerPolicy"]["condition"] == \
+        "inputs.parameter_values['pipelinechannel--predict_images'] != ''"
+    assert tasks["condition-2"]["dependentTasks"] == ["evaluate", "finetune-unet", "train-classifier"]
+    assert tasks["condition-3"]["triggerPolicy"]["condition"] == \
         "inputs.parameter_values['pipelinechannel--generalization'] == true"
     loop = tasks["for-loop-1"]
     assert loop["taskInfo"]["name"] == "each-source"
@@ -47,7 +51,7 @@ def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
     assert tasks["train-classifier"]["dependentTasks"] == ["merge-shards", "train-autoencoder"]  # its encoder
     assert sorted(tasks["evaluate"]["dependentTasks"]) == ["finetune-unet", "merge-shards", "train-classifier"]
     assert {"sources", "salt_file", "image_size", "encoder_epochs", "autoencoder_epochs", "finetune_epochs",
-            "classifier_epochs", "generalization"} <= set(spec["root"]["inputDefinitions"]["parameters"])
+            "classifier_epochs", "generalization", "predict_images"} <= set(spec["root"]["inputDefinitions"]["parameters"])
     outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]
     assert {name: o["artifactType"]["schemaTitle"] for name, o in outputs.items()} == {
         "evaluation": "system.Artifact", "metrics": "system.Metrics",
@@ -154,9 +158,14 @@ def test_sources_standardized_apart_share_the_salt_file_and_merge(mias_subset, d
 def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path):
     sources = demo_sources(str(tmp_path), mias=str(mias_subset))
     tiny = {"batch_size": 4, "width": 4}
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    shutil.copy(mias_subset / "mdb012.pgm", scans)
+    (scans / "notes.png").write_text("not an image")
     run_local(mammoflow, {"sources": sources, "image_size": 64, "encoder_epochs": 1, "autoencoder_epochs": 1,
                           "finetune_epochs": 1, "classifier_epochs": 1, "pretrain_settings": tiny,
-                          "finetune_settings": tiny, "classifier_settings": {"batch_size": 8}, "generalization": True},
+                          "finetune_settings": tiny, "classifier_settings": {"batch_size": 8}, "generalization": True,
+                          "predict_images": str(scans)},
               str(tmp_path / "kfp"))
     [run] = [p for p in (tmp_path / "kfp").iterdir() if p.name.startswith("mammoflow")]
     per_source = [json.loads(m.read_text())["counts"]["source"] for m in run.glob("*/standardize-source/shards/manifest.json")]
@@ -180,6 +189,12 @@ def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path):
     assert sum(map(sum, (row["row"] for row in confusion["rows"]))) == overall["image_level"]["malignant_vs_rest"]["cases"]
     assert logged["metrics"]["artifacts"][0]["metadata"]["all.segmentation.dice.mean"] == pytest.approx(
         overall["segmentation"]["dice"]["mean"])
+    [batch] = run.glob("**/predict/predictions")
+    [found] = [json.loads(line) for line in (batch / "findings.jsonl").read_text().splitlines()]
+    assert found["image"] == "mdb012.pgm" and found["operating_point"]["unet_threshold"] == point["unet_threshold"]
+    assert json.loads((batch / "rejects.jsonl").read_text())["file"] == "notes.png"
+    assert json.loads((run / "predict" / "executor_output.json").read_text())["artifacts"]["predictions"]["artifacts"][0][
+        "metadata"] == {"predicted": 1, "rejected": 1}
     [step] = run.glob("**/generalize")
     matrix = json.loads((step / "generalization" / "generalization.json").read_text())
     assert matrix["sources"] == ["mias"]  # the unlabelled DICOMs are pretraining data: not in the matrix
