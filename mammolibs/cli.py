@@ -26,16 +26,27 @@ from mammolibs.train import STAGE_NAMES
 
 
 DEFAULT_PORT = 8000
+DEVICES = ("auto", "cpu", "cuda")
+DEVICE_HELP = "where the PyTorch models run: cuda, cpu, or auto (cuda when there is one); ONNX runs on the CPU"
 
 
 def positive_int(text: str) -> int:
     """An argparse type: a whole number above zero (``--image-size 0`` is refused, exit status 2)."""
+    return _whole_number(text, least=1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number, zero or more."""
+    return _whole_number(text, least=0)
+
+
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be above zero")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} must be {'above zero' if least == 1 else f'at least {least}'}")
     return value
 
 
@@ -109,7 +120,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     if bool(args.images) == bool(args.input):
         raise ValueError("give image files or --input FOLDER_OR_URL, one of the two")
-    models = load_models(args.unet, args.classifier, args.backend, args.operating_point)
+    models = load_models(args.unet, args.classifier, args.backend, args.operating_point, args.device)
     modality = "US" if args.whole_frame else args.modality
     if args.input:
         result = predict_folder(args.input, models, args.out, modality, args.threshold, progress=not args.no_progress)
@@ -143,7 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
     classifier = args.classifier or os.environ.get("AIP_STORAGE_URI")
     if not (unet and classifier):
         raise ValueError("give --unet and --classifier (run folders, or a 'mammo export' folder for both)")
-    models = load_models(unet, classifier, args.backend, args.operating_point)
+    models = load_models(unet, classifier, args.backend, args.operating_point, args.device)
     limits = Limits(max_bytes=args.max_upload_mb * 1024 * 1024, max_images=args.max_images,
                     url_prefixes=tuple(args.allow_url))
     settings = Settings(args.host, args.port, args.workers, args.queue, limits)
@@ -339,6 +350,7 @@ def get_parser() -> argparse.ArgumentParser:
                     help="torch: the checkpoints in PyTorch; onnx: the exported files in onnxruntime; auto: onnx "
                     "when both --unet and --classifier are exported files")
     pr.add_argument("--out", required=True, help="folder or URL for the overlays and findings")
+    pr.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
     pr.add_argument("--threshold", type=float, help="U-Net probability above which a pixel is lesion [default: the "
                     "operating point's]")
     pr.add_argument("--operating-point", help="operating_point.json (or the evaluation folder holding it) [default: the "
@@ -364,6 +376,7 @@ def get_parser() -> argparse.ArgumentParser:
     sv.add_argument("--backend", choices=BACKENDS, default="auto",
                     help="torch: checkpoints in PyTorch; onnx: exported files in onnxruntime; auto: onnx when both "
                     "are exported files")
+    sv.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
     sv.add_argument("--operating-point", help="operating_point.json to use [default: the one beside the classifier, "
                     "or stored in the export]")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on; other machines reach it only if you "
@@ -371,7 +384,7 @@ def get_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=positive_int, default=DEFAULT_PORT, help="port to listen on (Vertex AI: $AIP_HTTP_PORT)")
     sv.add_argument("--workers", type=positive_int, default=1, help="predictions run at once (threads); each uses "
                     "torch's threads, so 1 suits a CPU")
-    sv.add_argument("--queue", type=int, default=32, help="requests that may wait for a worker; more get 503 at once")
+    sv.add_argument("--queue", type=non_negative_int, default=32, help="requests that may wait for a worker; more get 503 at once")
     sv.add_argument("--max-upload-mb", type=positive_int, default=100, help="largest image accepted, in MiB")
     sv.add_argument("--max-images", type=positive_int, default=16, help="most images in one request")
     sv.add_argument("--allow-url", action="append", default=[], metavar="PREFIX",

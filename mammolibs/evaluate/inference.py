@@ -24,6 +24,12 @@ MIN_AREA = 9
 """Smallest finding, in standard-image pixels: fewer pixels above the threshold are noise."""
 
 
+def model_device(model) -> torch.device:
+    """Where a model's weights are (the CPU for a model without torch parameters, as an ONNX one)."""
+    weights = next(iter(model.parameters()), None) if isinstance(model, nn.Module) else None
+    return weights.device if weights is not None else torch.device("cpu")
+
+
 def mirrored_probability(unet: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """Lesion probabilities of an (N, 1, H, W) batch, averaged with those of its left-right mirror
     (test-time augmentation)."""
@@ -39,10 +45,11 @@ def segment(unet: nn.Module, images: np.ndarray, patch_size: int = 0, modalities
     to the patch side, as in training (``modalities``: each image's, mammography when not given)."""
     maps = np.zeros(images.shape, dtype=np.float32)
     modalities = modalities or ["MG"] * len(images)
+    device = model_device(unet)
     for start in range(0, len(images), batch_size):
-        batch = torch.as_tensor(images[start:start + batch_size], dtype=torch.float32)[:, None]
+        batch = torch.as_tensor(images[start:start + batch_size], dtype=torch.float32, device=device)[:, None]
         if not patch_size:
-            maps[start:start + len(batch)] = mirrored_probability(unet, batch)[:, 0].numpy()
+            maps[start:start + len(batch)] = mirrored_probability(unet, batch)[:, 0].cpu().numpy()
             continue
         patches = [in_patches({"modality": m}, patch_size) for m in modalities[start:start + len(batch)]]
         for index, (image, patched) in enumerate(zip(batch, patches), start=start):
@@ -52,14 +59,16 @@ def segment(unet: nn.Module, images: np.ndarray, patch_size: int = 0, modalities
             else:
                 small = F.interpolate(image[None], size=(patch_size, patch_size), mode="area")
                 found = F.interpolate(mirrored_probability(unet, small), size=image.shape[-2:], mode="bilinear")
-            maps[index] = found[0, 0].numpy()
+            maps[index] = found[0, 0].cpu().numpy()
     return maps
 
 
 @torch.no_grad()
 def class_probabilities(classifier: nn.Module, crops: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Softmax over the classifier's classes for grey crops of shape (N, S, S)."""
-    rows = [torch.softmax(classifier(torch.as_tensor(np.asarray(crops[i:i + batch_size]), dtype=torch.float32)[:, None]), 1)
+    device = model_device(classifier)
+    rows = [torch.softmax(classifier(torch.as_tensor(np.asarray(crops[i:i + batch_size]), dtype=torch.float32,
+                                                     device=device)[:, None]), 1).cpu()
             for i in range(0, len(crops), batch_size)]
     return torch.cat(rows).numpy() if rows else np.zeros((0, len(SNIP_CLASSES)), dtype=np.float32)
 

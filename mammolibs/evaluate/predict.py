@@ -53,6 +53,7 @@ class Models:
     operating_point: dict
     backend: str
     cards: list[dict]
+    device: str = "cpu"
 
 
 def model_card(role: str, checkpoint: dict) -> dict:
@@ -76,8 +77,10 @@ def resolve_backend(backend: str, unet: str, classifier: str) -> str:
     return "onnx" if all(exported) else "torch"
 
 
-def load_models(unet: str, classifier: str, backend: str = "auto", operating_point: str | None = None) -> Models:
-    """The chain from two run folders or checkpoints (torch) or the files of ``mammo export`` (onnx)."""
+def load_models(unet: str, classifier: str, backend: str = "auto", operating_point: str | None = None,
+                device: str = "cpu") -> Models:
+    """The chain from two run folders or checkpoints (torch, on ``device``: cpu, cuda, or auto for cuda when
+    there is one) or the files of ``mammo export`` (onnx, on the CPU)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     backend = resolve_backend(backend, unet, classifier)
@@ -91,10 +94,18 @@ def load_models(unet: str, classifier: str, backend: str = "auto", operating_poi
         return Models(detector, exported["image_size"], point, backend, cards)
     from mammolibs.evaluate.evaluation import load_detector
 
+    import torch
+
     detector, unet_checkpoint, classifier_checkpoint = load_detector(unet, classifier)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda: this machine has no CUDA device that torch can use; give cpu")
+    detector.unet.to(device)
+    detector.classifier.to(device)
     point = load_operating_point(operating_point, classifier_checkpoint["url"])
     cards = [model_card("unet", unet_checkpoint), model_card("classifier", classifier_checkpoint)]
-    return Models(detector, unet_checkpoint["image_size"], point, backend, cards)
+    return Models(detector, unet_checkpoint["image_size"], point, backend, cards, device)
 
 
 def choose_modality(pixels: np.ndarray, asked: str, declared: str | None) -> tuple[str, str | None]:

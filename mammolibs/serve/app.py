@@ -179,7 +179,7 @@ def make_app(models: Models, settings: Settings) -> web.Application:
     """The application: the page, its files, the API and any extra (Vertex AI) routes."""
     app = web.Application(client_max_size=request_limit(settings.limits), middlewares=[answer_errors])
     gate = Gate(settings.workers, settings.queue)
-    summary = {"backend": models.backend, "image_size": models.image_size, "operating_point": models.operating_point,
+    summary = {"backend": models.backend, "device": models.device, "image_size": models.image_size, "operating_point": models.operating_point,
                "models": models.cards, "max_bytes": settings.limits.max_bytes, "max_images": settings.limits.max_images,
                "reads_urls": list(settings.limits.url_prefixes), "note": NOTE}
 
@@ -218,7 +218,7 @@ def make_app(models: Models, settings: Settings) -> web.Application:
 def serve(models: Models, settings: Settings) -> None:
     """Run until interrupted, saying where the page is."""
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)  # a bad upload is answered with its reason, not logged
-    log.info("serving %s models on http://%s:%d (research software, not a medical device)", models.backend,
-             settings.host, settings.port)
+    log.info("serving %s models on %s at http://%s:%d (research software, not a medical device)", models.backend,
+             models.device, settings.host, settings.port)
     web.run_app(make_app(models, settings), host=settings.host, port=settings.port, print=None,
                 access_log=logging.getLogger("mammolibs.serve.access"))

@@ -28,7 +28,7 @@ NO_CENTRE = ("", "*NOTE 3*")
 def parse_info(text: str, film: str = r"mdb\d{3}") -> dict[str, list[dict]]:
     """Abnormality lines of ``Info.txt`` by film, e.g. ``{"mdb012": [{"class": "CIRC", ...}]}``.
 
-    ``film`` is the pattern of film names (DMID uses the same line format with ``IMG\d+``). A line
+    ``film`` is the pattern of film names (DMID uses the same line format with ``IMG`` and digits). A line
     whose severity or coordinates are malformed (not ``B``/``M``, negative, decimal, a missing radius)
     gets an ``"error"``, and its film is rejected rather than silently kept without its lesion.
     """

@@ -64,7 +64,7 @@ async function loadModels() {
     box.append(figure);
   }
   const point = document.createElement("p");
-  point.textContent = `Backend ${summary.backend}; operating point chosen on ${summary.operating_point.chosen_on || "nothing (0.5 defaults)"}: ` +
+  point.textContent = `Backend ${summary.backend} on ${summary.device}; operating point chosen on ${summary.operating_point.chosen_on || "nothing (0.5 defaults)"}: ` +
     `malignancy threshold ${readable(summary.operating_point.malignancy_threshold)}, detection threshold ${summary.operating_point.unet_threshold}.`;
   box.append(point);
 }
