@@ -12,7 +12,7 @@ from mammolibs.cli import get_parser, main
 def test_every_subcommand_flag_has_help():
     parser = get_parser()
     subcommands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(subcommands) == {"standardize", "data", "train", "evaluate", "generalize", "predict", "export", "pipeline"}
+    assert set(subcommands) == {"standardize", "data", "train", "evaluate", "generalize", "predict", "serve", "export", "pipeline"}
     parsers = list(subcommands.values())
     while parsers:  # nested ones too: data inspect, pipeline submit
         sub = parsers.pop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import logging
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from mammolibs import storage
+from mammolibs.data.images import decode_upload, read_file_bytes
 from mammolibs.data.standard_form import normalize_intensity, to_standard
 from mammolibs.evaluate import BACKENDS, MODALITIES
 from mammolibs.evaluate.inference import Detector
@@ -225,10 +227,6 @@ def png(picture: Image.Image) -> bytes:
 def predict(image_url: str, models: Models, out: str, modality: str = "auto", threshold: float | None = None) -> dict:
     """One image file through the chain; writes ``<name>.overlay.png`` (full resolution) and
     ``<name>.lesions.json`` under ``out`` and returns the findings."""
-    import json
-
-    from mammolibs.data.images import decode_upload, read_file_bytes
-
     name = storage.basename(image_url)
     pixels, declared = decode_upload(read_file_bytes(image_url), image_url)
     prediction = predict_pixels(models, pixels, image_url, modality, declared, threshold)

@@ -26,7 +26,7 @@ from mammolibs.data.images import decode_upload
 from mammolibs.data.sample import RejectedInput
 from mammolibs.evaluate.predict import Models, outline_png, png, predict_pixels
 from mammolibs.evaluate.report import NOTE
-from mammolibs.serve.inputs import BadInput, Image, Limits, display_name, from_json, options_of
+from mammolibs.serve.inputs import BadInput, Limits, Upload, display_name, from_json, options_of
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Gate:
             return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
 
-def predict_image(models: Models, image: Image) -> dict:
+def predict_image(models: Models, image: Upload) -> dict:
     """One image through the chain: its findings, and with ``pictures`` the image and the outline
     layer as PNG data URLs for the page. A DICOM's header never reaches the answer."""
     try:
@@ -110,7 +110,7 @@ def data_url(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
-async def read_images(request: web.Request, limits: Limits) -> list[Image]:
+async def read_images(request: web.Request, limits: Limits) -> list[Upload]:
     """The images of a request, its size checked from its header before the body is read."""
     if request.content_length is not None and request.content_length > request_limit(limits):
         raise BadInput(413, f"the upload is {request.content_length:,} bytes; the limit is {limits.max_bytes:,}")
@@ -133,7 +133,7 @@ def request_limit(limits: Limits) -> int:
     return limits.max_bytes * 4 // 3 + 64 * 1024
 
 
-async def read_multipart(request: web.Request, limits: Limits) -> list[Image]:
+async def read_multipart(request: web.Request, limits: Limits) -> list[Upload]:
     """Files of a multipart upload (any field with a file name), read in memory and counted as they
     come; the other fields are options for every file (modality, threshold, pictures)."""
     reader, files, fields, total = await request.multipart(), [], {}, 0
@@ -148,13 +148,13 @@ async def read_multipart(request: web.Request, limits: Limits) -> list[Image]:
         if part.filename:  # a browser sends an empty file field with an empty name
             if len(files) >= limits.max_images:
                 raise BadInput(413, f"more than {limits.max_images} files in one request")
-            files.append(Image(display_name(part.filename, f"image-{len(files) + 1}"), bytes(data)))
+            files.append(Upload(display_name(part.filename, f"image-{len(files) + 1}"), bytes(data)))
         elif part.name in ("modality", "threshold", "pictures"):
             fields[part.name] = data.decode("utf-8", "replace")
     if not files:
         raise BadInput(400, "no file in the upload: send the image in a multipart field with a file name")
     options = options_of(fields, "the upload")
-    return [Image(f.name, f.data, options) for f in files]
+    return [Upload(f.name, f.data, options) for f in files]
 
 
 @web.middleware

@@ -30,7 +30,7 @@ class BadInput(Exception):
 
 
 @dataclass
-class Image:
+class Upload:
     """One image to predict: its bytes, a display name (never a path) and per-image options."""
 
     name: str
@@ -105,7 +105,7 @@ def read_url(url: str, limits: Limits) -> bytes:
     return storage.read_bytes(url)
 
 
-def from_json(body: object, limits: Limits) -> list[Image]:
+def from_json(body: object, limits: Limits) -> list[Upload]:
     """Images of a JSON request: ``{"instances": [...], "parameters": {...}}`` (Vertex AI) or one
     instance alone; an instance is ``{"b64": ...}`` (or ``image``/``bytes``), ``{"gcs_uri": ...}``
     (or ``url``/``uri``), with optional ``name``, ``modality``, ``threshold``, ``pictures``."""
@@ -134,7 +134,7 @@ def from_json(body: object, limits: Limits) -> list[Image]:
         else:
             data, fallback = _decode_base64(encoded, where, limits), f"image-{index + 1}"
         options = options_of({**shared, **instance}, where)
-        images.append(Image(display_name(instance.get("name"), display_name(fallback, f"image-{index + 1}")), data, options))
+        images.append(Upload(display_name(instance.get("name"), display_name(fallback, f"image-{index + 1}")), data, options))
     return images
 
 
