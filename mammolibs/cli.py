@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
+from mammolibs import __version__
 from mammolibs.data.readers import reader_names
 from mammolibs.evaluate import BACKENDS, EXPORT_FORMATS, MODALITIES
+from mammolibs.logs import add_verbosity_flags, configure_logging
 from mammolibs.train import STAGE_NAMES
 
 
@@ -238,6 +239,8 @@ def _submit(args: argparse.Namespace) -> int:
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mammo", description="mammoflow: breast-imaging pipeline (research "
                                      "software, not a medical device).")
+    parser.add_argument("--version", action="version", version=f"mammoflow {__version__}")
+    add_verbosity_flags(parser)
     commands = parser.add_subparsers(dest="command", required=True, help="what to do")
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
@@ -431,7 +434,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(args.verbosity)
     try:
         return args.run(args)
     except (FileNotFoundError, ValueError) as err:

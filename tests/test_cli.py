@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 
 import pytest
 
+from mammolibs import __version__
 from mammolibs.cli import get_parser, main
+from tests.conftest import REPO
 
 
 def test_every_subcommand_flag_has_help():
@@ -62,3 +66,43 @@ def test_data_inspect_prints_counts_and_draws_a_contact_sheet(small_shards, tmp_
     assert picture.size == (2 * 160, 4 * 160)
     pixels = __import__("numpy").asarray(picture)
     assert ((pixels[..., 0] == 255) & (pixels[..., 1] == 40)).any()  # a lesion outlined in red
+
+
+HELP_IMPORTS = """
+import sys
+from mammolibs.cli import get_parser, main
+commands = next(a for a in get_parser()._actions if a.dest == "command").choices
+helps = [[c, "--help"] for c in commands if c not in ("train", "data", "pipeline")]
+helps += [["train", stage, "--help"] for stage in ("encoder", "autoencoder", "finetune", "classifier")]
+helps += [["data", "merge", "--help"], ["data", "inspect", "--help"], ["pipeline", "submit", "--help"], ["--help"]]
+for argv in helps:
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+print(sorted({m.split(".")[0] for m in sys.modules} & {"torch", "monai", "kfp", "onnx", "onnxruntime", "aiohttp"}))
+"""
+
+
+def test_help_answers_without_loading_torch_or_kfp():
+    """Every --help answers from argparse alone: torch, MONAI, KFP, ONNX and aiohttp load only for work."""
+    done = subprocess.run([sys.executable, "-c", HELP_IMPORTS], capture_output=True, text=True, cwd=REPO, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-500:]
+    assert " INFO " not in done.stderr and "WARNING" not in done.stderr  # no third-party lines in --help
+
+
+def test_version_and_python_m():
+    done = subprocess.run([sys.executable, "-m", "mammolibs", "--version"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0 and done.stdout.strip() == f"mammoflow {__version__}"
+
+
+def test_quiet_keeps_only_warnings_and_verbose_adds_debugging(small_shards, tmp_path):
+    def train(*flags: str) -> str:
+        command = [sys.executable, "-m", "mammolibs", *flags, "train", "classifier", "--data", small_shards, "--out",
+                   str(tmp_path / flags[0] if flags else tmp_path / "plain"), "--epochs", "1", "--no-progress"]
+        return subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=True).stderr
+
+    plain, quiet, verbose = train(), train("--quiet"), train("--verbose")
+    assert "mammolibs.train.engine INFO classifier on cpu" in plain and " DEBUG " not in plain
+    assert " INFO " not in quiet and "mammolibs" not in quiet
+    assert "mammolibs.train.engine DEBUG classifier settings: {" in verbose

@@ -56,7 +56,7 @@ def stack_images(samples: list[StandardSample]) -> np.ndarray:
     return np.multiply(np.stack([s.pixels for s in samples]), np.float32(1 / 65535), dtype=np.float32)
 
 
-def _mask_png(mask: np.ndarray) -> bytes:
+def encode_mask_png(mask: np.ndarray) -> bytes:
     """A 1-bit grey PNG of a boolean mask, written directly: no row filters, run-length deflate."""
     height, width = mask.shape
     rows = np.zeros((height, 1 + (width + 7) // 8), dtype=np.uint8)  # filter byte 0, then the bits
@@ -90,7 +90,7 @@ class EncodedSample:
 
 def encode_sample(key: str, image: np.ndarray, mask: np.ndarray, meta: dict) -> EncodedSample:
     """``image`` uint16, ``mask`` uint8 (non-zero inside), ``meta`` JSON-serialisable."""
-    return EncodedSample(key, _npy(image), _mask_png(mask > 0), meta)
+    return EncodedSample(key, _npy(image), encode_mask_png(mask > 0), meta)
 
 
 INDEX_SUFFIX = ".index.json"
@@ -239,7 +239,7 @@ def _npy_view(data: memoryview, where: str = "shard") -> np.ndarray:
 
 
 def decode_mask_png(data: bytes, shape: tuple[int, int], where: str = "shard") -> np.ndarray:
-    """A mask PNG of ``shape`` (its image's) as a 0/1 uint8 array; those written by :func:`_mask_png`
+    """A mask PNG of ``shape`` (its image's) as a 0/1 uint8 array; those written by :func:`encode_mask_png`
     skip Pillow entirely. Bounded: a mask of another size, or whose data inflates past its size (a
     decompression bomb), is refused before it is decoded."""
     if len(data) < 33 or bytes(data[:8]) != b"\x89PNG\r\n\x1a\n" or bytes(data[12:16]) != b"IHDR":

@@ -29,6 +29,7 @@ from monai.transforms import (
 from monai.utils import convert_to_tensor
 from tqdm import tqdm
 
+from mammolibs.data import AUGMENTATIONS
 from mammolibs.data.manifest import shard_urls
 from mammolibs.data.shards import StandardSample, iter_shard
 from mammolibs.data.snips import crop_snip, labelled_lesions, normal_boxes
@@ -181,8 +182,6 @@ class DenoisingView(View):
         return _plain(self.corrupt(clean.clone())), clean, class_index(sample)
 
 
-AUGMENTATIONS = {"strong": "left-right flips, affine, elastic, gamma, intensity scale and shift, noise",
-                 "flip": "left-right flips only", "none": "no augmentation (what validation sees)"}
 
 
 class SegmentationView(View):

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
 import yaml
 
-from mammolibs.data.views import AUGMENTATIONS
+from mammolibs.data import AUGMENTATIONS
+from mammolibs.logs import add_verbosity_flags, configure_logging
 from mammolibs.models.catalog import DEFAULT_WIDTH, MODEL_NAMES, STAGE_DEFAULT_MODEL, models_for
-from mammolibs.train.engine import DEFAULT_PATCH, TrainConfig, TrainResult, fit
+from mammolibs.train.config import DEFAULT_PATCH, PRECISIONS, TrainConfig
+
+if TYPE_CHECKING:
+    from mammolibs.train.engine import TrainResult
 
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 TUNABLE = [  # flag, type, meaning; defaults come from TrainConfig
@@ -33,6 +37,7 @@ TUNABLE = [  # flag, type, meaning; defaults come from TrainConfig
     ("--log-every", int, "steps between reading the loss: TensorBoard scalars, log lines, non-finite check"),
     ("--checkpoint-every", int, "steps between checkpoints/latest.pt (also written at each epoch's end); 0 = epochs only"),
 ]
+CHOICES = {"--augment": list(AUGMENTATIONS), "--precision": list(PRECISIONS)}
 INIT_HELP = {
     "encoder": "not used: the encoder starts from random weights",
     "autoencoder": "the encoder's checkpoint (a .pt file or the encoder's --out folder)",
@@ -66,12 +71,13 @@ def get_args_parser(stage: str, prog: str | None = None) -> argparse.ArgumentPar
                              + "; ".join(f"{name}: {MODEL_NAMES[name][1]}" for name in models_for(stage)))
     for flag, kind, text in TUNABLE:
         default = DEFAULTS[flag[2:].replace("-", "_")]
-        parser.add_argument(flag, type=kind, default=None, choices=list(AUGMENTATIONS) if flag == "--augment" else None,
+        parser.add_argument(flag, type=kind, default=None, choices=CHOICES.get(flag),
                             help=text if default is None else f"{text} [default {default}]")
     parser.add_argument("--compile", action="store_true", default=None,
                         help="torch.compile the model (CUDA; XLA compiles anyway)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                         help="no progress bar or progress log lines (a terminal gets a bar, a log file plain lines)")
+    add_verbosity_flags(parser)
     return parser
 
 
@@ -96,7 +102,8 @@ def main(stage: str, argv: list[str] | None = None, prog: str | None = None) -> 
     """Parse ``argv`` for ``stage`` and train it (``prog``: the command's name in usage lines)."""
     parser = get_args_parser(stage, prog)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from mammolibs.train.engine import fit  # after --help, which needs no torch
+    configure_logging(args.verbosity)
     try:
         result = fit(stage, resolve_config(args))
     except (FileNotFoundError, ValueError) as err:  # bad data, folders or checkpoints: one line, exit status 2

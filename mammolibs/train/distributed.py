@@ -17,10 +17,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from mammolibs.train.config import PRECISIONS
+
 log = logging.getLogger(__name__)
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
 
 @dataclass
 class Runtime:

@@ -23,41 +23,17 @@ from mammolibs import storage
 from mammolibs.data.manifest import read_manifest
 from mammolibs.data.stream import ShardStream, replica_parts, split_shards, usable_count
 from mammolibs.data.views import effective_patch, unpack_batch
-from mammolibs.models import create_model, transfer
+from mammolibs.models import create_model
+from mammolibs.models.transfer import transfer
 from mammolibs.train import distributed
 from mammolibs.train.checkpoints import checkpoint_url, load_checkpoint, restore_rng_states, rng_states, to_cpu
+from mammolibs.train.config import DEFAULT_PATCH, TrainConfig
 from mammolibs.train.monitor import Progress, RunLog
 from mammolibs.train.stages import STAGES, Stage
 
 log = logging.getLogger(__name__)
-DEFAULT_PATCH = 256
 
 
-@dataclass
-class TrainConfig:
-    """Settings of one training run; every field is a command-line flag of the same name."""
-
-    data: str
-    out: str
-    epochs: int = 1
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    init: str | None = None
-    resume: bool = False
-    model: str | None = None
-    width: int | None = None
-    patch_size: int | None = None
-    augment: str = "strong"
-    snip_size: int = 64
-    seed: int = 0
-    max_steps: int = 0
-    workers: int = 0
-    precision: str = "auto"
-    compile: bool = False
-    log_every: int = 10
-    checkpoint_every: int = 100
-    progress: bool = True
 
 
 @dataclass
@@ -157,6 +133,7 @@ class Run:
                           val_view, batch, config.seed, rank, shuffle=False)
         log.info("%s on %s: %d steps per epoch of %d images (%d usable in train), precision %s",
                  self.stage.name, runtime.describe(), steps, global_batch, usable, self.precision)
+        log.debug("%s settings: %s", self.stage.name, json.dumps(self.settings, sort_keys=True))
         return train, val
 
     def _loader(self, stream: ShardStream) -> DataLoader:

@@ -12,7 +12,7 @@ import time
 from mammolibs import storage
 from mammolibs.models.catalog import check_model
 from mammolibs.train import RECIPE
-from mammolibs.train.engine import TrainConfig, fit
+from mammolibs.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ def check_schedule(schedule: dict) -> dict[str, dict]:
 def train_stage(stage: str, data: str, out: str, settings: dict, init: str | None = None) -> float:
     """Train one stage in this process; returns its wall-clock seconds."""
     started = time.perf_counter()
+    from mammolibs.train.engine import fit  # torch: only once a stage trains
+
     fit(stage, TrainConfig(data=data, out=out, init=init, progress=False, **settings))
     return time.perf_counter() - started
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mammolibs.data.views import NO_CLASS
-from mammolibs.models import MODEL_NAMES, create_model, encoder_names, transfer
+from mammolibs.models import MODEL_NAMES, create_model, encoder_names
+from mammolibs.models.transfer import transfer
 from mammolibs.models.catalog import CLASSIFICATION, models_for
 from mammolibs.train.checkpoints import load_checkpoint, load_model
 from mammolibs.train.engine import TrainConfig, fit
