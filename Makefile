@@ -6,7 +6,7 @@ XLA_VENV ?= .venv-xla
 TOOLS_VENV ?= .venv-tools
 WORKDIR ?= demo-output
 REGISTRY ?= mammoflow
-TAG ?= 0.1.0
+TAG ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' mammolibs/__init__.py)
 TARGET ?= kubeflow
 HARDWARE ?=
 IMAGES := cpu cuda tpu
@@ -19,24 +19,23 @@ DICOM ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed ## create .venv: torch 2.13.0 (CPU) first, then mammoflow with pinned dependencies
+install: $(VENV)/.installed ## create .venv: torch 2.13.0 (CPU) first, then mammoflow and its extras at the versions of constraints.txt
 
-$(VENV)/.installed: setup.py
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 demo: install ## run the whole pipeline locally with kfp.local (MIAS=, BUSI=, DICOM= point it at real folders)
 	$(BIN)/python -m pipelines.mammoflow run-local --workdir $(WORKDIR) \
 		$(if $(MIAS),--mias $(MIAS)) $(if $(BUSI),--busi $(BUSI)) $(if $(DICOM),--dicom $(DICOM))
 
-$(XLA_VENV)/.installed: requirements.txt requirements-xla.txt setup.py
+$(XLA_VENV)/.installed: pyproject.toml constraints.txt requirements-xla.txt
 	$(PYTHON) -m venv $(XLA_VENV)
 	$(XLA_VENV)/bin/pip install --quiet -r requirements-xla.txt
-	grep -v '^torch==' requirements.txt > $(XLA_VENV)/requirements.txt
-	$(XLA_VENV)/bin/pip install --quiet -r $(XLA_VENV)/requirements.txt pytest==9.2.0 pytest-timeout==2.4.0
-	$(XLA_VENV)/bin/pip install --quiet --no-deps -e .
+	grep -v '^torch==' constraints.txt > $(XLA_VENV)/constraints.txt
+	$(XLA_VENV)/bin/pip install --quiet -c $(XLA_VENV)/constraints.txt -e '.[demo]' pytest pytest-timeout
 	touch $@
 
 $(TOOLS_VENV)/.installed: requirements-tools.txt

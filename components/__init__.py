@@ -6,6 +6,8 @@ import functools
 
 from kfp import dsl
 
-IMAGE = "mammoflow/mammoflow-cpu:0.1.0"
+from mammolibs import __version__
+
+IMAGE = f"mammoflow/mammoflow-cpu:{__version__}"
 
 component = functools.partial(dsl.component, base_image=IMAGE, install_kfp_package=False)

@@ -10,10 +10,13 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_EXTRA_INDEX_URL=${PIP
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /build
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
-COPY setup.py MANIFEST.in README.md ./
+# dependencies first (a layer kept while only the code changes), at the tested versions of constraints.txt
+COPY pyproject.toml constraints.txt requirements-xla.txt MANIFEST.in README.md ./
+COPY mammolibs/__init__.py ./mammolibs/
+RUN pip install --no-cache-dir -c constraints.txt ".[serve]"
 COPY mammolibs ./mammolibs
+COPY components ./components
+COPY pipelines ./pipelines
 RUN pip install --no-cache-dir --no-deps .
 
 FROM ${PYTHON_IMAGE}

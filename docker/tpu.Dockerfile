@@ -7,13 +7,16 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /build
-COPY requirements.txt requirements-xla.txt ./
-# torch and torch-xla as the torch-xla tests pin them (the tpu extra adds libtpu), then the rest but torch.
+# dependencies first (a layer kept while only the code changes): torch and torch-xla as the torch-xla
+# tests pin them (the tpu extra adds libtpu), then the rest but torch at the versions of constraints.txt
+COPY pyproject.toml constraints.txt requirements-xla.txt MANIFEST.in README.md ./
+COPY mammolibs/__init__.py ./mammolibs/
 RUN pip install --no-cache-dir -r requirements-xla.txt "torch-xla[tpu]==2.9.0" \
-    && grep -v '^torch==' requirements.txt > requirements-but-torch.txt \
-    && pip install --no-cache-dir -r requirements-but-torch.txt
-COPY setup.py MANIFEST.in README.md ./
+    && grep -v '^torch==' constraints.txt > constraints-but-torch.txt \
+    && pip install --no-cache-dir -c constraints-but-torch.txt .
 COPY mammolibs ./mammolibs
+COPY components ./components
+COPY pipelines ./pipelines
 RUN pip install --no-cache-dir --no-deps .
 
 FROM ${PYTHON_IMAGE}

@@ -215,6 +215,18 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+PIPELINE_COMMANDS = {"compile": "write the pipeline as KFP v2 YAML for Vertex AI Pipelines or Kubeflow",
+                     "run-local": "run the whole pipeline on this machine with kfp.local (what make demo runs)"}
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    """``mammo pipeline compile|run-local FLAGS``: the pipeline's own command line, from the installed package."""
+    from pipelines.mammoflow import main as pipeline_main
+
+    pipeline_main([args.pipeline_command, *args.flags], prog="mammo pipeline")
+    return 0
+
+
 def _submit(args: argparse.Namespace) -> int:
     from mammolibs.pipeline.submit import parse_parameters, submit_to_kubeflow, submit_to_vertex
 
@@ -406,8 +418,10 @@ def get_parser() -> argparse.ArgumentParser:
                     "the classifier]")
     ex.set_defaults(run=_export)
 
-    pipeline = commands.add_parser("pipeline", help="run the compiled pipeline in the cloud").add_subparsers(
-        dest="pipeline_command", required=True, help="what to do with the pipeline")
+    pipeline = commands.add_parser("pipeline", help="compile the pipeline, run it here, or start it in the cloud"
+                                   ).add_subparsers(dest="pipeline_command", required=True, help="what to do with the pipeline")
+    for name, text in PIPELINE_COMMANDS.items():  # their flags: 'mammo pipeline NAME --help'
+        pipeline.add_parser(name, add_help=False, help=text).set_defaults(run=_pipeline, passes_flags=True)
     sub = pipeline.add_parser("submit", formatter_class=fmt, help="start a run on Kubeflow Pipelines or Vertex AI",
                               description="Start a run of the compiled pipeline: on a Kubeflow Pipelines endpoint "
                               "(--host) or on Vertex AI Pipelines (--project, --region, --pipeline-root). The "
@@ -433,7 +447,11 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args, flags = parser.parse_known_args(argv)
+    if flags and not getattr(args, "passes_flags", False):
+        parser.error(f"unrecognized arguments: {' '.join(flags)}")
+    args.flags = flags if getattr(args, "passes_flags", False) else getattr(args, "flags", None)
     configure_logging(args.verbosity)
     try:
         return args.run(args)

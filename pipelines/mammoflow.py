@@ -17,6 +17,7 @@ from kfp import compiler, dsl
 from components.evaluate import evaluate, generalize, predict
 from components.standardize import merge_shards, standardize_source
 from components.train import finetune_unet, train_autoencoder, train_classifier, train_encoder
+from mammolibs import __version__
 from mammolibs.pipeline.hardware import ACCELERATORS, MACHINES, STEPS, TARGETS, Hardware, parse_hardware
 from mammolibs.train.recipe import DEFAULT_EPOCHS, check_schedule
 
@@ -86,8 +87,8 @@ def check_arguments(arguments: dict) -> dict:
     return arguments
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Compile the mammoflow pipeline, or run it here with kfp.local.")
+def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Compile the mammoflow pipeline, or run it here with kfp.local.")
     commands = parser.add_subparsers(dest="command", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
     build = commands.add_parser("compile", formatter_class=fmt, help="write the pipeline as KFP v2 YAML",
@@ -102,7 +103,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                        "and resource limits")
     build.add_argument("--registry", default="mammoflow",
                        help="where 'make images' pushed the images, e.g. us-docker.pkg.dev/PROJECT/mammoflow")
-    build.add_argument("--tag", default="0.1.0", help="the images' tag")
+    build.add_argument("--tag", default=__version__, help="the images' tag (mammoflow's version)")
     build.add_argument("--accelerator", action="append", default=[], metavar="STEP=NAME:COUNT",
                        help="accelerators of a training step, e.g. encoder=tpu-v5e:8 or finetune=nvidia-l4:2 "
                        "(several GPUs: torchrun, one process each); repeat for several steps")
@@ -119,8 +120,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None):
-    args = get_args_parser().parse_args(argv)
+def main(argv=None, prog: str | None = None):
+    args = get_args_parser(prog).parse_args(argv)
     if args.command == "compile":
         try:
             hardware = parse_hardware(args.target, args.accelerator, args.machine_type, args.registry, args.tag)

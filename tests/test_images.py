@@ -1,5 +1,5 @@
-"""The container images, checked without a Docker engine: pinned installs from the test environments'
-own requirement files, multi-stage builds, an unprivileged user, and a clean hadolint report."""
+"""The container images, checked without a Docker engine: installs at the versions the tests use
+(constraints.txt), multi-stage builds, an unprivileged user, and a clean hadolint report."""
 from __future__ import annotations
 
 import re
@@ -58,30 +58,37 @@ def test_there_is_an_image_for_each_kind_of_machine():
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
 def test_images_install_only_what_the_tests_install(path):
-    pins = {**_pins("requirements.txt"), **_pins("requirements-xla.txt")} if path.name == "tpu.Dockerfile" \
-        else _pins("requirements.txt")
+    """Every package an image names is pinned as the tests' constraints pin it, and mammoflow itself is
+    installed under constraints.txt (the TPU image: all of it but torch, which requirements-xla.txt pins)."""
+    pins = {**_pins("constraints.txt"), **_pins("requirements-xla.txt")} if path.name == "tpu.Dockerfile" \
+        else _pins("constraints.txt")
     copied = " ".join(rest for keyword, rest in _instructions(path) if keyword == "COPY")
     installs = _pip_installs(path)
     assert installs
-    files = []
+    files, projects = [], []
     for arguments in installs:
         words = iter(arguments)
         for word in words:
-            if word == "-r":
-                files.append(next(words))
+            if word in ("-r", "-c"):
+                files.append((word, next(words)))
                 continue
-            if word.startswith("-") or word == ".":
+            if word.startswith("-"):
+                continue
+            if word == "." or word.startswith(".["):
+                projects.append((word, [f for flag, f in files if flag == "-c"]))
                 continue
             package, _, version = word.partition("==")
             package = package.split("[")[0].lower()
             assert version, f"{path.name}: '{word}' is not pinned"
-            assert pins.get(package) == version, f"{path.name}: {word} differs from the requirement files"
-    assert "requirements.txt" in files or "requirements-but-torch.txt" in files
-    for name in ("requirements.txt", "requirements-xla.txt"):
-        if name in files:
-            assert name in copied, f"{path.name} installs {name} without copying it from the repository"
+            assert pins.get(package) == version, f"{path.name}: {word} differs from the constraint files"
+    constraints = "constraints-but-torch.txt" if path.name == "tpu.Dockerfile" else "constraints.txt"
+    assert projects and constraints in projects[0][1], f"{path.name}: mammoflow installed without {constraints}"
+    assert "constraints.txt" in copied and "pyproject.toml" in copied
     if path.name == "tpu.Dockerfile":
-        assert "requirements-xla.txt" in files and "grep -v '^torch==' requirements.txt" in path.read_text()
+        assert ("-r", "requirements-xla.txt") in files and "grep -v '^torch==' constraints.txt" in path.read_text()
+        assert "requirements-xla.txt" in copied
+    else:
+        assert projects[0][0] == ".[serve]"  # the CPU and CUDA images back Vertex AI endpoints: mammo serve
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)

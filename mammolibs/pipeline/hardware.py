@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from mammolibs import __version__
 from mammolibs.train import RECIPE
 
 TARGETS = ("vertex", "kubeflow")
@@ -77,7 +78,7 @@ class Hardware:
 
     target: str = "kubeflow"
     registry: str = "mammoflow"
-    tag: str = "0.1.0"
+    tag: str = __version__
     steps: dict[str, StepHardware] = field(default_factory=dict)
 
     def image(self, step: str) -> str:
@@ -135,7 +136,7 @@ def _check_registry(target: str, registry: str) -> None:
 
 
 def parse_hardware(target: str, accelerators: list[str], machine_types: list[str], registry: str = "mammoflow",
-                   tag: str = "0.1.0") -> Hardware:
+                   tag: str = __version__) -> Hardware:
     """``--accelerator STEP=NAME:COUNT`` and ``--machine-type STEP=TYPE`` entries -> :class:`Hardware`,
     with every mistake named (unknown step, accelerator, count or machine) before anything compiles."""
     if target not in TARGETS:
