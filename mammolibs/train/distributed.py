@@ -26,12 +26,25 @@ class Runtime:
     device: torch.device
     rank: int = 0
     world_size: int = 1  # processes
-    xla_devices: int = 0  # devices one XLA process drives through SPMD (0: not XLA)
+    xla_devices: int = 0  # devices of the SPMD mesh, on every host (0: not XLA)
     mesh: object = field(default=None, repr=False)
+    host: int = 0  # XLA: this host's process index, of ``hosts`` (a TPU slice of several hosts)
+    hosts: int = 1
 
     @property
     def is_main(self) -> bool:
-        return self.rank == 0
+        return self.rank == 0 and self.host == 0
+
+    @property
+    def data_part(self) -> tuple[int, int]:
+        """(index, count) of the part of the data this process reads: under SPMD each host reads its
+        own part for its own devices, elsewhere each process its own."""
+        return (self.host, self.hosts) if self.xla else (self.rank, self.world_size)
+
+    @property
+    def devices_fed(self) -> int:
+        """Devices this process's batches go to: its host's share of the mesh under SPMD, else one."""
+        return self.xla_devices // self.hosts if self.xla else 1
 
     @property
     def xla(self) -> bool:
@@ -44,7 +57,8 @@ class Runtime:
 
     def describe(self) -> str:
         if self.xla:
-            return f"torch-xla, {self.xla_devices} {os.environ['PJRT_DEVICE']} device(s) under SPMD"
+            return (f"torch-xla, {self.xla_devices} {os.environ['PJRT_DEVICE']} device(s) under SPMD"
+                    + (f", host {self.host + 1} of {self.hosts}" if self.hosts > 1 else ""))
         return f"{self.device.type}, {self.world_size} process(es)"
 
 
@@ -59,7 +73,8 @@ def start_runtime() -> Runtime:
         xr.use_spmd()
         count = xr.global_runtime_device_count()
         mesh = xs.Mesh(np.arange(count), (count, 1, 1, 1), ("data", "channel", "height", "width"))
-        return Runtime(device=torch_xla.device(), xla_devices=count, mesh=mesh)
+        return Runtime(device=torch_xla.device(), xla_devices=count, mesh=mesh, host=xr.process_index(),
+                       hosts=xr.process_count())
     world = int(os.environ.get("WORLD_SIZE", "1"))
     use_cuda = torch.cuda.is_available()
     if world > 1:

@@ -70,6 +70,37 @@ def train_step(stage: Stage, model, batch, optimizer, scheduler, scaler, autocas
     return loss.detach()
 
 
+def data_streams(stage: Stage, settings: dict, image_size: int, config: TrainConfig,
+                 runtime: distributed.Runtime) -> tuple[ShardStream, ShardStream, int]:
+    """The train and val streams of this process (its part of the shards, :attr:`Runtime.data_part`)
+    and the number of usable train samples; every process gets the same number of steps."""
+    replicas = runtime.replicas
+    if config.batch_size < stage.min_batch:
+        raise ValueError(f"stage '{stage.name}' needs --batch-size of at least {stage.min_batch}")
+    global_batch = config.batch_size * replicas
+    train_view = stage.view(settings, image_size, train=True)
+    train_shards = split_shards(config.data, "train")
+    usable = usable_count(train_shards, train_view)
+    steps = usable // global_batch
+    if config.max_steps:
+        steps = min(steps, config.max_steps)
+    if steps == 0:
+        raise ValueError(f"{config.data}: the train split has {usable} samples usable by stage "
+                         f"'{stage.name}', fewer than one global batch ({config.batch_size} x {replicas} "
+                         "replicas); lower --batch-size or standardize more data (shards made by an older "
+                         "mammoflow may lack the 'localized' index field: standardize them again)")
+    # Under SPMD one process per host feeds that host's devices: its stream yields its share of each
+    # global batch, from its own part of the shards (every host runs the same command).
+    rank, world = runtime.data_part
+    batch = config.batch_size * runtime.devices_fed
+    train = ShardStream(config.data, replica_parts(train_shards, train_view, rank, world), train_view,
+                        batch, config.seed, rank, shuffle=True, steps=steps)
+    val_view = stage.view(settings, image_size, train=False)
+    val = ShardStream(config.data, replica_parts(split_shards(config.data, "val"), val_view, rank, world),
+                      val_view, batch, config.seed, rank, shuffle=False)
+    return train, val, usable
+
+
 class Run:
     """One training run of one stage: built from its config, resumed when asked, then trained."""
 
@@ -108,31 +139,10 @@ class Run:
             self._restore(source)
 
     def _streams(self) -> tuple[ShardStream, ShardStream]:
-        config, runtime, replicas = self.config, self.runtime, self.runtime.replicas
-        if config.batch_size < self.stage.min_batch:
-            raise ValueError(f"stage '{self.stage.name}' needs --batch-size of at least {self.stage.min_batch}")
-        global_batch = config.batch_size * replicas
-        train_view = self.stage.view(self.settings, self.image_size, train=True)
-        train_shards = split_shards(config.data, "train")
-        usable = usable_count(train_shards, train_view)
-        steps = usable // global_batch
-        if config.max_steps:
-            steps = min(steps, config.max_steps)
-        if steps == 0:
-            raise ValueError(f"{config.data}: the train split has {usable} samples usable by stage "
-                             f"'{self.stage.name}', fewer than one global batch ({config.batch_size} x {replicas} "
-                             "replicas); lower --batch-size or standardize more data (shards made by an older "
-                             "mammoflow may lack the 'localized' index field: standardize them again)")
-        # Under SPMD one process feeds every device: its stream yields global batches.
-        rank, world = (runtime.rank, runtime.world_size)
-        batch = config.batch_size * (runtime.xla_devices or 1)
-        train = ShardStream(config.data, replica_parts(train_shards, train_view, rank, world), train_view,
-                            batch, config.seed, rank, shuffle=True, steps=steps)
-        val_view = self.stage.view(self.settings, self.image_size, train=False)
-        val = ShardStream(config.data, replica_parts(split_shards(config.data, "val"), val_view, rank, world),
-                          val_view, batch, config.seed, rank, shuffle=False)
-        log.info("%s on %s: %d steps per epoch of %d images (%d usable in train), precision %s",
-                 self.stage.name, runtime.describe(), steps, global_batch, usable, self.precision)
+        train, val, usable = data_streams(self.stage, self.settings, self.image_size, self.config, self.runtime)
+        log.info("%s on %s: %d steps per epoch of %d images (%d usable in train), precision %s", self.stage.name,
+                 self.runtime.describe(), train.steps, self.config.batch_size * self.runtime.replicas, usable,
+                 self.precision)
         log.debug("%s settings: %s", self.stage.name, json.dumps(self.settings, sort_keys=True))
         return train, val
 

@@ -106,3 +106,31 @@ def test_every_replica_gets_usable_samples_whenever_there_are_enough():
     assert [[p.name for p in replica_parts(alternate, view, r, 2)] for r in range(2)] == [["a"], ["c"]]
     lonely = [shard("a", 2), shard("b", 0), shard("c", 0)]  # one shard holds every usable sample
     assert [[p.keys for p in replica_parts(lonely, view, r, 2)] for r in range(2)] == [[("a-0",)], [("a-1",)]]
+
+
+def test_each_host_of_a_tpu_slice_reads_its_own_part_for_its_own_devices(small_shards):
+    """A slice of two hosts with two devices each, as torch-xla's process index and count describe it:
+    each host reads its own half of the shards, in batches for its two devices, for the same number of steps."""
+    from dataclasses import asdict
+
+    from mammolibs.train.distributed import Runtime
+    from mammolibs.train.engine import TrainConfig, data_streams
+    from mammolibs.train.stages import STAGES
+
+    config = TrainConfig(data=small_shards, out="unused", batch_size=2)
+    settings = {**asdict(config), "patch_size": 0}
+    stage = STAGES["autoencoder"]
+
+    def streams(runtime: Runtime):
+        return data_streams(stage, settings, 64, config, runtime)
+
+    hosts = [Runtime(device=torch.device("cpu"), xla_devices=4, host=h, hosts=2) for h in (0, 1)]
+    whole = Runtime(device=torch.device("cpu"), xla_devices=4)
+    (train_0, val_0, usable), (train_1, val_1, _), (train_all, val_all, _) = map(streams, [*hosts, whole])
+    for split_0, split_1, split_all in ((train_0, train_1, train_all), (val_0, val_1, val_all)):
+        keys = [{(p.name, k) for p in stream.parts for k in p.keys} for stream in (split_0, split_1, split_all)]
+        assert keys[0] and keys[1] and not keys[0] & keys[1] and keys[0] | keys[1] == keys[2]
+    assert train_0.steps == train_1.steps == train_all.steps == usable // (2 * 4)
+    assert (train_0.batch_size, train_all.batch_size) == (2 * 2, 2 * 4)  # a host's share of each global batch
+    assert [h.is_main for h in hosts] == [True, False]
+    assert hosts[1].data_part == (1, 2) and whole.data_part == (0, 1)
