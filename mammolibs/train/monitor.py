@@ -2,10 +2,10 @@
 
 TensorBoard writers append to their event file, which object stores cannot do: written through
 gcsfs to ``gs://`` the events silently go missing. So events are always written to a local
-folder, and for a remote ``--out`` every :meth:`RunLog.sync` uploads each event file whole (an
-object is replaced atomically), at log intervals, checkpoints and the end. Nothing is lost but
-what came after the last sync of a killed run, and a resumed run adds new event files beside the
-old ones, which TensorBoard reads as one run.
+folder, and for a remote ``--out`` each :meth:`RunLog.sync` (at log intervals, checkpoints and the
+end) closes the current event file, uploads it whole, deletes it locally and starts a new one: each
+sync sends only the events since the last, however long the run, and TensorBoard reads the files of
+a folder as one run. Nothing is lost but what came after the last sync of a killed run.
 """
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ class RunLog:
         self.out, self.remote = out, not storage.is_local(out)
         self.folder = tempfile.mkdtemp(prefix="mammoflow-tb-") if self.remote else \
             storage.local_path(storage.join(out, TENSORBOARD))
-        self.writer = SummaryWriter(self.folder)
-        self.uploaded: dict[str, int] = {}  # event file -> size at its last upload
+        self.files = 0  # event files started, a suffix that keeps their names apart within a second
+        self.writer = self._new_writer()
         metrics = storage.join(out, METRICS)
         self.rows = storage.read_text(metrics).splitlines(keepends=True) if storage.exists(metrics) else []
 
@@ -62,18 +62,26 @@ class RunLog:
         finite = {f"hparams/{k}": v for k, v in metrics.items() if v is not None and math.isfinite(v)}
         self.writer.add_hparams(simple, finite, run_name=".")
 
-    def sync(self) -> None:
-        """Flush events; for a remote ``out``, upload every event file whole."""
+    def _new_writer(self) -> SummaryWriter:
+        self.files += 1
+        return SummaryWriter(self.folder, filename_suffix=f".{self.files}")
+
+    def sync(self) -> int:
+        """Flush events; for a remote ``out``, close the event file, upload it and start another.
+        Returns the bytes uploaded."""
         self.writer.flush()
-        if self.remote:
-            sizes = {name: os.path.getsize(os.path.join(self.folder, name)) for name in os.listdir(self.folder)}
-            storage.upload_folder(self.folder, storage.join(self.out, TENSORBOARD),
-                                  skip=lambda name: self.uploaded.get(name) == sizes.get(name))
-            self.uploaded.update(sizes)
+        if not self.remote:
+            return 0
+        self.writer.close()
+        sent = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(self.folder) for name in names)
+        for name in storage.upload_folder(self.folder, storage.join(self.out, TENSORBOARD)):
+            os.remove(os.path.join(self.folder, name))
+        self.writer = self._new_writer()
+        return sent
 
     def close(self) -> None:
-        self.writer.close()
         self.sync()
+        self.writer.close()
         if self.remote:
             shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -89,3 +89,25 @@ def test_logs_get_plain_progress_lines_and_terminals_a_bar(small_shards, tmp_pat
     progress.close()
     shown = terminal.getvalue()
     assert "img/s" in shown and "100%" in shown and "loss=0.5" in shown and "<" in shown  # rate, ETA
+
+
+def test_each_sync_to_gs_sends_only_the_new_events(gcs_bucket, tmp_path):
+    """A long run's syncs stay the same size (event files rotate), and every event is read back."""
+    from mammolibs.train.monitor import RunLog
+
+    bucket, _ = gcs_bucket
+    logs = RunLog(f"gs://{bucket}/runs/rotation")
+    sent = []
+    for sync in range(30):
+        logs.scalars({f"train/value{i}": float(sync * 40 + step) for i in range(5)
+                      for step in range(40)}, step=sync)  # the values differ, the steps say which sync
+        for step in range(40):
+            logs.scalars({"train/loss": 1.0 / (1 + sync * 40 + step)}, step=sync * 40 + step)
+        sent.append(logs.sync())
+    logs.close()
+    assert max(sent[1:]) <= 1.5 * min(sent[1:]), sent  # bounded: not growing with the run
+    assert sum(sent) > 0
+    fs = fsspec.filesystem("gs")
+    local = tmp_path / "tensorboard"
+    fs.get(f"{bucket}/runs/rotation/tensorboard/", str(local) + "/", recursive=True)
+    assert _steps(_events(local), "train/loss") == list(range(30 * 40))
