@@ -9,7 +9,7 @@ from mammolibs import storage
 from mammolibs.data.manifest import read_manifest, shard_urls
 from mammolibs.data.validate import SPLITS
 from mammolibs.data.shards import iter_shard
-from mammolibs.evaluate.plots import overlay
+from mammolibs.pictures import overlay
 
 
 def describe(manifest: dict) -> str:

@@ -8,6 +8,10 @@ import numpy as np
 
 LABELS = ("normal", "benign", "malignant", "unknown")
 """Image-level labels. ``unknown`` marks unlabelled images, used only for pretraining."""
+SNIP_CLASSES = ("normal", "benign", "malignant")
+"""What the lesion classifier tells apart on snips (normal tissue, and the two kinds of lesion)."""
+WHOLE_IMAGE_CLASSES = ("benign", "malignant")
+"""What the whole-image baseline classifier tells apart."""
 
 
 @dataclass

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from mammolibs.data.shards import StandardSample
-from mammolibs.models import SNIP_CLASSES
+from mammolibs.data.sample import SNIP_CLASSES
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
 

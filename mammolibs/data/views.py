@@ -33,7 +33,7 @@ from mammolibs.data import AUGMENTATIONS
 from mammolibs.data.manifest import shard_urls
 from mammolibs.data.shards import StandardSample, iter_shard
 from mammolibs.data.snips import crop_snip, labelled_lesions, normal_boxes
-from mammolibs.models.catalog import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
+from mammolibs.data.sample import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
 
 
 def load_samples(data_url: str, split: str, progress: bool = False) -> list[StandardSample]:

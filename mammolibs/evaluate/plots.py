@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image  # noqa: E402
 from scipy import ndimage  # noqa: E402
 from torchmetrics.functional.classification import binary_auroc, binary_roc  # noqa: E402
 
@@ -60,17 +60,3 @@ def save_segmentation_sheet(images: list[np.ndarray], truths: list[np.ndarray], 
     Image.fromarray(sheet).save(buffer, format="PNG")
     storage.write_bytes_atomic(url, buffer.getvalue())
     return buffer.getvalue()
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, boxes: list[tuple], captions: list[str]) -> Image.Image:
-    """The grey image with the predicted mask outlined in red and each finding boxed and captioned."""
-    grey = (np.clip(image, 0, 1) * 255).astype(np.uint8)
-    rgb = np.stack([grey] * 3, axis=-1)
-    edge = mask & ~ndimage.binary_erosion(mask)
-    rgb[edge] = (255, 40, 40)
-    picture = Image.fromarray(rgb)
-    draw = ImageDraw.Draw(picture)
-    for box, caption in zip(boxes, captions):
-        draw.rectangle(box, outline=(255, 220, 0), width=2)
-        draw.text((box[0], max(0, box[1] - 12)), caption, fill=(255, 220, 0))
-    return picture

@@ -9,7 +9,6 @@ findings on the original image at full resolution.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from mammolibs.evaluate import BACKENDS, MODALITIES
 from mammolibs.evaluate.inference import Detector
 from mammolibs.evaluate.operating_point import load_operating_point, run_folder
 from mammolibs.evaluate.report import NOTE
+from mammolibs.pictures import BOX, OUTLINE, png
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +189,6 @@ def predict_pixels(models: Models, pixels: np.ndarray, name: str, modality: str 
     return Prediction(report, normalize_intensity(pixels), inside)
 
 
-OUTLINE = (255, 40, 40)
-BOX = (255, 220, 0)
-
-
 def overlay_png(prediction: Prediction, max_side: int | None = None) -> bytes:
     """The original image as a PNG, at full resolution unless ``max_side``, each lesion outlined,
     boxed, numbered and captioned with its malignancy in readable form."""
@@ -216,12 +212,6 @@ def outline_png(prediction: Prediction, max_side: int | None = None) -> bytes:
     layer = np.zeros((*outline.shape, 4), dtype=np.uint8)
     layer[outline] = (*OUTLINE, 255)
     return png(Image.fromarray(layer))
-
-
-def png(picture: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def predict(image_url: str, models: Models, out: str, modality: str = "auto", threshold: float | None = None) -> dict:

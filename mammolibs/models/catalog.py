@@ -8,8 +8,7 @@ also return normal/benign/malignant logits from their encoder when asked (``with
 """
 from __future__ import annotations
 
-SNIP_CLASSES = ("normal", "benign", "malignant")
-WHOLE_IMAGE_CLASSES = ("benign", "malignant")
+from mammolibs.data.sample import SNIP_CLASSES, WHOLE_IMAGE_CLASSES  # noqa: F401  (the classes a model outputs)
 
 SEGMENTATION, CLASSIFICATION = "segmentation", "classification"
 MODEL_NAMES = {  # name -> (kind, what it is)

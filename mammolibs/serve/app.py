@@ -24,8 +24,9 @@ from aiohttp import web
 
 from mammolibs.data.images import decode_upload
 from mammolibs.data.sample import RejectedInput
-from mammolibs.evaluate.predict import Models, outline_png, png, predict_pixels
+from mammolibs.evaluate.predict import Models, outline_png, predict_pixels
 from mammolibs.evaluate.report import NOTE
+from mammolibs.pictures import png
 from mammolibs.serve.inputs import BadInput, Limits, Upload, display_name, from_json, options_of
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import pydicom
-import pytest
 import requests
 
 from tests.serve.conftest import Server, free_port, real_dicom
