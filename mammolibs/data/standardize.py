@@ -202,7 +202,7 @@ def _prepare(todo: tuple[str, SourceItem], image_size: int, key: bytes) -> Encod
     sample, item = todo
     source = _source_of(sample)
     try:
-        image, mask, meta = standard_form(item.load(), image_size, key, item.name)
+        image, mask, meta = standardize_sample(item.load(), image_size, key, item.name)
     except RejectedInput as err:
         return Rejected(item.name, source, sample, str(err))
     except Exception as err:  # an unexpected failure on one file must not stop the run
@@ -210,7 +210,7 @@ def _prepare(todo: tuple[str, SourceItem], image_size: int, key: bytes) -> Encod
     return encode_sample(sample, image, mask, meta)
 
 
-def standard_form(raw: RawSample, image_size: int, key: bytes, name: str) -> tuple[np.ndarray, np.ndarray, dict]:
+def standardize_sample(raw: RawSample, image_size: int, key: bytes, name: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """Image (uint16), mask (uint8 0/255) and de-identified metadata of one sample."""
     if raw.label not in LABELS:
         raise RejectedInput(f"{name}: unknown label {raw.label!r}; expected one of {', '.join(LABELS)}")

@@ -105,12 +105,12 @@ def test_an_unreadable_source_is_one_reject_saying_what_to_do(tmp_path):
 
 def test_unknown_label_and_mask_size_mismatch_are_refused_by_name():
     from mammolibs.data.sample import RawSample, RejectedInput
-    from mammolibs.data.standardize import standard_form
+    from mammolibs.data.standardize import standardize_sample
 
     image = np.random.default_rng(0).random((40, 30)).astype(np.float32)
     with pytest.raises(RejectedInput, match="a.png: unknown label 'suspicious'"):
-        standard_form(RawSample(image, None, "suspicious", "x", "p"), 16, b"key", "a.png")
+        standardize_sample(RawSample(image, None, "suspicious", "x", "p"), 16, b"key", "a.png")
     with pytest.raises(RejectedInput, match="b.png: mask shape"):
-        standard_form(RawSample(image, np.zeros((10, 10), bool), "benign", "x", "p"), 16, b"key", "b.png")
+        standardize_sample(RawSample(image, np.zeros((10, 10), bool), "benign", "x", "p"), 16, b"key", "b.png")
     with pytest.raises(RejectedInput, match="c.png: image is constant"):
-        standard_form(RawSample(np.ones((8, 8), np.float32), None, "normal", "x", "p"), 16, b"key", "c.png")
+        standardize_sample(RawSample(np.ones((8, 8), np.float32), None, "normal", "x", "p"), 16, b"key", "c.png")
