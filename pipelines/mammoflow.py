@@ -143,7 +143,13 @@ def main(argv=None, prog: str | None = None):
     salt_file = os.path.abspath(os.path.join(args.workdir, "salt"))
     resolve_salt(salt_file=salt_file)  # made once here (random, owner-only), shared by every source's step
     root = os.path.join(args.workdir, "kfp")
-    run_local(mammoflow, {"sources": sources, "salt_file": salt_file, "image_size": args.image_size, **arguments}, root)
+    log_file = os.path.join(args.workdir, "run-local.log")
+    print(f"running the pipeline with kfp.local; every step's own output goes to {log_file}")
+    try:
+        run_local(mammoflow, {"sources": sources, "salt_file": salt_file, "image_size": args.image_size, **arguments},
+                  root, log_file)
+    except RuntimeError as err:
+        raise SystemExit(f"run-local: {err}; the step's output is in {log_file}") from None
     print("\nmammoflow pipeline finished.\n" + summarize_run(root))
 
 

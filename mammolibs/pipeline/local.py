@@ -1,11 +1,16 @@
 """Running the pipeline on this machine with ``kfp.local`` (no cluster), and the demo's inputs."""
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
 import json
 import os
+import re
+import sys
+import time
 import warnings
-from typing import Callable
+from typing import Callable, TextIO
 
 from mammolibs.data.phantom import write_phantom_mias
 
@@ -33,15 +38,57 @@ def _link_package_dicoms(link: str) -> str:
     return link
 
 
-def run_local(pipeline: Callable, arguments: dict, pipeline_root: str):
-    """Run a compiled-able pipeline function with kfp.local's SubprocessRunner in this interpreter."""
+def run_local(pipeline: Callable, arguments: dict, pipeline_root: str, log_file: str | None = None):
+    """Run a compiled-able pipeline function with kfp.local's SubprocessRunner in this interpreter.
+
+    With ``log_file``, everything kfp.local and the steps print goes there, and the terminal gets one
+    line as each step starts and ends (:class:`StepReport`).
+    """
     from kfp import local
 
     # The components name the mammoflow image; here they run in this interpreter, which has the same packages.
     warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom", category=RuntimeWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=os.path.abspath(pipeline_root),
                raise_on_error=True)
-    return pipeline(**arguments)
+    if not log_file:
+        return pipeline(**arguments)
+    with open(log_file, "w", encoding="utf-8") as log, contextlib.redirect_stdout(StepReport(log, sys.stdout)):
+        return pipeline(**arguments)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+STARTED = re.compile(r"Executing task '([^']+)'")
+ENDED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+
+
+class StepReport(io.TextIOBase):
+    """A stream that writes all to ``log`` and tells ``terminal`` when each step starts and ends."""
+
+    def __init__(self, log: TextIO, terminal: TextIO):
+        self.log, self.terminal, self.pending, self.began = log, terminal, "", time.monotonic()
+        self.started: dict[str, float] = {}
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        for line in lines:
+            self._report(ANSI.sub("", line))
+        return len(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.terminal.flush()
+
+    def _report(self, line: str) -> None:
+        now = time.monotonic()
+        clock = time.strftime("%M:%S", time.gmtime(now - self.began))
+        if found := STARTED.search(line):
+            self.started[found.group(1)] = now
+            print(f"[{clock}] {found.group(1)} ...", file=self.terminal, flush=True)
+        elif found := ENDED.search(line):
+            took = now - self.started.pop(found.group(1), now)
+            print(f"[{clock}] {found.group(1)}: {found.group(2).lower()} in {took:.0f} s", file=self.terminal, flush=True)
 
 
 def summarize_run(pipeline_root: str) -> str:

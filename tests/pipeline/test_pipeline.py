@@ -3,6 +3,7 @@ end-to-end run with kfp.local on real files. (No ``from __future__ import annota
 pipeline signatures defined here.)"""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -155,7 +156,7 @@ def test_sources_standardized_apart_share_the_salt_file_and_merge(mias_subset, d
     assert merged["written"] == sum(parts) == 24 + 8
 
 
-def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path):
+def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path, capsys):
     sources = demo_sources(str(tmp_path), mias=str(mias_subset))
     tiny = {"batch_size": 4, "width": 4}
     scans = tmp_path / "scans"
@@ -166,7 +167,10 @@ def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path):
                           "finetune_epochs": 1, "classifier_epochs": 1, "pretrain_settings": tiny,
                           "finetune_settings": tiny, "classifier_settings": {"batch_size": 8}, "generalization": True,
                           "predict_images": str(scans)},
-              str(tmp_path / "kfp"))
+              str(tmp_path / "kfp"), str(tmp_path / "run-local.log"))
+    shown = capsys.readouterr().out.splitlines()  # one line as each step starts and ends; the rest in the log
+    assert len(shown) <= 40 and any(re.fullmatch(r"\[\d\d:\d\d\] evaluate: success in \d+ s", line) for line in shown), shown
+    assert "Streamed logs" in (tmp_path / "run-local.log").read_text()
     [run] = [p for p in (tmp_path / "kfp").iterdir() if p.name.startswith("mammoflow")]
     per_source = [json.loads(m.read_text())["counts"]["source"] for m in run.glob("*/standardize-source/shards/manifest.json")]
     assert sorted(per_source, key=str) == [{"dicom": 8}, {"mias": 24}]
