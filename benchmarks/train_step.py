@@ -3,14 +3,17 @@
     python benchmarks/train_step.py      # writes benchmarks/results/train_step-<device>.{md,png}
 
 Each stage runs the engine's own step (forward, loss, backward, AdamW, scheduler) on batches of the
-shape it trains on, after warm-up steps. Baseline: fp32 eager, measured in the same run. On a GPU
-also bf16 autocast + channels_last, and the same + torch.compile (goal >= 2x); on XLA, fp32 and bf16.
+shape it trains on, after warm-up steps, and reports images/s and the CPU time per step (user and
+system). Baseline: fp32 eager, measured in the same run. On a GPU also bf16 autocast + channels_last,
+and the same + torch.compile (goal >= 2x); on XLA, fp32 and bf16; on a CPU, glibc's default allocator
+against the engine's setting that keeps freed memory (:mod:`mammolibs.train.allocator`).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
@@ -22,8 +25,12 @@ sys.path.insert(0, str(REPO))
 
 from mammolibs.models import create_model  # noqa: E402
 from mammolibs.train import distributed  # noqa: E402
+from mammolibs.train.allocator import keep_freed_memory  # noqa: E402
 from mammolibs.train.engine import TrainConfig, build_optimizer, train_step  # noqa: E402
 from mammolibs.train.stages import STAGES  # noqa: E402
+
+
+GLIBC_DEFAULT = "fp32 eager, glibc's default allocator"
 
 
 def batch_for(stage: str, size: int, batch: int, snip: int) -> tuple[torch.Tensor, ...]:
@@ -40,7 +47,8 @@ def batch_for(stage: str, size: int, batch: int, snip: int) -> tuple[torch.Tenso
     return torch.rand(batch, 1, size, size), torch.rand(batch, 1, size, size)
 
 
-def images_per_second(stage_name: str, variant: str, runtime, args) -> float:
+def measure(stage_name: str, variant: str, runtime, args) -> dict[str, float]:
+    """Images/s of the timed steps, and the CPU time they took per step (user and system, s)."""
     stage = STAGES[stage_name]
     torch.manual_seed(0)
     name, kwargs = stage.model_spec({"width": args.width})
@@ -57,11 +65,13 @@ def images_per_second(stage_name: str, variant: str, runtime, args) -> float:
     for step in range(args.warmup + args.steps):
         if step == args.warmup:
             synchronize(runtime)
-            start = time.perf_counter()
+            start, used = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         train_step(stage, model, batch, optimizer, scheduler, scaler, autocast)
         distributed.step_done(runtime)
     synchronize(runtime)
-    return args.steps * args.batch_size * runtime.replicas / (time.perf_counter() - start)
+    elapsed, now = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+    return {"images_per_s": args.steps * args.batch_size * runtime.replicas / elapsed,
+            "user": (now.ru_utime - used.ru_utime) / args.steps, "system": (now.ru_stime - used.ru_stime) / args.steps}
 
 
 def synchronize(runtime) -> None:
@@ -85,12 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="folder for the report")
     args = parser.parse_args(argv)
     runtime = distributed.start_runtime()
-    variants = ["fp32 eager"]
-    if runtime.device.type == "cuda":
-        variants += ["bf16 channels_last", "bf16 channels_last compile"]
-    elif runtime.xla:
-        variants = ["fp32", "bf16"]
-    results = {stage: {v: images_per_second(stage, v, runtime, args) for v in variants} for stage in args.stages}
+    if runtime.device.type == "cpu" and not runtime.xla:  # the allocator setting against glibc's default
+        variants = [GLIBC_DEFAULT, "fp32 eager"]
+    else:
+        keep_freed_memory()
+        variants = ["fp32", "bf16"] if runtime.xla else ["fp32 eager", "bf16 channels_last", "bf16 channels_last compile"]
+    results: dict[str, dict[str, dict]] = {stage: {} for stage in args.stages}
+    for variant in variants:  # variant by variant: the allocator setting cannot be taken back
+        if variant == "fp32 eager" and GLIBC_DEFAULT in variants:
+            keep_freed_memory()
+        for stage in args.stages:
+            results[stage][variant] = measure(stage, variant, runtime, args)
     report(Path(args.out), runtime, variants, results, args)
     return 0
 
@@ -116,7 +131,7 @@ def report(out: Path, runtime, variants: list[str], results: dict, args) -> None
     x = np.arange(len(results))
     width = 0.8 / len(variants)
     for index, variant in enumerate(variants):
-        axis.bar(x + index * width, [results[s][variant] for s in results], width, label=variant)
+        axis.bar(x + index * width, [results[s][variant]["images_per_s"] for s in results], width, label=variant)
     axis.set_xticks(x + width * (len(variants) - 1) / 2, list(results))
     axis.set_ylabel("images / s")
     axis.set_title(f"training step, {device_name(runtime)}")
@@ -124,8 +139,12 @@ def report(out: Path, runtime, variants: list[str], results: dict, args) -> None
     figure.tight_layout()
     figure.savefig(out / f"train_step-{kind}.png", dpi=110)
     header = "| stage | " + " | ".join(f"{v}, images/s" for v in variants) + f" | best / {variants[0]} |"
-    rows = [f"| {s} | " + " | ".join(f"{results[s][v]:.1f}" for v in variants)
-            + f" | {max(results[s].values()) / results[s][variants[0]]:.2f}x |" for s in results]
+    rows = [f"| {s} | " + " | ".join(f"{results[s][v]['images_per_s']:.1f}" for v in variants)
+            + f" | {max(r['images_per_s'] for r in results[s].values()) / results[s][variants[0]]['images_per_s']:.2f}x |"
+            for s in results]
+    cpu_header = "| stage | " + " | ".join(f"{v}: user / system s per step (system share)" for v in variants) + " |"
+    cpu_rows = [f"| {s} | " + " | ".join(f"{r['user']:.2f} / {r['system']:.2f} ({r['system'] / max(r['user'] + r['system'], 1e-9):.0%})"
+                                         for r in (results[s][v] for v in variants)) + " |" for s in results]
     lines = [
         f"# Benchmark: training step on {device_name(runtime)}",
         "",
@@ -136,6 +155,13 @@ def report(out: Path, runtime, variants: list[str], results: dict, args) -> None
         header,
         "|" + "---|" * (len(variants) + 2),
         *rows,
+        "",
+        "CPU time of this process during the timed steps (the kernel's share is page faults and unmapping of "
+        "large buffers, and waiting threads):",
+        "",
+        cpu_header,
+        "|" + "---|" * (len(variants) + 1),
+        *cpu_rows,
         "",
         f"![train step benchmark](train_step-{kind}.png)",
     ]

@@ -26,6 +26,7 @@ from mammolibs.data.views import effective_patch, unpack_batch
 from mammolibs.models import create_model
 from mammolibs.models.transfer import transfer
 from mammolibs.train import distributed
+from mammolibs.train.allocator import keep_freed_memory
 from mammolibs.train.checkpoints import checkpoint_url, load_checkpoint, restore_rng_states, rng_states, to_cpu
 from mammolibs.train.config import DEFAULT_PATCH, TrainConfig
 from mammolibs.train.monitor import Progress, RunLog
@@ -44,6 +45,7 @@ class TrainResult:
 
 def fit(stage_name: str, config: TrainConfig) -> TrainResult:
     """Train one stage as ``config`` says and return where its final checkpoint is."""
+    keep_freed_memory()
     runtime = distributed.start_runtime()
     try:
         return Run(STAGES[stage_name], config, runtime).train()

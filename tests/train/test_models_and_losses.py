@@ -108,3 +108,31 @@ def test_contrastive_loss_prefers_matching_views():
     stage = STAGES["encoder"]
     a = torch.nn.functional.normalize(torch.randn(8, 16), dim=1)
     assert stage.criterion(a, a).item() < stage.criterion(a, a.roll(1, dims=0)).item()
+
+
+FAULTS = """
+import resource, numpy as np
+from mammolibs.train.allocator import keep_freed_memory
+print(keep_freed_memory())
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    np.ones(64 * 1024 * 1024 // 8)  # a 64 MiB buffer, made and freed like a step's activations
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_training_keeps_freed_memory_instead_of_faulting_it_in_every_step():
+    """glibc hands large buffers back to the kernel at once; training keeps them (MAMMOFLOW_MALLOC=system: not)."""
+    import os
+    import subprocess
+    import sys
+
+    def faults(setting: str) -> tuple[str, int]:
+        done = subprocess.run([sys.executable, "-c", FAULTS], capture_output=True, text=True, check=True,
+                              env={**os.environ, "MAMMOFLOW_MALLOC": setting})
+        applied, count = done.stdout.split()
+        return applied, int(count)
+
+    (applied, kept), (untouched, default) = faults("keep"), faults("system")
+    assert (applied, untouched) == ("True", "False")
+    assert kept * 5 < default, (kept, default)
