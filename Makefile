@@ -48,7 +48,9 @@ browser: ## install Debian's chromium and chromium-driver (the page's tests driv
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
-test: install browser $(XLA_VENV)/.installed $(TOOLS_VENV)/.installed ## run the test suite, then the torch-xla suite on CPU XLA devices
+test: install browser $(XLA_VENV)/.installed $(TOOLS_VENV)/.installed ## lint and format check, the test suite, then the torch-xla suite on CPU XLA devices
+	$(TOOLS_VENV)/bin/ruff check .
+	$(TOOLS_VENV)/bin/ruff format --check .
 	MAMMOFLOW_CHECKOV=$(TOOLS_VENV)/bin/checkov MAMMOFLOW_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests
 	PJRT_DEVICE=CPU $(XLA_VENV)/bin/python -m pytest tests/xla
 

@@ -9,6 +9,7 @@ its default settings. Batches of 8 images and masks, as each side hands them to 
 PNG folder as float32, mammoflow as 16-bit pixels and 8-bit masks (floats are made on the device,
 ``mammolibs.data.views.unpack_batch``). Goal: shards >= 10x.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,13 @@ class PngFolder(Dataset):
 def build(work: Path, data: Path) -> tuple[str, Path]:
     """Shards of every mini-MIAS film and BUSI image at 512 px, and the same pixels as PNG files."""
     shards = str(work / "shards")
-    standardize([("mias", str(data / "mias")), ("busi", str(data / "busi"))], shards, image_size=IMAGE_SIZE,
-                workers=os.cpu_count() or 1, progress=False)
+    standardize(
+        [("mias", str(data / "mias")), ("busi", str(data / "busi"))],
+        shards,
+        image_size=IMAGE_SIZE,
+        workers=os.cpu_count() or 1,
+        progress=False,
+    )
     pngs = work / "png"
     pngs.mkdir()
     number = 0
@@ -81,8 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per loader; the median is reported [3]")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader workers to measure [0 2]")
-    parser.add_argument("--data", default=os.environ.get("MAMMOFLOW_SHARED_DATA", str(REPO.parent / "shared" / "data")),
-                        help="folder holding mias/ and busi/ in their published layouts")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("MAMMOFLOW_SHARED_DATA", str(REPO.parent / "shared" / "data")),
+        help="folder holding mias/ and busi/ in their published layouts",
+    )
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="folder for the report")
     args = parser.parse_args(argv)
     if not (Path(args.data) / "mias").is_dir():
@@ -94,16 +103,22 @@ def main(argv: list[str] | None = None) -> int:
         every_shard = [shard for split in ("train", "val", "test") for shard in split_shards(shards, split)]
         view = _AllSamples()  # every sample of every split, as the baseline reads every file
         count = sum(len(shard["contents"]) for shard in every_shard)
-        stream = ShardStream(shards, replica_parts(every_shard, view, 0, 1), view, BATCH, 0, 0, shuffle=True,
-                             steps=count // BATCH)
+        stream = ShardStream(
+            shards, replica_parts(every_shard, view, 0, 1), view, BATCH, 0, 0, shuffle=True, steps=count // BATCH
+        )
         folder = PngFolder(pngs)
         assert len(folder) == count
         for workers in args.workers:
             ours = DataLoader(stream, batch_size=None, num_workers=workers)
             theirs = DataLoader(folder, batch_size=BATCH, shuffle=True, num_workers=workers, drop_last=True)
-            results[workers] = (statistics.median(rate(theirs, stream.steps * BATCH) for _ in range(args.repeats)),
-                                statistics.median(rate(ours, stream.steps * BATCH) for _ in range(args.repeats)))
-        sizes = (sum(f.stat().st_size for f in pngs.iterdir()), sum(f.stat().st_size for f in Path(shards).glob("*.tar")))
+            results[workers] = (
+                statistics.median(rate(theirs, stream.steps * BATCH) for _ in range(args.repeats)),
+                statistics.median(rate(ours, stream.steps * BATCH) for _ in range(args.repeats)),
+            )
+        sizes = (
+            sum(f.stat().st_size for f in pngs.iterdir()),
+            sum(f.stat().st_size for f in Path(shards).glob("*.tar")),
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(Path(args.out), count, results, sizes)

@@ -11,6 +11,7 @@ clients against a short queue (beyond capacity: 503 at once, never an error or u
 Without ``--unet``, models of the default architecture are trained for one epoch on a few real images
 (speed does not depend on how well they learned).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,9 @@ CLIENTS = (1, 4, 16)
 def real_images(data: Path) -> list[tuple[str, bytes]]:
     """Four mini-MIAS films (1024 x 1024 PGM) and four BUSI frames (PNG), as uploads."""
     films = sorted((data / "mias").glob("mdb*.pgm"))[:4]
-    frames = sorted(p for p in (data / "busi" / "Dataset_BUSI_with_GT" / "benign").glob("*.png") if "_mask" not in p.name)[:4]
+    frames = sorted(
+        p for p in (data / "busi" / "Dataset_BUSI_with_GT" / "benign").glob("*.png") if "_mask" not in p.name
+    )[:4]
     return [(p.name, p.read_bytes()) for p in films + frames]
 
 
@@ -52,12 +55,15 @@ def train_models(work: Path, data: Path, image_size: int) -> tuple[str, str]:
     subset = work / "busi" / "Dataset_BUSI_with_GT"
     for label in ("benign", "malignant", "normal"):
         (subset / label).mkdir(parents=True)
-        for image in sorted(p for p in (data / "busi" / "Dataset_BUSI_with_GT" / label).glob("*.png") if "_mask" not in p.name)[:8]:
+        for image in sorted(
+            p for p in (data / "busi" / "Dataset_BUSI_with_GT" / label).glob("*.png") if "_mask" not in p.name
+        )[:8]:
             for found in image.parent.glob(f"{image.stem}*.png"):
                 shutil.copy(found, subset / label)
     shards = str(work / "shards")
-    standardize([("mias", str(data / "mias")), ("busi", str(work / "busi"))], shards, image_size=image_size,
-                progress=False)
+    standardize(
+        [("mias", str(data / "mias")), ("busi", str(work / "busi"))], shards, image_size=image_size, progress=False
+    )
     common = ["--data", shards, "--epochs", "1", "--no-progress", "--batch-size", "8"]
     main("finetune", common + ["--out", str(work / "finetune")])
     main("classifier", common + ["--out", str(work / "classifier")])
@@ -92,10 +98,17 @@ def load(server: Server, images: list, clients: int, requests_total: int, time_l
     elapsed = time.perf_counter() - start
     ok = [t for t, s in zip(latencies, statuses) if s == 200]
     quantiles = statistics.quantiles(ok, n=20) if len(ok) > 1 else [float("nan")] * 19
-    return {"clients": clients, "requests": len(statuses), "ok": len(ok), "busy": statuses.count(503),
-            "other": len(statuses) - len(ok) - statuses.count(503), "images_per_s": len(ok) / elapsed,
-            "p50_ms": 1000 * statistics.median(ok) if ok else float("nan"), "p95_ms": 1000 * quantiles[18],
-            "peak_mb": memory_mb(server.process.pid)[1]}
+    return {
+        "clients": clients,
+        "requests": len(statuses),
+        "ok": len(ok),
+        "busy": statuses.count(503),
+        "other": len(statuses) - len(ok) - statuses.count(503),
+        "images_per_s": len(ok) / elapsed,
+        "p50_ms": 1000 * statistics.median(ok) if ok else float("nan"),
+        "p95_ms": 1000 * quantiles[18],
+        "peak_mb": memory_mb(server.process.pid)[1],
+    }
 
 
 def variants(unet: str, classifier: str, exported: str) -> list[tuple[str, tuple[str, str], list[str]]]:
@@ -103,10 +116,14 @@ def variants(unet: str, classifier: str, exported: str) -> list[tuple[str, tuple
     and PyTorch on CUDA where there is a GPU."""
     import torch
 
-    found = [("PyTorch, CPU", (unet, classifier), ["--backend", "torch", "--device", "cpu"]),
-             ("ONNX Runtime, CPU", (exported, exported), ["--backend", "onnx"])]
+    found = [
+        ("PyTorch, CPU", (unet, classifier), ["--backend", "torch", "--device", "cpu"]),
+        ("ONNX Runtime, CPU", (exported, exported), ["--backend", "onnx"]),
+    ]
     if torch.cuda.is_available():
-        found.append((f"PyTorch, {torch.cuda.get_device_name()}", (unet, classifier), ["--backend", "torch", "--device", "cuda"]))
+        found.append(
+            (f"PyTorch, {torch.cuda.get_device_name()}", (unet, classifier), ["--backend", "torch", "--device", "cuda"])
+        )
     return found
 
 
@@ -120,8 +137,22 @@ def run(args) -> str:
     with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
         work = Path(scratch)
         unet, classifier = (args.unet, args.classifier) if args.unet else train_models(work, data, args.image_size)
-        subprocess.run([sys.executable, "-m", "mammolibs.cli", "export", "--unet", unet, "--classifier", classifier,
-                        "--out", str(work / "onnx")], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mammolibs.cli",
+                "export",
+                "--unet",
+                unet,
+                "--classifier",
+                classifier,
+                "--out",
+                str(work / "onnx"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         rows = []
         for variant, (u, c), flags in variants(unet, classifier, str(work / "onnx")):
             server = serve(u, c, flags)
@@ -156,23 +187,32 @@ def report(rows, after_100, after_soak, soak, flood, alive, args) -> str:
     import matplotlib.pyplot as plt
 
     lines = [
-        "# Serving benchmark", "",
+        "# Serving benchmark",
+        "",
         f"`python benchmarks/serve.py{''.join(' ' + a for a in sys.argv[1:])}` on {platform.processor() or platform.machine()}, {os.cpu_count()} "
         f"cores, Python {platform.python_version()}; server `mammo serve` on 127.0.0.1 (1 worker, torch's threads), "
         f"clients POST real mini-MIAS films (1024 x 1024 PGM) and BUSI frames (PNG) in turn, multipart; "
-        f"{args.requests} requests per row (or {args.time_limit:g} s).", "",
+        f"{args.requests} requests per row (or {args.time_limit:g} s).",
+        "",
         "| served by | clients | answered | images/s | p50 latency (ms) | p95 latency (ms) | server peak memory (MiB) |",
         "|---|---|---|---|---|---|---|",
-        *(f"| {r['backend']} | {r['clients']} | {r['ok']}/{r['requests']} | {r['images_per_s']:.2f} | {r['p50_ms']:.0f} | "
-          f"{r['p95_ms']:.0f} | {r['peak_mb']:.0f} |" for r in rows), "",
+        *(
+            f"| {r['backend']} | {r['clients']} | {r['ok']}/{r['requests']} | {r['images_per_s']:.2f} | {r['p50_ms']:.0f} | "
+            f"{r['p95_ms']:.0f} | {r['peak_mb']:.0f} |"
+            for r in rows
+        ),
+        "",
     ]
     tables = {}
     for row in rows:
         tables.setdefault(row["backend"], {})[row["clients"]] = row
     baseline = tables["PyTorch, CPU"]
-    lines += [f"{variant} against PyTorch on the CPU, images/s: " + ", ".join(
-        f"{n} client(s) {table[n]['images_per_s'] / baseline[n]['images_per_s']:.2f}x" for n in CLIENTS)
-        for variant, table in tables.items() if table is not baseline] + [""]
+    lines += [
+        f"{variant} against PyTorch on the CPU, images/s: "
+        + ", ".join(f"{n} client(s) {table[n]['images_per_s'] / baseline[n]['images_per_s']:.2f}x" for n in CLIENTS)
+        for variant, table in tables.items()
+        if table is not baseline
+    ] + [""]
     growth = after_soak - after_100
     lines += [
         f"Memory over {soak['requests'] + 100} requests (PyTorch on the CPU, 4 clients): {after_100:.0f} MiB after 100, "
@@ -200,7 +240,9 @@ def report(rows, after_100, after_soak, soak, flood, alive, args) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="folder holding mias/ and busi/")
     parser.add_argument("--unet", help="U-Net run folder to serve [default: trained here for one epoch]")
     parser.add_argument("--classifier", help="classifier run folder to serve (with --unet)")

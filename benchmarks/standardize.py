@@ -9,6 +9,7 @@ Reports, each against a baseline measured in the same run:
   * peak resident memory standardizing N and 4N images, each in a fresh process (goal <= 1.1x);
   * images per second with 1 and 2 workers on 32N images (worker start-up included).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,12 @@ def standardize_seconds(folder: Path, out: Path, workers: int = 1) -> float:
 
 def peak_memory_mb(folder: Path, out: Path) -> float:
     """Peak RSS of a fresh process that standardizes ``folder`` with one worker."""
-    child = subprocess.run([sys.executable, __file__, "--peak-memory-of", str(folder), str(out)],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, __file__, "--peak-memory-of", str(folder), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(child.stdout.strip().splitlines()[-1])
 
 
@@ -92,11 +97,18 @@ def main(argv: list[str] | None = None) -> int:
         standardize_seconds(small, work / "warm-up")
         large_files = sorted(large.rglob("*.dcm"))
         decode = statistics.median(decode_seconds(large_files) for _ in range(args.repeats)) / len(large_files)
-        ours = statistics.median(standardize_seconds(large, work / "out") for _ in range(args.repeats)) / len(large_files)
-        memory = {count: peak_memory_mb(folder, work / f"mem-{count}") for count, folder in ((n, small), (4 * n, large))}
-        rate = {w: 32 * n / statistics.median(standardize_seconds(many, work / f"w{w}", w)
-                                              for _ in range(min(args.repeats, 3)))
-                for w in (1, 2)}
+        ours = statistics.median(standardize_seconds(large, work / "out") for _ in range(args.repeats)) / len(
+            large_files
+        )
+        memory = {
+            count: peak_memory_mb(folder, work / f"mem-{count}") for count, folder in ((n, small), (4 * n, large))
+        }
+        rate = {
+            w: 32
+            * n
+            / statistics.median(standardize_seconds(many, work / f"w{w}", w) for _ in range(min(args.repeats, 3)))
+            for w in (1, 2)
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(Path(args.out), n, decode, ours, memory, rate)

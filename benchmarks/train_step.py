@@ -8,6 +8,7 @@ system). Baseline: fp32 eager, measured in the same run. On a GPU also bf16 auto
 and the same + torch.compile (goal >= 2x); on XLA, fp32 and bf16; on a CPU, glibc's default allocator
 against the engine's setting that keeps freed memory (:mod:`mammolibs.train.allocator`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,6 @@ from mammolibs.train.allocator import keep_freed_memory  # noqa: E402
 from mammolibs.train.engine import TrainConfig, build_optimizer, train_step  # noqa: E402
 from mammolibs.train.stages import STAGES  # noqa: E402
 
-
 GLIBC_DEFAULT = "fp32 eager, glibc's default allocator"
 
 
@@ -40,8 +40,11 @@ def batch_for(stage: str, size: int, batch: int, snip: int) -> tuple[torch.Tenso
     if stage == "whole_image":
         return torch.rand(batch, 1, size, size), torch.randint(0, 2, (batch,))
     if stage == "finetune":
-        return (torch.rand(batch, 1, size, size), (torch.rand(batch, 1, size, size) > 0.9).float(),
-                torch.randint(0, 3, (batch,)))
+        return (
+            torch.rand(batch, 1, size, size),
+            (torch.rand(batch, 1, size, size) > 0.9).float(),
+            torch.randint(0, 3, (batch,)),
+        )
     if stage == "autoencoder":
         return torch.rand(batch, 1, size, size), torch.rand(batch, 1, size, size), torch.randint(0, 3, (batch,))
     return torch.rand(batch, 1, size, size), torch.rand(batch, 1, size, size)
@@ -70,8 +73,11 @@ def measure(stage_name: str, variant: str, runtime, args) -> dict[str, float]:
         distributed.step_done(runtime)
     synchronize(runtime)
     elapsed, now = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
-    return {"images_per_s": args.steps * args.batch_size * runtime.replicas / elapsed,
-            "user": (now.ru_utime - used.ru_utime) / args.steps, "system": (now.ru_stime - used.ru_stime) / args.steps}
+    return {
+        "images_per_s": args.steps * args.batch_size * runtime.replicas / elapsed,
+        "user": (now.ru_utime - used.ru_utime) / args.steps,
+        "system": (now.ru_stime - used.ru_stime) / args.steps,
+    }
 
 
 def synchronize(runtime) -> None:
@@ -99,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         variants = [GLIBC_DEFAULT, "fp32 eager"]
     else:
         keep_freed_memory()
-        variants = ["fp32", "bf16"] if runtime.xla else ["fp32 eager", "bf16 channels_last", "bf16 channels_last compile"]
+        variants = (
+            ["fp32", "bf16"] if runtime.xla else ["fp32 eager", "bf16 channels_last", "bf16 channels_last compile"]
+        )
     results: dict[str, dict[str, dict]] = {stage: {} for stage in args.stages}
     for variant in variants:  # variant by variant: the allocator setting cannot be taken back
         if variant == "fp32 eager" and GLIBC_DEFAULT in variants:
@@ -139,12 +147,22 @@ def report(out: Path, runtime, variants: list[str], results: dict, args) -> None
     figure.tight_layout()
     figure.savefig(out / f"train_step-{kind}.png", dpi=110)
     header = "| stage | " + " | ".join(f"{v}, images/s" for v in variants) + f" | best / {variants[0]} |"
-    rows = [f"| {s} | " + " | ".join(f"{results[s][v]['images_per_s']:.1f}" for v in variants)
-            + f" | {max(r['images_per_s'] for r in results[s].values()) / results[s][variants[0]]['images_per_s']:.2f}x |"
-            for s in results]
+    rows = [
+        f"| {s} | "
+        + " | ".join(f"{results[s][v]['images_per_s']:.1f}" for v in variants)
+        + f" | {max(r['images_per_s'] for r in results[s].values()) / results[s][variants[0]]['images_per_s']:.2f}x |"
+        for s in results
+    ]
     cpu_header = "| stage | " + " | ".join(f"{v}: user / system s per step (system share)" for v in variants) + " |"
-    cpu_rows = [f"| {s} | " + " | ".join(f"{r['user']:.2f} / {r['system']:.2f} ({r['system'] / max(r['user'] + r['system'], 1e-9):.0%})"
-                                         for r in (results[s][v] for v in variants)) + " |" for s in results]
+    cpu_rows = [
+        f"| {s} | "
+        + " | ".join(
+            f"{r['user']:.2f} / {r['system']:.2f} ({r['system'] / max(r['user'] + r['system'], 1e-9):.0%})"
+            for r in (results[s][v] for v in variants)
+        )
+        + " |"
+        for s in results
+    ]
     lines = [
         f"# Benchmark: training step on {device_name(runtime)}",
         "",

@@ -2,6 +2,7 @@
 (``docker/``, ``make images``). The image named here is a default: the pipeline sets each step's image
 from ``--registry`` and ``--tag`` when it is compiled (see :mod:`mammolibs.pipeline.hardware`).
 """
+
 import functools
 
 from kfp import dsl

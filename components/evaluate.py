@@ -1,13 +1,21 @@
 """Evaluate the chain on held-out patients (metrics, ROC curve, confusion matrix, report), and the
 optional cross-dataset generalization matrix."""
+
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from components import component
 
 
 @component
-def evaluate(shards: Input[Dataset], unet: Input[Model], classifier: Input[Model], evaluation: Output[Artifact],
-             metrics: Output[Metrics], classification: Output[ClassificationMetrics], report: Output[HTML]):
+def evaluate(
+    shards: Input[Dataset],
+    unet: Input[Model],
+    classifier: Input[Model],
+    evaluation: Output[Artifact],
+    metrics: Output[Metrics],
+    classification: Output[ClassificationMetrics],
+    report: Output[HTML],
+):
     """``mammo evaluate``; its files land in ``evaluation``, its numbers in the typed artifacts (image level,
     malignant vs rest, at the operating point chosen on the validation split)."""
     import json
@@ -28,19 +36,36 @@ def evaluate(shards: Input[Dataset], unet: Input[Model], classifier: Input[Model
 
 
 @component
-def generalize(shards: Input[Dataset], encoder_epochs: int, autoencoder_epochs: int, finetune_epochs: int,
-               classifier_epochs: int, pretrain_settings: dict, finetune_settings: dict, classifier_settings: dict,
-               generalization: Output[Artifact], report: Output[HTML]):
+def generalize(
+    shards: Input[Dataset],
+    encoder_epochs: int,
+    autoencoder_epochs: int,
+    finetune_epochs: int,
+    classifier_epochs: int,
+    pretrain_settings: dict,
+    finetune_settings: dict,
+    classifier_settings: dict,
+    generalization: Output[Artifact],
+    report: Output[HTML],
+):
     """``mammo generalize`` of the merged shards: the recipe trained on each source and on all but one, scored
     on every source."""
     import shutil
 
     from mammolibs.pipeline.steps import generalize as run
 
-    epochs = {"encoder": encoder_epochs, "autoencoder": autoencoder_epochs, "finetune": finetune_epochs,
-              "classifier": classifier_epochs}
-    settings = {"encoder": pretrain_settings, "autoencoder": pretrain_settings, "finetune": finetune_settings,
-                "classifier": classifier_settings}
+    epochs = {
+        "encoder": encoder_epochs,
+        "autoencoder": autoencoder_epochs,
+        "finetune": finetune_epochs,
+        "classifier": classifier_epochs,
+    }
+    settings = {
+        "encoder": pretrain_settings,
+        "autoencoder": pretrain_settings,
+        "finetune": finetune_settings,
+        "classifier": classifier_settings,
+    }
     summary = run([shards.path], generalization.path, epochs, settings)
     generalization.metadata.update({"sources": summary["sources"]})
     shutil.copyfile(generalization.path + "/generalization.html", report.path)

@@ -1,4 +1,5 @@
 """Standardize one source (a ``NAME=URL`` entry), and merge the per-source shard sets into one."""
+
 from typing import List
 
 from kfp.dsl import Dataset, Input, Output

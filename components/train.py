@@ -1,4 +1,5 @@
 """The four training stages (``mammo train STAGE``), each handing the next its run folder as a Model."""
+
 from kfp.dsl import Dataset, Input, Model, Output
 
 from components import component
@@ -13,31 +14,37 @@ def train_encoder(shards: Input[Dataset], epochs: int, settings: dict, processes
 
 
 @component
-def train_autoencoder(shards: Input[Dataset], encoder: Input[Model], epochs: int, settings: dict, processes: int,
-                      model: Output[Model]):
+def train_autoencoder(
+    shards: Input[Dataset], encoder: Input[Model], epochs: int, settings: dict, processes: int, model: Output[Model]
+):
     """Autoencoder pretraining (denoising), starting from the encoder."""
     from mammolibs.pipeline.steps import train_stage
 
-    model.metadata.update(train_stage("autoencoder", shards.path, model.path, encoder.path, epochs, settings,
-                                      processes))
+    model.metadata.update(
+        train_stage("autoencoder", shards.path, model.path, encoder.path, epochs, settings, processes)
+    )
 
 
 @component
-def finetune_unet(shards: Input[Dataset], autoencoder: Input[Model], epochs: int, settings: dict, processes: int,
-                  model: Output[Model]):
+def finetune_unet(
+    shards: Input[Dataset], autoencoder: Input[Model], epochs: int, settings: dict, processes: int, model: Output[Model]
+):
     """U-Net lesion segmentation, finetuned from the autoencoder."""
     from mammolibs.pipeline.steps import train_stage
 
-    model.metadata.update(train_stage("finetune", shards.path, model.path, autoencoder.path, epochs, settings,
-                                      processes))
+    model.metadata.update(
+        train_stage("finetune", shards.path, model.path, autoencoder.path, epochs, settings, processes)
+    )
 
 
 @component
-def train_classifier(shards: Input[Dataset], autoencoder: Input[Model], epochs: int, settings: dict, processes: int,
-                     model: Output[Model]):
+def train_classifier(
+    shards: Input[Dataset], autoencoder: Input[Model], epochs: int, settings: dict, processes: int, model: Output[Model]
+):
     """Lesion classifier on snips cut around each lesion (and from normal tissue) as it trains, its encoder
     started from the autoencoder's."""
     from mammolibs.pipeline.steps import train_stage
 
-    model.metadata.update(train_stage("classifier", shards.path, model.path, autoencoder.path, epochs, settings,
-                                      processes))
+    model.metadata.update(
+        train_stage("classifier", shards.path, model.path, autoencoder.path, epochs, settings, processes)
+    )

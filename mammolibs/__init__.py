@@ -2,4 +2,5 @@
 
 Research software, not a medical device.
 """
+
 __version__ = "0.1.0"

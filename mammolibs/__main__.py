@@ -1,4 +1,5 @@
 """``python -m mammolibs``: the ``mammo`` command line."""
+
 import sys
 
 from mammolibs.cli import main

@@ -1,4 +1,5 @@
 """Drawing on images with Pillow, shared by the data's contact sheets, predictions and the web service."""
+
 from __future__ import annotations
 
 import io

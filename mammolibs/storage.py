@@ -3,6 +3,7 @@
 Every stage hands the next a URL, never a path guessed from the working folder; this module is the
 only place that turns URLs into file systems.
 """
+
 from __future__ import annotations
 
 import io
@@ -13,7 +14,6 @@ from typing import IO, Callable
 
 import fsspec
 from fsspec.core import split_protocol, url_to_fs
-
 
 NETWORK_TIMEOUT = "MAMMOFLOW_NETWORK_TIMEOUT"
 """Seconds to wait for a storage service to answer before giving up (default 10)."""
@@ -47,9 +47,11 @@ def check_reachable(url: str) -> None:
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as err:
-        raise ConnectionError(f"{url}: cannot reach the storage service at {host}:{port} within {timeout:g} s "
-                              f"({err}); check the network, the URL and $STORAGE_EMULATOR_HOST, or wait longer "
-                              f"with ${NETWORK_TIMEOUT}") from None
+        raise ConnectionError(
+            f"{url}: cannot reach the storage service at {host}:{port} within {timeout:g} s "
+            f"({err}); check the network, the URL and $STORAGE_EMULATOR_HOST, or wait longer "
+            f"with ${NETWORK_TIMEOUT}"
+        ) from None
     _REACHED.add(endpoint)
 
 
@@ -65,7 +67,7 @@ def is_local(url: str) -> bool:
 
 def local_path(url: str) -> str:
     """The OS path of a local URL."""
-    return url[len("file://"):] if url.startswith("file://") else url
+    return url[len("file://") :] if url.startswith("file://") else url
 
 
 def exists(url: str) -> bool:
@@ -81,7 +83,7 @@ def list_files(url: str, suffixes: tuple[str, ...] = ()) -> list[str]:
     if not fs.isdir(root):
         raise FileNotFoundError(f"{url}: no such folder; check the URL (and credentials for gs://)")
     root = root.rstrip("/")
-    found = (path[len(root) + 1:] for path in fs.find(root))
+    found = (path[len(root) + 1 :] for path in fs.find(root))
     wanted = tuple(s.lower() for s in suffixes)
     return sorted(path for path in found if not wanted or path.lower().endswith(wanted))
 

@@ -25,40 +25,61 @@ from mammolibs.train.recipe import DEFAULT_EPOCHS, check_schedule
 def build_pipeline(hardware: Hardware = Hardware()):
     """The pipeline, with each step's image, accelerator and machine from ``hardware``."""
 
-    @dsl.pipeline(name="mammoflow", description="Standardize breast-imaging data, pretrain, finetune, classify, evaluate.")
-    def mammoflow(sources: list, salt_file: str = "", image_size: int = 512, standardize_workers: int = 4,
-                  encoder_epochs: int = DEFAULT_EPOCHS["encoder"], autoencoder_epochs: int = DEFAULT_EPOCHS["autoencoder"],
-                  finetune_epochs: int = DEFAULT_EPOCHS["finetune"], classifier_epochs: int = DEFAULT_EPOCHS["classifier"],
-                  pretrain_settings: dict = {}, finetune_settings: dict = {}, classifier_settings: dict = {},
-                  generalization: bool = False, predict_images: str = ""):
+    @dsl.pipeline(
+        name="mammoflow", description="Standardize breast-imaging data, pretrain, finetune, classify, evaluate."
+    )
+    def mammoflow(
+        sources: list,
+        salt_file: str = "",
+        image_size: int = 512,
+        standardize_workers: int = 4,
+        encoder_epochs: int = DEFAULT_EPOCHS["encoder"],
+        autoencoder_epochs: int = DEFAULT_EPOCHS["autoencoder"],
+        finetune_epochs: int = DEFAULT_EPOCHS["finetune"],
+        classifier_epochs: int = DEFAULT_EPOCHS["classifier"],
+        pretrain_settings: dict = {},
+        finetune_settings: dict = {},
+        classifier_settings: dict = {},
+        generalization: bool = False,
+        predict_images: str = "",
+    ):
         with dsl.ParallelFor(sources, name="each-source") as source:
-            part = standardize_source(source=source, image_size=image_size, workers=standardize_workers,
-                                      salt_file=salt_file)
+            part = standardize_source(
+                source=source, image_size=image_size, workers=standardize_workers, salt_file=salt_file
+            )
             hardware.apply(part.set_caching_options(True), "standardize")
         merged = hardware.apply(merge_shards(shard_sets=dsl.Collected(part.outputs["shards"])), "merge")
         merged.set_caching_options(True)
         shards = merged.outputs["shards"]
 
         def train(component, step, epochs, settings, **inputs):
-            task = component(shards=shards, epochs=epochs, settings=settings, processes=hardware.processes(step),
-                             **inputs)
+            task = component(
+                shards=shards, epochs=epochs, settings=settings, processes=hardware.processes(step), **inputs
+            )
             return hardware.apply(task.set_caching_options(False), step).outputs["model"]
 
         encoder = train(train_encoder, "encoder", encoder_epochs, pretrain_settings)
         autoencoder = train(train_autoencoder, "autoencoder", autoencoder_epochs, pretrain_settings, encoder=encoder)
         unet = train(finetune_unet, "finetune", finetune_epochs, finetune_settings, autoencoder=autoencoder)
-        classifier = train(train_classifier, "classifier", classifier_epochs, classifier_settings,
-                           autoencoder=autoencoder)
+        classifier = train(
+            train_classifier, "classifier", classifier_epochs, classifier_settings, autoencoder=autoencoder
+        )
         scoring = evaluate(shards=shards, unet=unet, classifier=classifier).set_caching_options(False)
         hardware.apply(scoring, "evaluate")
         with dsl.If(predict_images != "", name="batch-predict"):
             batch = predict(images=predict_images, unet=unet, classifier=classifier).after(scoring)
             hardware.apply(batch.set_caching_options(False), "predict")  # after evaluate: its operating point
         with dsl.If(generalization == True, name="generalization"):  # noqa: E712 (a KFP condition, not a bool)
-            matrix = generalize(shards=shards, encoder_epochs=encoder_epochs,
-                                autoencoder_epochs=autoencoder_epochs, finetune_epochs=finetune_epochs,
-                                classifier_epochs=classifier_epochs, pretrain_settings=pretrain_settings,
-                                finetune_settings=finetune_settings, classifier_settings=classifier_settings)
+            matrix = generalize(
+                shards=shards,
+                encoder_epochs=encoder_epochs,
+                autoencoder_epochs=autoencoder_epochs,
+                finetune_epochs=finetune_epochs,
+                classifier_epochs=classifier_epochs,
+                pretrain_settings=pretrain_settings,
+                finetune_settings=finetune_settings,
+                classifier_settings=classifier_settings,
+            )
             hardware.apply(matrix.set_caching_options(False), "generalize")
 
     return mammoflow
@@ -68,7 +89,10 @@ mammoflow = build_pipeline()
 """The pipeline with CPU steps and the default images: what ``run-local`` and ``make compile`` use."""
 
 DEMO_ARGUMENTS = {
-    "encoder_epochs": 3, "autoencoder_epochs": 3, "finetune_epochs": 30, "classifier_epochs": 20,
+    "encoder_epochs": 3,
+    "autoencoder_epochs": 3,
+    "finetune_epochs": 30,
+    "classifier_epochs": 20,
     "pretrain_settings": {"batch_size": 8, "width": 8, "patch_size": 128},
     # the U-Net and the classifier take the autoencoder's architecture and patch side from its checkpoint
     "finetune_settings": {"batch_size": 4, "lr": 3e-3},
@@ -76,8 +100,12 @@ DEMO_ARGUMENTS = {
 }
 
 
-SETTINGS_OF = {"encoder": "pretrain_settings", "autoencoder": "pretrain_settings", "finetune": "finetune_settings",
-               "classifier": "classifier_settings"}
+SETTINGS_OF = {
+    "encoder": "pretrain_settings",
+    "autoencoder": "pretrain_settings",
+    "finetune": "finetune_settings",
+    "classifier": "classifier_settings",
+}
 """Which pipeline parameter holds each stage's settings (flags of 'mammo train STAGE' as keys)."""
 
 
@@ -88,29 +116,53 @@ def check_arguments(arguments: dict) -> dict:
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Compile the mammoflow pipeline, or run it here with kfp.local.")
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Compile the mammoflow pipeline, or run it here with kfp.local."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    build = commands.add_parser("compile", formatter_class=fmt, help="write the pipeline as KFP v2 YAML",
-                                description="Write the pipeline as KFP v2 YAML for Vertex AI Pipelines or Kubeflow, "
-                                "with each step's image, accelerator and machine.",
-                                epilog=f"steps: {', '.join(STEPS)}. accelerators: {', '.join(ACCELERATORS)}. "
-                                f"machine types Vertex AI sizes steps for: {', '.join(MACHINES)} (on Kubeflow any "
-                                "GKE machine type).")
+    build = commands.add_parser(
+        "compile",
+        formatter_class=fmt,
+        help="write the pipeline as KFP v2 YAML",
+        description="Write the pipeline as KFP v2 YAML for Vertex AI Pipelines or Kubeflow, "
+        "with each step's image, accelerator and machine.",
+        epilog=f"steps: {', '.join(STEPS)}. accelerators: {', '.join(ACCELERATORS)}. "
+        f"machine types Vertex AI sizes steps for: {', '.join(MACHINES)} (on Kubeflow any "
+        "GKE machine type).",
+    )
     build.add_argument("--output", default="mammoflow.yaml", help="YAML file to write")
-    build.add_argument("--target", choices=TARGETS, default="kubeflow",
-                       help="vertex: Vertex AI accelerator types and CPU/memory limits; kubeflow: GKE node selectors "
-                       "and resource limits")
-    build.add_argument("--registry", default="mammoflow",
-                       help="where 'make images' pushed the images, e.g. us-docker.pkg.dev/PROJECT/mammoflow")
+    build.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="kubeflow",
+        help="vertex: Vertex AI accelerator types and CPU/memory limits; kubeflow: GKE node selectors "
+        "and resource limits",
+    )
+    build.add_argument(
+        "--registry",
+        default="mammoflow",
+        help="where 'make images' pushed the images, e.g. us-docker.pkg.dev/PROJECT/mammoflow",
+    )
     build.add_argument("--tag", default=__version__, help="the images' tag (mammoflow's version)")
-    build.add_argument("--accelerator", action="append", default=[], metavar="STEP=NAME:COUNT",
-                       help="accelerators of a training step, e.g. encoder=tpu-v5e:8 or finetune=nvidia-l4:2 "
-                       "(several GPUs: torchrun, one process each); repeat for several steps")
-    build.add_argument("--machine-type", action="append", default=[], metavar="STEP=TYPE",
-                       help="machine of a step, e.g. standardize=n2-standard-16; repeat for several steps")
-    local = commands.add_parser("run-local", formatter_class=fmt,
-                                help="run the whole pipeline on this machine (kfp.local, CPU)")
+    build.add_argument(
+        "--accelerator",
+        action="append",
+        default=[],
+        metavar="STEP=NAME:COUNT",
+        help="accelerators of a training step, e.g. encoder=tpu-v5e:8 or finetune=nvidia-l4:2 "
+        "(several GPUs: torchrun, one process each); repeat for several steps",
+    )
+    build.add_argument(
+        "--machine-type",
+        action="append",
+        default=[],
+        metavar="STEP=TYPE",
+        help="machine of a step, e.g. standardize=n2-standard-16; repeat for several steps",
+    )
+    local = commands.add_parser(
+        "run-local", formatter_class=fmt, help="run the whole pipeline on this machine (kfp.local, CPU)"
+    )
     local.add_argument("--workdir", default="demo-output", help="folder for the pipeline root and demo inputs")
     local.add_argument("--mias", help="a mini-MIAS folder as published (default: phantom films)")
     local.add_argument("--busi", help="a BUSI folder as published (Dataset_BUSI_with_GT)")
@@ -128,8 +180,10 @@ def main(argv=None, prog: str | None = None):
         except ValueError as err:
             raise SystemExit(f"compile: {err}")
         compiler.Compiler().compile(build_pipeline(hardware), args.output)
-        print(f"pipeline written to {args.output} for {args.target}; submit it with 'mammo pipeline submit' "
-              "(see the README)")
+        print(
+            f"pipeline written to {args.output} for {args.target}; submit it with 'mammo pipeline submit' "
+            "(see the README)"
+        )
         return
     from mammolibs.data.pseudonyms import resolve_salt
     from mammolibs.pipeline.local import demo_sources, run_local, summarize_run
@@ -146,8 +200,12 @@ def main(argv=None, prog: str | None = None):
     log_file = os.path.join(args.workdir, "run-local.log")
     print(f"running the pipeline with kfp.local; every step's own output goes to {log_file}")
     try:
-        run_local(mammoflow, {"sources": sources, "salt_file": salt_file, "image_size": args.image_size, **arguments},
-                  root, log_file)
+        run_local(
+            mammoflow,
+            {"sources": sources, "salt_file": salt_file, "image_size": args.image_size, **arguments},
+            root,
+            log_file,
+        )
     except RuntimeError as err:
         raise SystemExit(f"run-local: {err}; the step's output is in {log_file}") from None
     print("\nmammoflow pipeline finished.\n" + summarize_run(root))

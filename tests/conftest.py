@@ -1,5 +1,6 @@
 """Shared fixtures: the real development data (``MAMMOFLOW_SHARED_DATA``, default ``../shared/data``)
 and small standardized shard sets built from real files."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -26,7 +27,9 @@ de-identification tests set their own."""
 def _shared(sub: str) -> Path:
     path = SHARED_DATA / sub
     if not path.is_dir():
-        pytest.skip(f"real data folder {path} is absent; set MAMMOFLOW_SHARED_DATA to the folder holding mias/ and busi/")
+        pytest.skip(
+            f"real data folder {path} is absent; set MAMMOFLOW_SHARED_DATA to the folder holding mias/ and busi/"
+        )
     return path
 
 
@@ -53,9 +56,32 @@ def dicom_dir() -> Path:
 @pytest.fixture(scope="session")
 def mias_subset(mias_dir, tmp_path_factory) -> Path:
     """A handful of real MIAS films in the published layout: normal, benign and malignant, several patients."""
-    films = ["mdb011", "mdb012", "mdb069", "mdb070", "mdb101", "mdb102", "mdb109", "mdb110", "mdb131",
-             "mdb132", "mdb175", "mdb176", "mdb177", "mdb178", "mdb185", "mdb186", "mdb205", "mdb206",
-             "mdb215", "mdb216", "mdb243", "mdb244", "mdb255", "mdb256"]
+    films = [
+        "mdb011",
+        "mdb012",
+        "mdb069",
+        "mdb070",
+        "mdb101",
+        "mdb102",
+        "mdb109",
+        "mdb110",
+        "mdb131",
+        "mdb132",
+        "mdb175",
+        "mdb176",
+        "mdb177",
+        "mdb178",
+        "mdb185",
+        "mdb186",
+        "mdb205",
+        "mdb206",
+        "mdb215",
+        "mdb216",
+        "mdb243",
+        "mdb244",
+        "mdb255",
+        "mdb256",
+    ]
     folder = tmp_path_factory.mktemp("mias-subset")
     for film in films:
         shutil.copy(mias_dir / f"{film}.pgm", folder)
@@ -99,12 +125,33 @@ def runs(small_shards, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     data = ["--data", small_shards]
     main("encoder", data + ["--out", str(root / "encoder"), "--epochs", "1"] + COMMON)
-    main("autoencoder", data + ["--out", str(root / "autoencoder"), "--epochs", "1",
-                                "--encoder", str(root / "encoder")] + COMMON)
-    main("finetune", data + ["--out", str(root / "finetune"), "--epochs", "6", "--lr", "3e-3", "--patch-size", "32",
-                             "--init", str(root / "autoencoder")] + COMMON)
-    main("classifier", data + ["--out", str(root / "classifier"), "--epochs", "3", "--snip-size", "32",
-                               "--init", str(root / "autoencoder")] + COMMON)
+    main(
+        "autoencoder",
+        data + ["--out", str(root / "autoencoder"), "--epochs", "1", "--encoder", str(root / "encoder")] + COMMON,
+    )
+    main(
+        "finetune",
+        data
+        + [
+            "--out",
+            str(root / "finetune"),
+            "--epochs",
+            "6",
+            "--lr",
+            "3e-3",
+            "--patch-size",
+            "32",
+            "--init",
+            str(root / "autoencoder"),
+        ]
+        + COMMON,
+    )
+    main(
+        "classifier",
+        data
+        + ["--out", str(root / "classifier"), "--epochs", "3", "--snip-size", "32", "--init", str(root / "autoencoder")]
+        + COMMON,
+    )
     return root
 
 
@@ -133,8 +180,22 @@ def gcs_bucket():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     bucket = "mammoflow-test"
-    server = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
-                               "--port", str(port), "--in-memory", "--default-bucket", bucket, "-q"])
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gcp_storage_emulator",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--in-memory",
+            "--default-bucket",
+            bucket,
+            "-q",
+        ]
+    )
     deadline = time.time() + 30
     while not _listening(port):
         if time.time() > deadline or server.poll() is not None:

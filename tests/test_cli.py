@@ -1,4 +1,5 @@
 """The ``mammo`` command line: standardize, evaluate, predict; every flag explained."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,17 @@ from tests.conftest import REPO
 def test_every_subcommand_flag_has_help():
     parser = get_parser()
     subcommands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(subcommands) == {"standardize", "data", "train", "evaluate", "generalize", "predict", "serve", "export", "pipeline"}
+    assert set(subcommands) == {
+        "standardize",
+        "data",
+        "train",
+        "evaluate",
+        "generalize",
+        "predict",
+        "serve",
+        "export",
+        "pipeline",
+    }
     parsers = list(subcommands.values())
     while parsers:  # nested ones too: data inspect, pipeline submit
         sub = parsers.pop()
@@ -26,8 +37,20 @@ def test_every_subcommand_flag_has_help():
 
 def test_standardize_command_writes_shards_and_reports_counts(mias_subset, tmp_path, capsys):
     out = tmp_path / "shards"
-    code = main(["standardize", "--source", "mias", "--input", str(mias_subset), "--output", str(out),
-                 "--image-size", "32", "--no-progress"])
+    code = main(
+        [
+            "standardize",
+            "--source",
+            "mias",
+            "--input",
+            str(mias_subset),
+            "--output",
+            str(out),
+            "--image-size",
+            "32",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert "24 inputs: 24 written, 0 rejected" in capsys.readouterr().out
     assert json.loads((out / "manifest.json").read_text())["image_size"] == 32
@@ -44,8 +67,24 @@ def test_train_runs_a_stage_with_that_stages_flags(small_shards, tmp_path, capsy
         main(["train", "finetune", "--help"])
     assert capsys.readouterr().out.startswith("usage: mammo train finetune")
     out = tmp_path / "classifier"
-    assert main(["train", "classifier", "--data", small_shards, "--out", str(out), "--epochs", "1",
-                 "--batch-size", "8", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classifier",
+                "--data",
+                small_shards,
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert (out / "checkpoints" / "final.pt").stat().st_size > 0
     assert json.loads((out / "config.json").read_text())["batch_size"] == 8
 
@@ -98,8 +137,21 @@ def test_version_and_python_m():
 
 def test_quiet_keeps_only_warnings_and_verbose_adds_debugging(small_shards, tmp_path):
     def train(*flags: str) -> str:
-        command = [sys.executable, "-m", "mammolibs", *flags, "train", "classifier", "--data", small_shards, "--out",
-                   str(tmp_path / flags[0] if flags else tmp_path / "plain"), "--epochs", "1", "--no-progress"]
+        command = [
+            sys.executable,
+            "-m",
+            "mammolibs",
+            *flags,
+            "train",
+            "classifier",
+            "--data",
+            small_shards,
+            "--out",
+            str(tmp_path / flags[0] if flags else tmp_path / "plain"),
+            "--epochs",
+            "1",
+            "--no-progress",
+        ]
         return subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=True).stderr
 
     plain, quiet, verbose = train(), train("--quiet"), train("--verbose")

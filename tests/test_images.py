@@ -1,5 +1,6 @@
 """The container images, checked without a Docker engine: installs at the versions the tests use
 (constraints.txt), multi-stage builds, an unprivileged user, and a clean hadolint report."""
+
 from __future__ import annotations
 
 import re
@@ -60,8 +61,11 @@ def test_there_is_an_image_for_each_kind_of_machine():
 def test_images_install_only_what_the_tests_install(path):
     """Every package an image names is pinned as the tests' constraints pin it, and mammoflow itself is
     installed under constraints.txt (the TPU image: all of it but torch, which requirements-xla.txt pins)."""
-    pins = {**_pins("constraints.txt"), **_pins("requirements-xla.txt")} if path.name == "tpu.Dockerfile" \
+    pins = (
+        {**_pins("constraints.txt"), **_pins("requirements-xla.txt")}
+        if path.name == "tpu.Dockerfile"
         else _pins("constraints.txt")
+    )
     copied = " ".join(rest for keyword, rest in _instructions(path) if keyword == "COPY")
     installs = _pip_installs(path)
     assert installs
@@ -100,7 +104,7 @@ def test_images_are_multi_stage_pinned_and_run_unprivileged(path):
     for stage in stages:
         image = re.sub(r"\$\{(\w+)\}", lambda m: base[m.group(1)], stage.split()[0])
         assert re.search(r":\d+\.\d+\.\d+", image), f"{path.name}: base image {image} has no exact version tag"
-    last_stage = instructions[max(i for i, (k, _) in enumerate(instructions) if k == "FROM"):]
+    last_stage = instructions[max(i for i, (k, _) in enumerate(instructions) if k == "FROM") :]
     users = [rest for keyword, rest in last_stage if keyword == "USER"]
     assert users and users[-1] not in ("root", "0"), f"{path.name}: the runtime stage runs as root"
     assert any(k == "COPY" and "--from=builder" in rest for k, rest in last_stage)

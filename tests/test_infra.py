@@ -1,5 +1,6 @@
 """The Terraform in infra/, checked without Terraform: every file parses (python-hcl2), the resources hold
 what the README promises, and checkov leaves no failed check and no skip without its reason."""
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,16 @@ def resources() -> dict[tuple[str, str], dict]:
 
 def test_every_terraform_file_parses_and_declares_its_variables():
     files = sorted(INFRA.glob("*.tf"))
-    assert {p.name for p in files} >= {"versions.tf", "variables.tf", "storage.tf", "registry.tf", "iam.tf", "apis.tf",
-                                       "gke.tf", "outputs.tf"}
+    assert {p.name for p in files} >= {
+        "versions.tf",
+        "variables.tf",
+        "storage.tf",
+        "registry.tf",
+        "iam.tf",
+        "apis.tf",
+        "gke.tf",
+        "outputs.tf",
+    }
     text = "".join(p.read_text() for p in files)
     with (INFRA / "variables.tf").open() as f:
         declared = {name for block in _plain(hcl2.load(f))["variable"] for name in block}
@@ -67,8 +76,11 @@ def test_service_accounts_get_storage_on_the_one_bucket_only(resources):
     bucket_grants = [body for (kind, _), body in resources.items() if kind == "google_storage_bucket_iam_member"]
     assert {grant["role"] for grant in bucket_grants} == {"roles/storage.objectUser"}
     assert all(grant["bucket"] == "${google_storage_bucket.mammoflow.name}" for grant in bucket_grants)
-    assert not any("admin" in body.get("role", "").lower() or "owner" in body.get("role", "").lower()
-                   for (kind, _), body in resources.items() if kind.endswith("iam_member"))
+    assert not any(
+        "admin" in body.get("role", "").lower() or "owner" in body.get("role", "").lower()
+        for (kind, _), body in resources.items()
+        if kind.endswith("iam_member")
+    )
 
 
 def test_registry_apis_and_the_optional_tpu_cluster(resources):
@@ -88,16 +100,32 @@ def test_checkov_finds_no_failed_check_and_every_skip_says_why(tmp_path):
     checkov = os.environ.get("MAMMOFLOW_CHECKOV") or shutil.which("checkov")
     if not checkov:
         pytest.fail("checkov not found: run 'make test' (it builds .venv-tools) or set MAMMOFLOW_CHECKOV")
-    done = subprocess.run([checkov, "-d", str(INFRA), "--framework", "terraform", "--compact", "-o", "json",
-                           "--var-file", str(INFRA / "example.tfvars")],  # the GKE cluster included
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            checkov,
+            "-d",
+            str(INFRA),
+            "--framework",
+            "terraform",
+            "--compact",
+            "-o",
+            "json",
+            "--var-file",
+            str(INFRA / "example.tfvars"),
+        ],  # the GKE cluster included
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     report = json.loads(done.stdout)
     summary = report["summary"]
     failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
     assert summary["failed"] == 0 and summary["parsing_errors"] == 0, failed
     scanned = {c["resource"].split(".")[0] for c in report["results"]["passed_checks"]}
-    assert summary["passed"] >= 30 and {"google_container_cluster", "google_container_node_pool",
-                                        "google_storage_bucket"} <= scanned
+    assert (
+        summary["passed"] >= 30
+        and {"google_container_cluster", "google_container_node_pool", "google_storage_bucket"} <= scanned
+    )
     for skipped in report["results"]["skipped_checks"]:
         reason = skipped["check_result"].get("suppress_comment", "")
         assert len(reason) > 40, f"{skipped['check_id']} on {skipped['resource']} is skipped without a reason"

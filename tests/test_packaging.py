@@ -1,6 +1,7 @@
 """mammoflow as a package: the wheel that ``pip install .`` builds holds the library, the components and
 the pipeline, the page's files, the ``mammo`` command, ranged dependencies and the extras, and works
 from outside the repository."""
+
 from __future__ import annotations
 
 import email
@@ -20,8 +21,22 @@ EXTRAS = {"serve", "vertex", "demo", "xla", "test"}
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(out),
-                    str(REPO)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
     [built] = out.glob("mammoflow-*.whl")
     return built
 
@@ -34,8 +49,14 @@ def test_the_wheel_holds_the_package_and_declares_ranges_and_extras(wheel):
         meta = email.message_from_bytes(archive.read(metadata))
         [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
-    for expected in ("mammolibs/cli.py", "mammolibs/__main__.py", "mammolibs/serve/static/index.html",
-                     "mammolibs/serve/static/app.js", "components/train.py", "pipelines/mammoflow.py"):
+    for expected in (
+        "mammolibs/cli.py",
+        "mammolibs/__main__.py",
+        "mammolibs/serve/static/index.html",
+        "mammolibs/serve/static/app.js",
+        "components/train.py",
+        "pipelines/mammoflow.py",
+    ):
         assert expected in names, expected
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
     assert "mammo = mammolibs.cli:main" in scripts
@@ -51,16 +72,30 @@ def test_the_wheel_holds_the_package_and_declares_ranges_and_extras(wheel):
 
 def test_the_installed_package_compiles_the_pipeline_outside_the_repository(wheel, tmp_path):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
-    where = subprocess.run([sys.executable, "-c", "import mammolibs, pipelines; print(mammolibs.__file__, pipelines.__file__)"],
-                           cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [sys.executable, "-c", "import mammolibs, pipelines; print(mammolibs.__file__, pipelines.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert str(REPO) not in where and str(target) in where  # the installed copy, not the checkout
-    done = subprocess.run([sys.executable, "-m", "mammolibs", "pipeline", "compile", "--output", "p.yaml"],
-                          cwd=elsewhere, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "mammolibs", "pipeline", "compile", "--output", "p.yaml"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"mammoflow-cpu:{__version__}" in (elsewhere / "p.yaml").read_text()
 

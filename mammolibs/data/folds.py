@@ -6,6 +6,7 @@ others (by a second hash, so it is the same whatever ``i``) in ``val`` and the r
 All films of one patient stay together, as in ``mammo standardize``. The samples' bytes are copied
 unchanged; only their ``split`` may be rewritten.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,9 +15,9 @@ from typing import Callable
 
 from mammolibs import storage
 from mammolibs.data.manifest import MANIFEST, build_manifest, read_manifest
-from mammolibs.data.validate import SPLITS
 from mammolibs.data.shards import EncodedSample, ShardWriter, committed_shards, decode_meta, read_shard
 from mammolibs.data.standardize import SETTINGS
+from mammolibs.data.validate import SPLITS
 
 
 def fold_of(patient: str, folds: int) -> int:
@@ -35,15 +36,19 @@ def write_fold(data_url: str, output: str, folds: int, fold: int, val_fraction: 
     returns the new manifest. Samples keep their keys, labels and sources."""
     if not 0 <= fold < folds or folds < 2:
         raise ValueError(f"fold {fold} of {folds}: need 2 or more folds and 0 <= fold < folds")
-    return copy_samples(data_url, output, lambda meta: {**meta, "split": split_in_fold(meta["patient"], folds, fold,
-                                                                                        val_fraction)},
-                        {"fold": {"of": data_url, "folds": folds, "fold": fold, "val_fraction": val_fraction}})
+    return copy_samples(
+        data_url,
+        output,
+        lambda meta: {**meta, "split": split_in_fold(meta["patient"], folds, fold, val_fraction)},
+        {"fold": {"of": data_url, "folds": folds, "fold": fold, "val_fraction": val_fraction}},
+    )
 
 
 def write_source(data_url: str, output: str, source: str) -> dict:
     """Copy the samples of one ``source`` of the shard set at ``data_url`` to ``output``, splits kept."""
-    return copy_samples(data_url, output, lambda meta: meta if meta["source"] == source else None,
-                        {"source_of": data_url})
+    return copy_samples(
+        data_url, output, lambda meta: meta if meta["source"] == source else None, {"source_of": data_url}
+    )
 
 
 def copy_samples(data_url: str, output: str, change: Callable[[dict], dict | None], note: dict) -> dict:

@@ -4,6 +4,7 @@ means denser.
 Sizes are checked from the header, before any pixel is decoded, so that a decompression bomb is
 refused without allocating it.
 """
+
 from __future__ import annotations
 
 import io
@@ -28,8 +29,10 @@ def check_size(width: int, height: int, name: str, frames: int = 1) -> None:
     if width <= 0 or height <= 0:
         raise RejectedInput(f"{name}: image header says {width}x{height} pixels; the file is damaged")
     if width * height * frames > MAX_PIXELS:
-        raise RejectedInput(f"{name}: header says {width}x{height} pixels x {frames} frame(s), beyond any "
-                            f"mammogram (limit {MAX_PIXELS:,} pixels); refused before decoding")
+        raise RejectedInput(
+            f"{name}: header says {width}x{height} pixels x {frames} frame(s), beyond any "
+            f"mammogram (limit {MAX_PIXELS:,} pixels); refused before decoding"
+        )
 
 
 def open_input(url: str) -> IO[bytes]:
@@ -61,8 +64,7 @@ def read_dicom(url: str) -> tuple[np.ndarray, pydicom.Dataset]:
 def dicom_pixels(f: IO[bytes], name: str) -> tuple[np.ndarray, pydicom.Dataset]:
     """:func:`read_dicom` of an open file (or an upload in memory) called ``name`` in messages."""
     ds = _header(f, name)
-    check_size(int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0), name,
-               int(ds.get("NumberOfFrames", 1) or 1))
+    check_size(int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0), name, int(ds.get("NumberOfFrames", 1) or 1))
     f.seek(0)
     try:
         pixels = pixel_array(f)
@@ -94,15 +96,18 @@ def display_pixels(stored: np.ndarray, ds: pydicom.Dataset, url: str) -> np.ndar
         raise RejectedInput(f"{url}: expected one grey image, got pixel array of shape {stored.shape}")
     photometric = ds.get("PhotometricInterpretation", "MONOCHROME2")
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise RejectedInput(f"{url}: its photometric interpretation is neither MONOCHROME1 nor MONOCHROME2: "
-                            "not a grey mammogram")
+        raise RejectedInput(
+            f"{url}: its photometric interpretation is neither MONOCHROME1 nor MONOCHROME2: not a grey mammogram"
+        )
     if ("RescaleSlope" in ds) != ("RescaleIntercept" in ds):
         raise RejectedInput(f"{url}: RescaleSlope and RescaleIntercept come together; this file has only one of them")
     pixels = apply_modality_lut(stored, ds)
     if "VOILUTSequence" in ds:
         if not np.array_equal(pixels, np.round(pixels)):
-            raise RejectedInput(f"{url}: a VOI LUT table after a fractional rescale cannot be looked up exactly; "
-                                "export the file with its window instead")
+            raise RejectedInput(
+                f"{url}: a VOI LUT table after a fractional rescale cannot be looked up exactly; "
+                "export the file with its window instead"
+            )
         pixels = apply_voi_lut(pixels.astype(np.int64), ds, index=0, prefer_lut=True)
     elif "WindowCenter" in ds:
         pixels = apply_voi_lut(pixels, ds, index=0)

@@ -1,4 +1,5 @@
 """``mammo data inspect``: what a shard set holds, as a table and as a contact sheet of samples."""
+
 from __future__ import annotations
 
 import io
@@ -7,22 +8,26 @@ from PIL import Image, ImageDraw
 
 from mammolibs import storage
 from mammolibs.data.manifest import read_manifest, shard_urls
-from mammolibs.data.validate import SPLITS
 from mammolibs.data.shards import iter_shard
+from mammolibs.data.validate import SPLITS
 from mammolibs.pictures import overlay
 
 
 def describe(manifest: dict) -> str:
     """Counts per split, source and label, with each label's share, as aligned text."""
-    lines = [f"{manifest['written']} samples written, {manifest['rejected']} rejected, "
-             f"{manifest['image_size']}x{manifest['image_size']} pixels, {len(manifest['shards'])} shards"]
+    lines = [
+        f"{manifest['written']} samples written, {manifest['rejected']} rejected, "
+        f"{manifest['image_size']}x{manifest['image_size']} pixels, {len(manifest['shards'])} shards"
+    ]
     total = max(1, manifest["written"])
     for split, sources in sorted(manifest["counts_by_split_source_label"].items()):
         for source, labels in sorted(sources.items()):
             counts = ", ".join(f"{label} {n}" for label, n in sorted(labels.items()))
             lines.append(f"  {split:<5} {source:<12} {counts}")
-    lines.append("  class balance: " + ", ".join(f"{label} {100 * n / total:.1f}%"
-                                                 for label, n in sorted(manifest["counts"]["label"].items())))
+    lines.append(
+        "  class balance: "
+        + ", ".join(f"{label} {100 * n / total:.1f}%" for label, n in sorted(manifest["counts"]["label"].items()))
+    )
     return "\n".join(lines)
 
 
@@ -45,7 +50,9 @@ def contact_sheet(data_url: str, out_url: str, per_group: int = 4, tile: int = 1
     for row, samples in enumerate(rows):
         for column, sample in enumerate(samples):
             picture = overlay(sample.image, sample.mask > 0.5, [], []).resize((tile, tile))
-            ImageDraw.Draw(picture).text((3, 3), f"{sample.meta['source']} {sample.label}\n{sample.key}", fill=(0, 255, 120))
+            ImageDraw.Draw(picture).text(
+                (3, 3), f"{sample.meta['source']} {sample.label}\n{sample.key}", fill=(0, 255, 120)
+            )
             sheet.paste(picture, (column * tile, row * tile))
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG")

@@ -1,4 +1,5 @@
 """The manifest (``manifest.json``) that describes a standardized shard set, and split assignment."""
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,9 @@ def read_json(url: str) -> object:
     try:
         return json.loads(storage.read_text(url))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{url}: not valid JSON ({err}); the shard set is damaged: standardize the source again"
-                         ) from None
+        raise ValueError(
+            f"{url}: not valid JSON ({err}); the shard set is damaged: standardize the source again"
+        ) from None
 
 
 def shard_urls(data_url: str, split: str) -> list[str]:

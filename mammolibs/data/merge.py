@@ -4,6 +4,7 @@ Shards are copied whole and renumbered per split; each one's bytes are checked a
 its index first. The merged manifest adds up the inputs, so ``inputs == written + rejected`` still holds,
 and the rejects of every input are kept. Merging the same inputs again gives the same files.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,10 @@ def merge_shard_sets(inputs: list[str], output: str, progress: bool = True) -> d
     settings = [read_json(storage.join(url, SETTINGS)) for url in inputs]
     for url, setting, manifest in zip(inputs[1:], settings[1:], manifests[1:]):
         if setting != settings[0] or manifest["image_size"] != manifests[0]["image_size"]:
-            raise ValueError(f"{url} was standardized with {setting}, {inputs[0]} with {settings[0]}; "
-                             "standardize every source with the same --image-size, --salt and --samples-per-shard")
+            raise ValueError(
+                f"{url} was standardized with {setting}, {inputs[0]} with {settings[0]}; "
+                "standardize every source with the same --image-size, --salt and --samples-per-shard"
+            )
     plan = _plan(inputs)
     storage.makedirs(output)
     storage.write_text_atomic(storage.join(output, SETTINGS), json.dumps(settings[0], sort_keys=True))
@@ -37,19 +40,28 @@ def merge_shard_sets(inputs: list[str], output: str, progress: bool = True) -> d
     for source_url, original, index in tqdm(plan, desc="merge", unit="shard", disable=not progress):
         blob = storage.read_bytes(storage.join(source_url, original))
         if hashlib.sha256(blob).hexdigest() != index["sha256"]:
-            raise ValueError(f"{storage.join(source_url, original)} does not match the SHA-256 in its index; "
-                             "it was changed or truncated after standardize wrote it: standardize that source again")
+            raise ValueError(
+                f"{storage.join(source_url, original)} does not match the SHA-256 in its index; "
+                "it was changed or truncated after standardize wrote it: standardize that source again"
+            )
         keys = list(shard_members(blob, storage.join(source_url, original)))
         if keys != [entry["key"] for entry in index["contents"]]:
-            raise ValueError(f"{storage.join(source_url, original)} holds other samples than its index lists; "
-                             "standardize that source again")
+            raise ValueError(
+                f"{storage.join(source_url, original)} holds other samples than its index lists; "
+                "standardize that source again"
+            )
         storage.write_bytes_atomic(storage.join(output, index["name"]), blob)
         storage.write_text_atomic(storage.join(output, index["name"][:-4] + INDEX_SUFFIX), json.dumps(index))
-    rejects = "".join(storage.read_text(storage.join(url, REJECTS)) for url in inputs
-                      if storage.exists(storage.join(url, REJECTS)))
+    rejects = "".join(
+        storage.read_text(storage.join(url, REJECTS)) for url in inputs if storage.exists(storage.join(url, REJECTS))
+    )
     storage.write_text_atomic(storage.join(output, REJECTS), rejects)
-    manifest = build_manifest([index for _, _, index in plan], manifests[0]["image_size"],
-                              inputs=sum(m["inputs"] for m in manifests), rejected=sum(m["rejected"] for m in manifests))
+    manifest = build_manifest(
+        [index for _, _, index in plan],
+        manifests[0]["image_size"],
+        inputs=sum(m["inputs"] for m in manifests),
+        rejected=sum(m["rejected"] for m in manifests),
+    )
     manifest["merged_from"] = list(inputs)
     storage.write_text_atomic(storage.join(output, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
@@ -62,8 +74,10 @@ def _plan(inputs: list[str]) -> list[tuple[str, str, dict]]:
         for shard in sorted(committed_shards(url), key=lambda s: s["name"]):
             for entry in shard["contents"]:
                 if entry["key"] in owner:
-                    raise ValueError(f"sample {entry['key']} is in both {owner[entry['key']]} and {url}: "
-                                     "the same source was standardized twice; merge each source once")
+                    raise ValueError(
+                        f"sample {entry['key']} is in both {owner[entry['key']]} and {url}: "
+                        "the same source was standardized twice; merge each source once"
+                    )
                 owner[entry["key"]] = url
             number = numbers.get(shard["split"], 0)
             numbers[shard["split"]] = number + 1

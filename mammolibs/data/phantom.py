@@ -4,6 +4,7 @@ They let the supervised stages run anywhere without a download. Benign lesions a
 masses; malignant ones are denser and spiculated, so a classifier has something real to learn.
 The result reads with the same ``mias`` reader as the real films.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,7 @@ def _breast(rng: np.random.Generator, right: bool) -> np.ndarray:
 
 def _lesion(rng: np.random.Generator, radius: float, malignant: bool) -> np.ndarray:
     span = int(radius * 2.5)
-    rows, cols = np.mgrid[-span:span + 1, -span:span + 1].astype(np.float32)
+    rows, cols = np.mgrid[-span : span + 1, -span : span + 1].astype(np.float32)
     distance, angle = np.hypot(rows, cols), np.arctan2(rows, cols)
     if malignant:
         spikes = rng.integers(7, 13)
@@ -61,7 +62,7 @@ def write_phantom_mias(folder: str, films: int = 96, seed: int = 0) -> str:
                 radius = float(rng.uniform(18, 40))
                 patch = _lesion(rng, radius, kind == "M")
                 half = patch.shape[0] // 2
-                image[row - half:row + half + 1, col - half:col + half + 1] += patch
+                image[row - half : row + half + 1, col - half : col + half + 1] += patch
                 klass = "SPIC" if kind == "M" else "CIRC"
                 lines.append(f"{ref} {tissue} {klass} {kind} {col} {SIZE - 1 - row} {int(round(radius))}")
             if number == 3:

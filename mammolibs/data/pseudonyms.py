@@ -8,6 +8,7 @@ and warns. The key is scrypt of the salt: every guess of a salt, checked against
 ``standardize.json``, costs a fraction of a second and 32 MiB, so a salt of 16 characters or more
 cannot be found by trying.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,14 +37,19 @@ def resolve_salt(salt: str | None = None, salt_file: str | None = None) -> str:
     if salt is None and salt_file is not None:
         salt = _salt_from_file(salt_file)
     if salt is None:
-        log.warning("no salt given (--salt-file, %s or --salt): using a random one that is not stored, so patients "
-                    "cannot be linked with another run and this output cannot be resumed or merged; pass --salt-file "
-                    "PATH to keep it", SALT_VARIABLE)
+        log.warning(
+            "no salt given (--salt-file, %s or --salt): using a random one that is not stored, so patients "
+            "cannot be linked with another run and this output cannot be resumed or merged; pass --salt-file "
+            "PATH to keep it",
+            SALT_VARIABLE,
+        )
         return secrets.token_urlsafe(32)
     salt = salt.strip()
     if len(salt) < MIN_SALT_LENGTH:
-        raise ValueError(f"the salt has {len(salt)} characters: use at least {MIN_SALT_LENGTH} random ones "
-                         "(--salt-file PATH makes one), or patient ids can be recovered from their hashes")
+        raise ValueError(
+            f"the salt has {len(salt)} characters: use at least {MIN_SALT_LENGTH} random ones "
+            "(--salt-file PATH makes one), or patient ids can be recovered from their hashes"
+        )
     return salt
 
 
@@ -89,7 +95,7 @@ class InputNames:
 
     def name(self, url: str) -> str:
         root = next((r for r in self.roots if url == r or url.startswith(r + "/")), None)
-        relative = url[len(root):].lstrip("/") if root is not None else url
+        relative = url[len(root) :].lstrip("/") if root is not None else url
         if self.redact:
             return f"file-{pseudonym(relative, self.key)}"
         return relative or root.rpartition("/")[2]  # a whole input folder: by its own name

@@ -1,4 +1,5 @@
 """The record every reader produces, before it is put into standard form."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -8,6 +8,7 @@ quick to inflate); any PNG or NumPy reader opens both.
 A shard becomes visible only when complete (see :func:`mammolibs.storage.write_bytes_atomic`) and
 counts as written only once its index is written after it (see :class:`ShardWriter`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,8 +65,7 @@ def encode_mask_png(mask: np.ndarray) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
     data = deflate.compress(rows.tobytes()) + deflate.flush()
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data)
-            + _png_chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -122,18 +122,31 @@ class ShardWriter:
         data = io.BytesIO()
         with tarfile.open(fileobj=data, mode="w") as tar:
             for sample in self.buffer:
-                for member, payload in ((f"{sample.key}.npy", sample.image_npy),
-                                        (f"{sample.key}.mask.png", sample.mask_png),
-                                        (f"{sample.key}.json", json.dumps(sample.meta, sort_keys=True).encode())):
+                for member, payload in (
+                    (f"{sample.key}.npy", sample.image_npy),
+                    (f"{sample.key}.mask.png", sample.mask_png),
+                    (f"{sample.key}.json", json.dumps(sample.meta, sort_keys=True).encode()),
+                ):
                     info = tarfile.TarInfo(member)
                     info.size, info.mode, info.mtime = len(payload), 0o644, 0
                     tar.addfile(info, io.BytesIO(payload))
         blob = data.getvalue()
         storage.write_bytes_atomic(storage.join(self.url, name), blob)
-        index = {"name": name, "split": self.split, "samples": len(self.buffer),
-                 "sha256": hashlib.sha256(blob).hexdigest(),
-                 "contents": [{"key": s.key, "label": s.meta["label"], "source": s.meta["source"],
-                               "localized": bool(s.meta.get("localized"))} for s in self.buffer]}
+        index = {
+            "name": name,
+            "split": self.split,
+            "samples": len(self.buffer),
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "contents": [
+                {
+                    "key": s.key,
+                    "label": s.meta["label"],
+                    "source": s.meta["source"],
+                    "localized": bool(s.meta.get("localized")),
+                }
+                for s in self.buffer
+            ],
+        }
         storage.write_text_atomic(storage.join(self.url, name[:-4] + INDEX_SUFFIX), json.dumps(index))
         self.shards.append(index)
         self.buffer, self.number = [], self.number + 1
@@ -157,8 +170,9 @@ def remove_uncommitted(url: str) -> list[str]:
     """Delete what a killed run left behind: temporary files and shards without an index."""
     names = [n for n in storage.list_files(url) if "/" not in n]
     indexed = {n[: -len(INDEX_SUFFIX)] for n in names if n.endswith(INDEX_SUFFIX)}
-    leftovers = [n for n in names if ".tmp-" in n or (n.startswith("shard-") and n.endswith(".tar")
-                                                        and n[:-4] not in indexed)]
+    leftovers = [
+        n for n in names if ".tmp-" in n or (n.startswith("shard-") and n.endswith(".tar") and n[:-4] not in indexed)
+    ]
     for name in leftovers:
         storage.delete(storage.join(url, name))
     return leftovers
@@ -186,10 +200,11 @@ def shard_members(data: bytes, url: str) -> dict[str, dict[str, memoryview]]:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:  # BytesIO shares the bytes, copies nothing
             for member in tar:
                 if not member.isfile():
-                    raise ValueError(f"{url}: member {member.name!r} is not a regular file; the shard is damaged, "
-                                     "rerun standardize")
+                    raise ValueError(
+                        f"{url}: member {member.name!r} is not a regular file; the shard is damaged, rerun standardize"
+                    )
                 key, kind = validate.member(member.name, url)
-                parts.setdefault(key, {})[kind] = blob[member.offset_data: member.offset_data + member.size]
+                parts.setdefault(key, {})[kind] = blob[member.offset_data : member.offset_data + member.size]
     except tarfile.TarError as err:
         raise ValueError(f"{url}: not a readable tar shard ({err}); rerun standardize") from None
     incomplete = sorted(key for key, found in parts.items() if len(found) != len(validate.MEMBER_KINDS))
@@ -202,8 +217,10 @@ def sample_parts(shard: dict[str, dict[str, memoryview]], key: str, url: str) ->
     """The members of sample ``key`` (a checked key) of a :func:`read_shard` result, or a clear error."""
     parts = shard.get(validate.sample_key(key, url))
     if parts is None:
-        raise ValueError(f"{url}: sample {key} is listed in its index but missing from the shard; "
-                         "the shard set is damaged: rerun standardize")
+        raise ValueError(
+            f"{url}: sample {key} is listed in its index but missing from the shard; "
+            "the shard set is damaged: rerun standardize"
+        )
     return parts
 
 
@@ -220,8 +237,12 @@ def decode_sample(key: str, parts: dict[str, memoryview], where: str = "shard") 
     """One sample from its members; ``where`` (the shard's URL) names it in errors."""
     where = f"{where} sample {key}"
     pixels = _npy_view(parts["npy"], where)
-    return StandardSample(key=key, pixels=pixels, lesions=decode_mask_png(parts["mask.png"], pixels.shape, where),
-                          meta=decode_meta(parts, where))
+    return StandardSample(
+        key=key,
+        pixels=pixels,
+        lesions=decode_mask_png(parts["mask.png"], pixels.shape, where),
+        meta=decode_meta(parts, where),
+    )
 
 
 def _npy_view(data: memoryview, where: str = "shard") -> np.ndarray:
@@ -250,9 +271,9 @@ def decode_mask_png(data: bytes, shape: tuple[int, int], where: str = "shard") -
     if (depth, colour, interlace) == (1, 0, 0):
         chunks, at = [], 8
         while at + 8 <= len(data):
-            length, kind = struct.unpack(">I4s", data[at: at + 8])
+            length, kind = struct.unpack(">I4s", data[at : at + 8])
             if kind == b"IDAT":
-                chunks.append(bytes(data[at + 8: at + 8 + length]))
+                chunks.append(bytes(data[at + 8 : at + 8 + length]))
             at += 12 + length
         row_bytes = (width + 7) // 8
         size = height * (1 + row_bytes)
@@ -262,8 +283,10 @@ def decode_mask_png(data: bytes, shape: tuple[int, int], where: str = "shard") -
         except zlib.error as err:
             raise ValueError(f"{where}: the mask's data is damaged ({err}); rerun standardize") from None
         if inflate.unconsumed_tail or len(raw) != size:
-            raise ValueError(f"{where}: the mask's data does not inflate to {width}x{height} "
-                             "(a decompression bomb, or damaged); rerun standardize")
+            raise ValueError(
+                f"{where}: the mask's data does not inflate to {width}x{height} "
+                "(a decompression bomb, or damaged); rerun standardize"
+            )
         rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, 1 + row_bytes)
         if not rows[:, 0].any():
             return np.unpackbits(rows[:, 1:], axis=1, count=width)

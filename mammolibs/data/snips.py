@@ -3,6 +3,7 @@
 Training and prediction cut snips with the same two functions, so the classifier sees at
 inference exactly what it saw in training.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from mammolibs.data.shards import StandardSample
 from mammolibs.data.sample import SNIP_CLASSES
+from mammolibs.data.shards import StandardSample
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
 
@@ -48,7 +49,7 @@ def crop_snip(image: np.ndarray, box: Box, size: int = 64, context: float = 1.5,
     cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
     top, left = cy - side // 2, cx - side // 2
     padded = np.pad(image, side, mode="constant")
-    crop = padded[top + side: top + 2 * side, left + side: left + 2 * side]
+    crop = padded[top + side : top + 2 * side, left + side : left + 2 * side]
     tensor = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))[None, None]
     return F.interpolate(tensor, size=(size, size), mode="area")[0, 0].numpy()
 
@@ -64,8 +65,9 @@ def normal_boxes(sample: StandardSample, count: int, rng: np.random.Generator, s
     return [(int(c) - side // 2, int(r) - side // 2, int(c) + side // 2, int(r) + side // 2) for r, c in picks]
 
 
-def make_snips(samples: list[StandardSample], size: int = 64, normals_per_image: int = 1,
-               seed: int = 0) -> list[tuple[np.ndarray, int]]:
+def make_snips(
+    samples: list[StandardSample], size: int = 64, normals_per_image: int = 1, seed: int = 0
+) -> list[tuple[np.ndarray, int]]:
     """(snip, class index into :data:`SNIP_CLASSES`) for every lesion plus normal-tissue crops.
 
     Lesions come from localized benign/malignant samples; label-only and unlabelled samples are skipped.
@@ -76,7 +78,9 @@ def make_snips(samples: list[StandardSample], size: int = 64, normals_per_image:
         if sample.label not in SNIP_CLASSES or not sample.meta.get("localized"):
             continue
         if sample.label != "normal":
-            snips += [(crop_snip(sample.image, box, size), SNIP_CLASSES.index(label))
-                      for box, label in labelled_lesions(sample)]
+            snips += [
+                (crop_snip(sample.image, box, size), SNIP_CLASSES.index(label))
+                for box, label in labelled_lesions(sample)
+            ]
         snips += [(crop_snip(sample.image, box, size), 0) for box in normal_boxes(sample, normals_per_image, rng)]
     return snips

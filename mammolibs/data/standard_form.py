@@ -4,6 +4,7 @@ every source, then a fixed-size square with the aspect ratio kept (resize, then 
 The same geometry is applied to the mask (nearest neighbour), and :class:`Placement` records it so
 that findings in the square map back to original pixels.
 """
+
 from __future__ import annotations
 
 import threading
@@ -55,14 +56,19 @@ class Placement:
         """A map over the square (probabilities, or labels with ``nearest``) back over the original
         image of ``shape``: unflipped, resized to the crop, zero outside the crop."""
         height, width = self.resized
-        inner = square[self.top:self.top + height, self.left:self.left + width]
+        inner = square[self.top : self.top + height, self.left : self.left + width]
         if self.flipped:
             inner = inner[:, ::-1]
         mode = "nearest-exact" if nearest else "bilinear"
-        resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(inner, dtype=np.float32))[None, None],
-                                size=(self.crop_height, self.crop_width), mode=mode)[0, 0].numpy()
+        resized = F.interpolate(
+            torch.from_numpy(np.ascontiguousarray(inner, dtype=np.float32))[None, None],
+            size=(self.crop_height, self.crop_width),
+            mode=mode,
+        )[0, 0].numpy()
         full = np.zeros(shape, dtype=np.float32)
-        full[self.crop_top:self.crop_top + self.crop_height, self.crop_left:self.crop_left + self.crop_width] = resized
+        full[self.crop_top : self.crop_top + self.crop_height, self.crop_left : self.crop_left + self.crop_width] = (
+            resized
+        )
         return full
 
 
@@ -99,8 +105,12 @@ def breast_region(image: np.ndarray) -> tuple[int, int, int, int]:
     largest = 1 + int(np.argmax(ndimage.sum_labels(foreground, labels, range(1, count + 1))))
     rows, cols = ndimage.find_objects(labels)[largest - 1]
     margin = 2 * step
-    return (max(0, rows.start * step - margin), min(image.shape[0], rows.stop * step + margin),
-            max(0, cols.start * step - margin), min(image.shape[1], cols.stop * step + margin))
+    return (
+        max(0, rows.start * step - margin),
+        min(image.shape[0], rows.stop * step + margin),
+        max(0, cols.start * step - margin),
+        min(image.shape[1], cols.stop * step + margin),
+    )
 
 
 def _otsu_threshold(values: np.ndarray) -> float:
@@ -117,7 +127,7 @@ def _otsu_threshold(values: np.ndarray) -> float:
 def chest_wall_on_right(image: np.ndarray) -> bool:
     """True when the right half holds more tissue: the chest wall is the dense, wide side."""
     half = image.shape[1] // 2
-    return float(image[:, image.shape[1] - half:].sum()) > float(image[:, :half].sum())
+    return float(image[:, image.shape[1] - half :].sum()) > float(image[:, :half].sum())
 
 
 _SCRATCH = threading.local()
@@ -149,8 +159,9 @@ def fit_to_square(image: np.ndarray, size: int, nearest: bool = False) -> tuple[
     return square.numpy(), Placement(scale=scale, top=top, left=left, crop_height=height, crop_width=width)
 
 
-def to_standard(image: np.ndarray, mask: np.ndarray | None, size: int, name: str,
-                crop: bool = True) -> tuple[np.ndarray, np.ndarray, Placement]:
+def to_standard(
+    image: np.ndarray, mask: np.ndarray | None, size: int, name: str, crop: bool = True
+) -> tuple[np.ndarray, np.ndarray, Placement]:
     """Image in [0, 1] and mask in {0, 1}, both ``size`` x ``size``, and where the original went.
 
     Args:
@@ -177,7 +188,9 @@ def to_standard(image: np.ndarray, mask: np.ndarray | None, size: int, name: str
         mask_square, _ = fit_to_square(mask[top:bottom, left:right], size, nearest=True)
         if flipped:
             mask_square[region] = mask_square[region][:, ::-1]
-    placement = Placement(placement.scale, placement.top, placement.left, top, left, bottom - top, right - left, flipped)
+    placement = Placement(
+        placement.scale, placement.top, placement.left, top, left, bottom - top, right - left, flipped
+    )
     return square, (mask_square > 0.5).astype(np.float32), placement
 
 

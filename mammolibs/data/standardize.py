@@ -5,6 +5,7 @@ Every input is either written or recorded in ``rejects.jsonl`` with its file and
 kept and their samples skipped; earlier rejects are tried again (a fixed file gets in), and a
 finished run given the same inputs writes nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,13 +22,19 @@ from tqdm import tqdm
 from mammolibs import storage
 from mammolibs.data.manifest import MANIFEST, REJECTS, build_manifest, split_of
 from mammolibs.data.pseudonyms import InputNames, pseudonym, pseudonym_key, resolve_salt, salt_check
-from mammolibs.data.validate import SPLITS
 from mammolibs.data.readers import get_reader
 from mammolibs.data.sample import LABELS, RawSample, RejectedInput, SourceItem
-from mammolibs.data.shards import (EncodedSample, ShardWriter, committed_shards, encode_sample, next_shard_number,
-                                    remove_uncommitted)
+from mammolibs.data.shards import (
+    EncodedSample,
+    ShardWriter,
+    committed_shards,
+    encode_sample,
+    next_shard_number,
+    remove_uncommitted,
+)
 from mammolibs.data.snips import lesion_boxes
 from mammolibs.data.standard_form import to_standard, to_uint16
+from mammolibs.data.validate import SPLITS
 from mammolibs.data.vocabulary import checked_meta
 
 log = logging.getLogger(__name__)
@@ -64,9 +71,16 @@ def sample_key(source: str, item_key: str, key: bytes) -> str:
     return f"{source}-{pseudonym(item_key, key)}"
 
 
-def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 512, salt: str | None = None,
-                samples_per_shard: int = 256, workers: int = 1, progress: bool = True,
-                redact_paths: bool = False) -> StandardizeResult:
+def standardize(
+    sources: list[tuple[str, str]],
+    output: str,
+    image_size: int = 512,
+    salt: str | None = None,
+    samples_per_shard: int = 256,
+    workers: int = 1,
+    progress: bool = True,
+    redact_paths: bool = False,
+) -> StandardizeResult:
     """Standardize ``(source name, input URL)`` pairs into shards under ``output``.
 
     Args:
@@ -85,28 +99,39 @@ def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 5
         Counts and the manifest written to ``output/manifest.json``.
     """
     if image_size <= 0 or samples_per_shard <= 0 or workers <= 0:
-        raise ValueError(f"image size {image_size}, samples per shard {samples_per_shard} and workers {workers} "
-                         "must all be above zero")
+        raise ValueError(
+            f"image size {image_size}, samples per shard {samples_per_shard} and workers {workers} "
+            "must all be above zero"
+        )
     secret = pseudonym_key(resolve_salt(salt))
     shown = InputNames([url for _, url in sources], secret, redact_paths)
     storage.makedirs(output)
-    _check_settings(output, {"image_size": image_size, "salt_check": salt_check(secret),
-                             "samples_per_shard": samples_per_shard})
+    _check_settings(
+        output, {"image_size": image_size, "salt_check": salt_check(secret), "samples_per_shard": samples_per_shard}
+    )
     for leftover in remove_uncommitted(output):
         log.info("removed %s, left incomplete by an earlier run", leftover)
     shards = committed_shards(output)
     written = {entry["key"] for shard in shards for entry in shard["contents"]}
     items, rejects = _list_items(sources, secret)
     inputs = len(items) + len(rejects)  # an unreadable source counts as one input
-    writers = {split: ShardWriter(output, split, samples_per_shard, next_shard_number(shards, split))
-               for split in SPLITS}
+    writers = {
+        split: ShardWriter(output, split, samples_per_shard, next_shard_number(shards, split)) for split in SPLITS
+    }
     todo, seen = [], set(written)
     for key, item in items:
         if key in written:
             continue
         if key in seen:
-            rejects.append(Rejected(item.name, _source_of(key), key, f"{item.name}: appears twice in this run "
-                                    "(the same file under two sources?); standardize each source folder once"))
+            rejects.append(
+                Rejected(
+                    item.name,
+                    _source_of(key),
+                    key,
+                    f"{item.name}: appears twice in this run "
+                    "(the same file under two sources?); standardize each source folder once",
+                )
+            )
             continue
         seen.add(key)
         todo.append((key, item))
@@ -127,12 +152,19 @@ def standardize(sources: list[tuple[str, str]], output: str, image_size: int = 5
     _write_if_changed(storage.join(output, REJECTS), "".join(json.dumps(r.__dict__) + "\n" for r in rejects))
     manifest = build_manifest(committed_shards(output), image_size, inputs=inputs, rejected=len(rejects))
     _write_if_changed(storage.join(output, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
-    return StandardizeResult(inputs=inputs, written=manifest["written"], rejected=len(rejects), manifest=manifest,
-                             new_shards=sum(len(w.shards) for w in writers.values()), unusable_sources=unusable)
+    return StandardizeResult(
+        inputs=inputs,
+        written=manifest["written"],
+        rejected=len(rejects),
+        manifest=manifest,
+        new_shards=sum(len(w.shards) for w in writers.values()),
+        unusable_sources=unusable,
+    )
 
 
-def _unusable_sources(sources: list[tuple[str, str]], items: list[tuple[str, SourceItem]], rejects: list[Rejected],
-                      shown: InputNames) -> list[str]:
+def _unusable_sources(
+    sources: list[tuple[str, str]], items: list[tuple[str, SourceItem]], rejects: list[Rejected], shown: InputNames
+) -> list[str]:
     """A line for each ``--source``/``--input`` pair whose every input was rejected: its first reason,
     and that the folder is probably not that source's published layout."""
     lines = []
@@ -140,11 +172,14 @@ def _unusable_sources(sources: list[tuple[str, str]], items: list[tuple[str, Sou
         root = url.rstrip("/")
         refused = [r for r in rejects if r.source == source and (r.file == root or r.file.startswith(root + "/"))]
         names = {r.file for r in refused}
-        if refused and all(item.name in names for key, item in items
-                           if _source_of(key) == source and item.name.startswith(root + "/")):
-            lines.append(f"every input of --source {source} --input {url} was rejected ({len(refused)}), e.g. "
-                         f"{shown.text(refused[0].reason)}; --input is probably not a {source} folder in its "
-                         "published layout (see the README), or --source is not the right reader")
+        if refused and all(
+            item.name in names for key, item in items if _source_of(key) == source and item.name.startswith(root + "/")
+        ):
+            lines.append(
+                f"every input of --source {source} --input {url} was rejected ({len(refused)}), e.g. "
+                f"{shown.text(refused[0].reason)}; --input is probably not a {source} folder in its "
+                "published layout (see the README), or --source is not the right reader"
+            )
     return lines
 
 
@@ -155,14 +190,22 @@ def _list_items(sources: list[tuple[str, str]], key: bytes) -> tuple[list[tuple[
         try:
             found = list(get_reader(source)(url))
         except (OSError, ValueError) as err:  # a missing folder or a malformed table: one reject, the run goes on
-            rejects.append(Rejected(url, source, sample_key(source, f"source:{url}", key), f"{url}: source {source!r} cannot be read: {err}"))
+            rejects.append(
+                Rejected(
+                    url,
+                    source,
+                    sample_key(source, f"source:{url}", key),
+                    f"{url}: source {source!r} cannot be read: {err}",
+                )
+            )
             continue
         items += [(sample_key(source, item.key, key), item) for item in found]
     return items, rejects
 
 
-def _prepare_all(todo: list[tuple[str, SourceItem]], image_size: int, key: bytes,
-                 workers: int) -> Iterator[EncodedSample | Rejected]:
+def _prepare_all(
+    todo: list[tuple[str, SourceItem]], image_size: int, key: bytes, workers: int
+) -> Iterator[EncodedSample | Rejected]:
     prepare = partial(_prepare, image_size=image_size, key=key)
     if workers <= 1:
         yield from map(prepare, todo)
@@ -258,8 +301,10 @@ def _check_settings(output: str, settings: dict) -> None:
         before = json.loads(storage.read_text(url))
         changed = [k for k in settings if before.get(k) != settings[k]]
         if changed:
-            raise ValueError(f"{output} holds shards made with other {', '.join(changed)} "
-                             f"({before}); use a new --output or delete that folder first")
+            raise ValueError(
+                f"{output} holds shards made with other {', '.join(changed)} "
+                f"({before}); use a new --output or delete that folder first"
+            )
     else:
         storage.write_text_atomic(url, json.dumps(settings, sort_keys=True))
 

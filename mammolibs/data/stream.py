@@ -12,6 +12,7 @@ shard indexes alone (no decoding) and from ``(seed, epoch, replica)``:
   batch ``b`` is the same whichever DataLoader worker builds it, and a resumed run starting at
   batch ``b`` sees exactly what the interrupted one would have.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,10 @@ def split_shards(data_url: str, split: str) -> list[dict]:
     found = sorted((s for s in committed_shards(data_url) if s["name"] in listed), key=lambda s: s["name"])
     missing = listed - {s["name"] for s in found}
     if missing:
-        raise FileNotFoundError(f"{data_url}: shards {sorted(missing)} are in the manifest but have no index; "
-                                "rerun 'mammo standardize' on the same output to repair it")
+        raise FileNotFoundError(
+            f"{data_url}: shards {sorted(missing)} are in the manifest but have no index; "
+            "rerun 'mammo standardize' on the same output to repair it"
+        )
     return found
 
 
@@ -77,8 +80,17 @@ class ShardStream(IterableDataset):
     batch filled up from the first samples so every batch has the same shape.
     """
 
-    def __init__(self, data_url: str, parts: list[ShardPart], view: View, batch_size: int, seed: int,
-                 rank: int, shuffle: bool, steps: int | None = None):
+    def __init__(
+        self,
+        data_url: str,
+        parts: list[ShardPart],
+        view: View,
+        batch_size: int,
+        seed: int,
+        rank: int,
+        shuffle: bool,
+        steps: int | None = None,
+    ):
         self.data_url, self.parts, self.view = data_url, parts, view
         self.batch_size, self.seed, self.rank, self.shuffle = batch_size, seed, rank, shuffle
         samples = sum(len(p.keys) for p in parts)

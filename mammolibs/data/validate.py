@@ -4,6 +4,7 @@ nothing read from a shard set can point outside it (``../``, absolute paths, oth
 
 Each check raises ``ValueError`` naming the file and the field, and saying what to do next.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,8 +22,10 @@ MEMBER_KINDS = ("npy", "mask.png", "json")
 
 def _refuse(where: str, field: str, value: object, expected: str) -> ValueError:
     shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-    return ValueError(f"{where}: {field} {shown} is not {expected}; the shard set is damaged or was not "
-                      "written by mammoflow: standardize the source again")
+    return ValueError(
+        f"{where}: {field} {shown} is not {expected}; the shard set is damaged or was not "
+        "written by mammoflow: standardize the source again"
+    )
 
 
 def split(value: object, where: str) -> str:
@@ -74,7 +77,7 @@ def shard_index(index: object, where: str, file_name: str | None = None) -> dict
     if not isinstance(index, dict):
         raise _refuse(where, "index", type(index).__name__, "an object")
     shard_name(index.get("name"), where, split(index.get("split"), where))
-    if file_name is not None and index["name"][:-len(".tar")] + ".index.json" != file_name:
+    if file_name is not None and index["name"][: -len(".tar")] + ".index.json" != file_name:
         raise _refuse(where, "shard name", index["name"], f"the shard of {file_name}")
     if not isinstance(index.get("sha256"), str) or not SHA256.fullmatch(index["sha256"]):
         raise _refuse(where, "sha256", index.get("sha256"), "64 hexadecimal digits")

@@ -5,6 +5,7 @@ loader can plan batches without decoding anything, and turns a decoded sample in
 tensors (``__call__``). Its randomness comes only from the seed it is given, so a batch is the
 same whichever worker process builds it, and a resumed run sees exactly the batches it would have.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,9 +32,9 @@ from tqdm import tqdm
 
 from mammolibs.data import AUGMENTATIONS
 from mammolibs.data.manifest import shard_urls
+from mammolibs.data.sample import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
 from mammolibs.data.shards import StandardSample, iter_shard
 from mammolibs.data.snips import crop_snip, labelled_lesions, normal_boxes
-from mammolibs.data.sample import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
 
 
 def load_samples(data_url: str, split: str, progress: bool = False) -> list[StandardSample]:
@@ -63,8 +64,10 @@ def packed_image(pixels: np.ndarray) -> torch.Tensor:
 
 def unpack_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     """Floats from a batch as views make it: int16 images -> [0, 1], uint8 masks -> {0, 1}, others unchanged."""
-    return tuple((t.float() + 32768.0) / 65535.0 if t.dtype == torch.int16 else t.float() if t.dtype == torch.uint8
-                 else t for t in batch)
+    return tuple(
+        (t.float() + 32768.0) / 65535.0 if t.dtype == torch.int16 else t.float() if t.dtype == torch.uint8 else t
+        for t in batch
+    )
 
 
 def _plain(tensor) -> torch.Tensor:
@@ -103,7 +106,7 @@ def centre_crop(array: np.ndarray, centre: tuple[int, int], size: int) -> np.nda
     """The ``size`` x ``size`` window of a (C, H, W) array centred on ``centre`` (row, column), zero-padded."""
     padded = np.pad(array, ((0, 0), (size, size), (size, size)))
     top, left = centre[0] - size // 2 + size, centre[1] - size // 2 + size
-    return padded[:, top:top + size, left:left + size]
+    return padded[:, top : top + size, left : left + size]
 
 
 class Patches:
@@ -116,10 +119,11 @@ class Patches:
     def __init__(self, patch_size: int, keys: tuple[str, ...] = ("image", "mask")):
         self.patch_size, self.keys = patch_size, keys
         side = (patch_size, patch_size)
-        self.balanced = RandCropByPosNegLabeld(keys, label_key="mask", spatial_size=side, pos=1, neg=1,
-                                               image_key="image", image_threshold=TISSUE)
+        self.balanced = RandCropByPosNegLabeld(
+            keys, label_key="mask", spatial_size=side, pos=1, neg=1, image_key="image", image_threshold=TISSUE
+        )
         self.tissue = RandCropByPosNegLabeld(keys, label_key="tissue", spatial_size=side, pos=1, neg=0)
-        self.resize = Resized(keys, spatial_size=side, mode=("area", "nearest")[:len(keys)])
+        self.resize = Resized(keys, spatial_size=side, mode=("area", "nearest")[: len(keys)])
 
     def __call__(self, item: dict, meta: dict, seed: int | None) -> dict:
         """The patch of ``item`` (C x H x W arrays under :attr:`keys`); ``seed`` None: validation's fixed one."""
@@ -131,8 +135,11 @@ class Patches:
             crop.set_random_state(seed=seed)
             return crop({**item, "tissue": (item["image"] > TISSUE).astype(np.float32)})[0]
         focus = item["mask"][0] if lesion else item["image"][0] > TISSUE
-        centre = tuple(int(c) for c in np.argwhere(focus).mean(axis=0)) if focus.any() else \
-            (focus.shape[0] // 2, focus.shape[1] // 2)
+        centre = (
+            tuple(int(c) for c in np.argwhere(focus).mean(axis=0))
+            if focus.any()
+            else (focus.shape[0] // 2, focus.shape[1] // 2)
+        )
         return {k: centre_crop(item[k], centre, self.patch_size) for k in self.keys}
 
     def image(self, sample: StandardSample, seed: int | None) -> torch.Tensor:
@@ -146,12 +153,14 @@ class ContrastiveView(View):
 
     def __init__(self, patch_size: int = 0):
         self.patches = Patches(patch_size, keys=("image",))
-        self.augment = Compose([
-            RandFlip(prob=0.5, spatial_axis=1),
-            RandAffine(prob=1.0, rotate_range=0.3, scale_range=0.25, translate_range=0.1, padding_mode="zeros"),
-            RandAdjustContrast(prob=0.8, gamma=(0.6, 1.6)),
-            RandGaussianNoise(prob=0.5, std=0.03),
-        ])
+        self.augment = Compose(
+            [
+                RandFlip(prob=0.5, spatial_axis=1),
+                RandAffine(prob=1.0, rotate_range=0.3, scale_range=0.25, translate_range=0.1, padding_mode="zeros"),
+                RandAdjustContrast(prob=0.8, gamma=(0.6, 1.6)),
+                RandGaussianNoise(prob=0.5, std=0.03),
+            ]
+        )
 
     def __call__(self, sample, seed):
         image = self.patches.image(sample, seed)
@@ -171,17 +180,19 @@ class DenoisingView(View):
     def __init__(self, image_size: int, patch_size: int = 0):
         self.patches = Patches(patch_size, keys=("image",))
         image_size = patch_size or image_size
-        self.corrupt = Compose([
-            RandCoarseDropout(holes=8, spatial_size=max(2, image_size // 16), max_holes=16, fill_value=0.0, prob=1.0),
-            RandGaussianNoise(prob=1.0, std=0.05),
-        ])
+        self.corrupt = Compose(
+            [
+                RandCoarseDropout(
+                    holes=8, spatial_size=max(2, image_size // 16), max_holes=16, fill_value=0.0, prob=1.0
+                ),
+                RandGaussianNoise(prob=1.0, std=0.05),
+            ]
+        )
 
     def __call__(self, sample, seed):
         self.corrupt.set_random_state(seed=seed)
         clean = self.patches.image(sample, seed)
         return _plain(self.corrupt(clean.clone())), clean, class_index(sample)
-
-
 
 
 class SegmentationView(View):
@@ -195,16 +206,31 @@ class SegmentationView(View):
         self.patches, self.augment = Patches(patch_size), augment != "none"
         keys, modes = ("image", "mask"), ("bilinear", "nearest")
         flip = RandFlipd(keys, prob=0.5, spatial_axis=1)
-        self.transforms = flip if augment == "flip" else Compose([
-            flip,
-            RandAffined(keys, prob=0.7, rotate_range=0.26, scale_range=0.15, shear_range=0.05, mode=modes,
-                        padding_mode="zeros"),
-            Rand2DElasticd(keys, prob=0.2, spacing=16, magnitude_range=(1, 2), mode=modes, padding_mode="zeros"),
-            RandAdjustContrastd("image", prob=0.5, gamma=(0.7, 1.5)),
-            RandScaleIntensityd("image", factors=0.1, prob=0.5),
-            RandShiftIntensityd("image", offsets=0.05, prob=0.5),
-            RandGaussianNoised("image", prob=0.2, std=0.02),
-        ])
+        self.transforms = (
+            flip
+            if augment == "flip"
+            else Compose(
+                [
+                    flip,
+                    RandAffined(
+                        keys,
+                        prob=0.7,
+                        rotate_range=0.26,
+                        scale_range=0.15,
+                        shear_range=0.05,
+                        mode=modes,
+                        padding_mode="zeros",
+                    ),
+                    Rand2DElasticd(
+                        keys, prob=0.2, spacing=16, magnitude_range=(1, 2), mode=modes, padding_mode="zeros"
+                    ),
+                    RandAdjustContrastd("image", prob=0.5, gamma=(0.7, 1.5)),
+                    RandScaleIntensityd("image", factors=0.1, prob=0.5),
+                    RandShiftIntensityd("image", offsets=0.05, prob=0.5),
+                    RandGaussianNoised("image", prob=0.2, std=0.02),
+                ]
+            )
+        )
 
     def keep(self, entry):
         return is_segmentable(entry)
@@ -221,8 +247,9 @@ class SegmentationView(View):
         return _plain(item["image"]).float(), (_plain(item["mask"]) > 0.5).to(torch.uint8), label
 
 
-def jittered(box: tuple[int, int, int, int], rng: np.random.Generator, scale: float = 0.3,
-             shift: float = 0.15) -> tuple[int, int, int, int]:
+def jittered(
+    box: tuple[int, int, int, int], rng: np.random.Generator, scale: float = 0.3, shift: float = 0.15
+) -> tuple[int, int, int, int]:
     """``box`` grown or shrunk by up to ``scale`` and moved by up to ``shift`` of its side: how far a
     U-Net's finding may sit from the true lesion's box."""
     x0, y0, x1, y1 = box
@@ -238,8 +265,12 @@ class SnipView(View):
 
     def __init__(self, size: int, augment: bool = True):
         self.size, self.jitter = size, augment
-        self.augment = Compose([RandFlip(prob=0.5 if augment else 0.0, spatial_axis=0),
-                                RandFlip(prob=0.5 if augment else 0.0, spatial_axis=1)])
+        self.augment = Compose(
+            [
+                RandFlip(prob=0.5 if augment else 0.0, spatial_axis=0),
+                RandFlip(prob=0.5 if augment else 0.0, spatial_axis=1),
+            ]
+        )
 
     def keep(self, entry):
         return is_segmentable(entry)

@@ -1,5 +1,6 @@
 """The reader metadata that may reach the shards, each field through a closed vocabulary: a value
 outside it (free text, a name typed into ViewPosition) is dropped, never stored verbatim."""
+
 from __future__ import annotations
 
 import re

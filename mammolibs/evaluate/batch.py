@@ -6,6 +6,7 @@ resolution), ``rejects.jsonl`` (the files that could not be read and why, named 
 input). Each image's findings are kept as ``results/<name>.json`` once its overlay is written, so
 a rerun skips the images already done and retries the rejects; inputs = predicted + rejected.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,14 @@ class BatchResult:
     out: str
 
 
-def predict_folder(input_url: str, models: Models, out: str, modality: str = "auto", threshold: float | None = None,
-                   progress: bool = True) -> BatchResult:
+def predict_folder(
+    input_url: str,
+    models: Models,
+    out: str,
+    modality: str = "auto",
+    threshold: float | None = None,
+    progress: bool = True,
+) -> BatchResult:
     """Predict every DICOM, PGM, PNG, TIFF and JPEG file below ``input_url`` into ``out``."""
     files = storage.list_files(input_url, DICOM_SUFFIXES + IMAGE_SUFFIXES)
     if not files:
@@ -67,7 +74,9 @@ def predict_folder(input_url: str, models: Models, out: str, modality: str = "au
         storage.write_text_atomic(storage.join(out, RESULTS, f"{name}.json"), json.dumps(prediction.report))
         predicted += 1
     rejected = {r["file"] for r in rejects}
-    lines = [storage.read_text(storage.join(out, RESULTS, f"{output_name(r)}.json")) for r in files if r not in rejected]
+    lines = [
+        storage.read_text(storage.join(out, RESULTS, f"{output_name(r)}.json")) for r in files if r not in rejected
+    ]
     storage.write_text_atomic(storage.join(out, FINDINGS), "".join(line.strip() + "\n" for line in lines))
     storage.write_text_atomic(storage.join(out, REJECTS), "".join(json.dumps(r) + "\n" for r in rejects))
     return BatchResult(len(files), predicted, skipped, len(rejects), out)

@@ -3,6 +3,7 @@
 A RUN is a folder holding ``finetune/`` and ``classifier/`` (or ``whole_image/``) stage folders, as
 ``mammo train`` writes them under one root, or ``UNET,CLASSIFIER`` (two checkpoints or stage folders).
 """
+
 from __future__ import annotations
 
 import html
@@ -21,8 +22,10 @@ def parse_run(run: str) -> tuple[str, str]:
     for classifier in ("classifier", "whole_image"):
         if storage.exists(storage.join(run, classifier)):
             return storage.join(run, "finetune"), storage.join(run, classifier)
-    raise FileNotFoundError(f"{run}: no classifier/ or whole_image/ folder there; give a folder holding the stages' "
-                            "--out folders, or UNET,CLASSIFIER")
+    raise FileNotFoundError(
+        f"{run}: no classifier/ or whole_image/ folder there; give a folder holding the stages' "
+        "--out folders, or UNET,CLASSIFIER"
+    )
 
 
 def compare(data: list[str], runs: list[str], out: str, **options) -> dict:
@@ -32,14 +35,22 @@ def compare(data: list[str], runs: list[str], out: str, **options) -> dict:
         unet, classifier = parse_run(run)
         results[run] = evaluate(data, unet, classifier, storage.join(out, f"run-{number}"), **options)
     sources = sorted({s for metrics in results.values() for s in metrics["sources"]})
-    rows = {f"{run} / {group}": headline(metrics["overall"] if group == "all sources" else metrics["sources"][group])
-            for run, metrics in results.items() for group in ["all sources", *sources]
-            if group == "all sources" or group in metrics["sources"]}
-    storage.write_text_atomic(storage.join(out, "comparison.json"),
-                              json.dumps({"data": data, "runs": {run: f"run-{n}" for n, run in enumerate(runs, 1)},
-                                          "figures": rows}, indent=2))
-    body = ("<h1>Models side by side</h1>"
-            f"<p>Scored on {html.escape(', '.join(data))}; each run's full report is in its run-N folder.</p>"
-            f"<p class='note'>{NOTE}</p>{table(rows, 'run / source')}")
+    rows = {
+        f"{run} / {group}": headline(metrics["overall"] if group == "all sources" else metrics["sources"][group])
+        for run, metrics in results.items()
+        for group in ["all sources", *sources]
+        if group == "all sources" or group in metrics["sources"]
+    }
+    storage.write_text_atomic(
+        storage.join(out, "comparison.json"),
+        json.dumps(
+            {"data": data, "runs": {run: f"run-{n}" for n, run in enumerate(runs, 1)}, "figures": rows}, indent=2
+        ),
+    )
+    body = (
+        "<h1>Models side by side</h1>"
+        f"<p>Scored on {html.escape(', '.join(data))}; each run's full report is in its run-N folder.</p>"
+        f"<p class='note'>{NOTE}</p>{table(rows, 'run / source')}"
+    )
     storage.write_text_atomic(storage.join(out, "comparison.html"), page("mammoflow comparison", body))
     return {"runs": results, "figures": rows}

@@ -12,6 +12,7 @@ patients of one or several shard sets, overall and per source.
 Writes ``metrics.json``, ``operating_point.json``, ``roc.json``, ``roc.png``,
 ``segmentation-<source>.png`` and ``report.html`` under ``--out``.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,15 @@ from mammolibs.data.shards import StandardSample, stack_images
 from mammolibs.data.snips import make_snips
 from mammolibs.data.views import is_segmentable, load_samples
 from mammolibs.evaluate.inference import Detector, class_probabilities
-from mammolibs.evaluate.metrics import (binary_metrics, froc, overlap_per_image, roc_points, small_sample_warning,
-                                        summarize, threshold_at_specificity)
+from mammolibs.evaluate.metrics import (
+    binary_metrics,
+    froc,
+    overlap_per_image,
+    roc_points,
+    small_sample_warning,
+    summarize,
+    threshold_at_specificity,
+)
 from mammolibs.evaluate.operating_point import LESION_THRESHOLDS, OPERATING_POINT, UNET_THRESHOLDS, operating_point_url
 from mammolibs.evaluate.plots import save_roc, save_segmentation_sheet
 from mammolibs.evaluate.report import html_report
@@ -64,8 +72,9 @@ def load_detector(unet_url: str, classifier_url: str, image_size: int | None = N
     """The chain from two checkpoints, each checked to be of the right stage and of ``image_size``
     (by default the U-Net's)."""
     unet, unet_checkpoint = load_model(unet_url, ("finetune",), image_size, role="--unet")
-    classifier, classifier_checkpoint = load_model(classifier_url, ("classifier", "whole_image"),
-                                                   unet_checkpoint["image_size"], role="--classifier")
+    classifier, classifier_checkpoint = load_model(
+        classifier_url, ("classifier", "whole_image"), unet_checkpoint["image_size"], role="--classifier"
+    )
     snip_size = classifier_checkpoint["config"]["snip_size"] if classifier_checkpoint["stage"] == "classifier" else None
     detector = Detector(unet, classifier, snip_size, patch_size=unet_checkpoint["config"].get("patch_size", 0))
     return detector, unet_checkpoint, classifier_checkpoint
@@ -87,17 +96,29 @@ def read_split(data_urls: list[str], split: str) -> list[StandardSample]:
     return [s for url in data_urls for s in load_samples(url, split)]
 
 
-def score_images(detector: Detector, samples: list[StandardSample], batch_size: int = 16,
-                 sheet: dict | None = None, progress: bool = False) -> list[ImageRecord]:
+def score_images(
+    detector: Detector,
+    samples: list[StandardSample],
+    batch_size: int = 16,
+    sheet: dict | None = None,
+    progress: bool = False,
+) -> list[ImageRecord]:
     """Run the chain on every labelled sample; ``sheet`` collects (image, truth, prediction) of the
     first lesion images of each source for the pictures."""
     labelled = [s for s in samples if s.label in SNIP_CLASSES]
     records = []
     for start in tqdm(range(0, len(labelled), batch_size), desc="score images", disable=not progress):
-        batch = labelled[start:start + batch_size]
-        for sample, (_, labels, findings, malignancy) in zip(batch, detector.find(stack_images(batch), modalities(batch))):
-            record = ImageRecord(sample.meta["source"], sample.label, is_segmentable(sample.meta),
-                                 findings=len(findings), malignancy=malignancy)
+        batch = labelled[start : start + batch_size]
+        for sample, (_, labels, findings, malignancy) in zip(
+            batch, detector.find(stack_images(batch), modalities(batch))
+        ):
+            record = ImageRecord(
+                sample.meta["source"],
+                sample.label,
+                is_segmentable(sample.meta),
+                findings=len(findings),
+                malignancy=malignancy,
+            )
             if record.localized:
                 _score_localization(record, sample.lesions > 0, labels, [f.score for f in findings])
                 if sheet is not None and sample.label != "normal" and len(sheet[record.source]) < SHEET_IMAGES:
@@ -119,41 +140,54 @@ def _score_localization(record: ImageRecord, truth: np.ndarray, labels: np.ndarr
         record.lesion_scores.append(max((scores[n - 1] for n in overlapping if n), default=float("nan")))
 
 
-def group_metrics(records: list[ImageRecord], snips: tuple[np.ndarray, np.ndarray] | None, threshold: float,
-                  seed: int) -> dict:
+def group_metrics(
+    records: list[ImageRecord], snips: tuple[np.ndarray, np.ndarray] | None, threshold: float, seed: int
+) -> dict:
     """Every figure of one group of images (a source, or all of them)."""
     lesion = [r for r in records if r.localized and r.label != "normal"]
     normal = [r for r in records if r.localized and r.label == "normal"]
-    segmentation = {"lesion_images": len(lesion), "dice": summarize([r.dice for r in lesion], seed),
-                    "iou": summarize([r.iou for r in lesion], seed), "normal_images": len(normal),
-                    "normal_images_with_findings": float(np.mean([r.findings > 0 for r in normal])) if normal else None}
+    segmentation = {
+        "lesion_images": len(lesion),
+        "dice": summarize([r.dice for r in lesion], seed),
+        "iou": summarize([r.iou for r in lesion], seed),
+        "normal_images": len(normal),
+        "normal_images_with_findings": float(np.mean([r.findings > 0 for r in normal])) if normal else None,
+    }
     if len(normal) < 10 and normal:
         segmentation["warning"] = f"small sample ({len(normal)} normal images): the share of false findings is rough"
     localized = [r for r in records if r.localized]
-    detection = froc([s for r in localized for s in r.lesion_scores], [s for r in localized for s in r.false_scores],
-                     len(localized))
+    detection = froc(
+        [s for r in localized for s in r.lesion_scores], [s for r in localized for s in r.false_scores], len(localized)
+    )
     malignancy = np.array([r.malignancy for r in records])
     malignant = np.array([r.label == "malignant" for r in records])
     lesional = np.array([r.label != "normal" for r in records], dtype=bool)
     result = {
-        "images": len(records), "segmentation": segmentation, "detection": detection,
+        "images": len(records),
+        "segmentation": segmentation,
+        "detection": detection,
         "image_level": {
             "malignant_vs_rest": binary_metrics(malignancy, malignant, threshold, seed),
-            "malignant_vs_benign": binary_metrics(malignancy[lesional], malignant[lesional], threshold, seed,
-                                                  names=("benign", "malignant")),
+            "malignant_vs_benign": binary_metrics(
+                malignancy[lesional], malignant[lesional], threshold, seed, names=("benign", "malignant")
+            ),
         },
         "lesion_level": None,
     }
-    if detection["lesions"] and (warning := small_sample_warning({"negatives": len(localized),
-                                                                 "positives": detection["lesions"]},
-                                                                ("images", "lesions"))):
+    if detection["lesions"] and (
+        warning := small_sample_warning(
+            {"negatives": len(localized), "positives": detection["lesions"]}, ("images", "lesions")
+        )
+    ):
         detection["warning"] = warning
     if snips is not None:
         result["lesion_level"] = binary_metrics(snips[0], snips[1], threshold, seed)
     return result
 
 
-def snip_scores(detector: Detector, samples: list[StandardSample], seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def snip_scores(
+    detector: Detector, samples: list[StandardSample], seed: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per source: malignancy of snips cut from the true masks (lesions and normal tissue), and the truth."""
     by_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if detector.snip_size is None:
@@ -162,8 +196,10 @@ def snip_scores(detector: Detector, samples: list[StandardSample], seed: int) ->
         snips = make_snips([s for s in samples if s.meta["source"] == source], size=detector.snip_size, seed=seed)
         if snips:
             scores = class_probabilities(detector.classifier, np.stack([s for s, _ in snips]))
-            by_source[source] = (scores[:, SNIP_CLASSES.index("malignant")],
-                                 np.array([label == SNIP_CLASSES.index("malignant") for _, label in snips]))
+            by_source[source] = (
+                scores[:, SNIP_CLASSES.index("malignant")],
+                np.array([label == SNIP_CLASSES.index("malignant") for _, label in snips]),
+            )
     return by_source
 
 
@@ -190,28 +226,43 @@ def choose_thresholds(detector: Detector, samples: list[StandardSample], keep: f
     hits = []  # per finding: (lesion probability, the (image, lesion) pairs it overlaps)
     for index, (_, labels, image_findings, _) in enumerate(found):
         lesions = ndimage.label(truth[index])[0]
-        hits += [(f.lesion_probability, {(index, n) for n in np.unique(lesions[labels == number]) if n})
-                 for number, f in enumerate(image_findings, start=1)]
+        hits += [
+            (f.lesion_probability, {(index, n) for n in np.unique(lesions[labels == number]) if n})
+            for number, f in enumerate(image_findings, start=1)
+        ]
 
     def found_lesions(threshold: float) -> int:
         return len(set().union(*(hit for p, hit in hits if p >= threshold)))
 
     vetted = LESION_THRESHOLDS if detector.snip_size is not None and found_lesions(0.0) else (0.0,)
-    detector.lesion_threshold = lesion_threshold = max(t for t in vetted if found_lesions(t) >= keep * found_lesions(0.0))
-    kept = np.stack([np.isin(labels, [n for n, f in enumerate(image_findings, start=1)
-                                      if f.lesion_probability >= lesion_threshold])
-                     for _, labels, image_findings, _ in found])
-    return {"unet_threshold": detector.unet_threshold, "lesion_threshold": lesion_threshold,
-            "validation_dice": float(overlap_per_image(kept[~normal], truth[~normal])[0].mean()),
-            "validation_normal_images_clean": float((~kept[normal].any(axis=(1, 2))).mean()) if normal.any() else None}
+    detector.lesion_threshold = lesion_threshold = max(
+        t for t in vetted if found_lesions(t) >= keep * found_lesions(0.0)
+    )
+    kept = np.stack(
+        [
+            np.isin(
+                labels, [n for n, f in enumerate(image_findings, start=1) if f.lesion_probability >= lesion_threshold]
+            )
+            for _, labels, image_findings, _ in found
+        ]
+    )
+    return {
+        "unet_threshold": detector.unet_threshold,
+        "lesion_threshold": lesion_threshold,
+        "validation_dice": float(overlap_per_image(kept[~normal], truth[~normal])[0].mean()),
+        "validation_normal_images_clean": float((~kept[normal].any(axis=(1, 2))).mean()) if normal.any() else None,
+    }
 
 
 def choose_operating_point(detector: Detector, samples: list[StandardSample], target_specificity: float) -> dict:
     """Set the detector's U-Net and lesion thresholds by :func:`choose_thresholds` on ``samples``, then
     find the malignancy threshold with ``target_specificity`` per image. 0.5 where the split cannot tell."""
     lesion = [s for s in samples if is_segmentable(s.meta) and s.label != "normal"]
-    point = {**choose_thresholds(detector, samples), "malignancy_threshold": 0.5,
-             "target_specificity": target_specificity}
+    point = {
+        **choose_thresholds(detector, samples),
+        "malignancy_threshold": 0.5,
+        "target_specificity": target_specificity,
+    }
     records = score_images(detector, samples)
     malignant = np.array([r.label == "malignant" for r in records], dtype=bool)
     chosen = threshold_at_specificity(np.array([r.malignancy for r in records]), malignant, target_specificity)
@@ -223,18 +274,29 @@ def choose_operating_point(detector: Detector, samples: list[StandardSample], ta
     return point
 
 
-def evaluate(data: list[str] | str, unet_url: str, classifier_url: str, out: str, split: str = "test",
-             calibrate_on: list[str] | None = None, target_specificity: float = 0.9, seed: int = 0,
-             save_operating_point: bool = True, progress: bool = False) -> dict:
+def evaluate(
+    data: list[str] | str,
+    unet_url: str,
+    classifier_url: str,
+    out: str,
+    split: str = "test",
+    calibrate_on: list[str] | None = None,
+    target_specificity: float = 0.9,
+    seed: int = 0,
+    save_operating_point: bool = True,
+    progress: bool = False,
+) -> dict:
     """Score the chain on ``split`` of the shard sets ``data``; return and write the figures (see the module)."""
     data = [data] if isinstance(data, str) else list(data)
     calibrate_on = list(calibrate_on or data)
-    detector, unet_checkpoint, classifier_checkpoint = load_detector(unet_url, classifier_url,
-                                                                     data_image_size(data + calibrate_on))
+    detector, unet_checkpoint, classifier_checkpoint = load_detector(
+        unet_url, classifier_url, data_image_size(data + calibrate_on)
+    )
     samples = read_split(data, split)
     if not any(s.label in SNIP_CLASSES for s in samples):
-        raise ValueError(f"{', '.join(data)}: split '{split}' has no labelled image; standardize more patients or "
-                         "pass --split val")
+        raise ValueError(
+            f"{', '.join(data)}: split '{split}' has no labelled image; standardize more patients or pass --split val"
+        )
     point = choose_operating_point(detector, read_split(calibrate_on, "val"), target_specificity)
     point.update(calibrated_on=calibrate_on, unet=unet_checkpoint["url"], classifier=classifier_checkpoint["url"])
     sheet: dict = defaultdict(list)
@@ -244,11 +306,16 @@ def evaluate(data: list[str] | str, unet_url: str, classifier_url: str, out: str
     sources = sorted({r.source for r in records})
     all_snips = tuple(np.concatenate([snips[s][i] for s in snips]) for i in (0, 1)) if snips else None
     metrics = {
-        "split": split, "data": data, "samples": len(samples), "operating_point": point,
+        "split": split,
+        "data": data,
+        "samples": len(samples),
+        "operating_point": point,
         "overall": group_metrics(records, all_snips, threshold, seed),
-        "sources": {s: group_metrics([r for r in records if r.source == s], snips.get(s), threshold, seed)
-                    for s in sources},
-        "unet": _describe(unet_checkpoint), "classifier": _describe(classifier_checkpoint),
+        "sources": {
+            s: group_metrics([r for r in records if r.source == s], snips.get(s), threshold, seed) for s in sources
+        },
+        "unet": _describe(unet_checkpoint),
+        "classifier": _describe(classifier_checkpoint),
         "note": "Research software, not a medical device: not for diagnosis.",
     }
     storage.write_text_atomic(storage.join(out, "metrics.json"), json.dumps(metrics, indent=2))
@@ -260,8 +327,13 @@ def evaluate(data: list[str] | str, unet_url: str, classifier_url: str, out: str
 
 
 def _describe(checkpoint: dict) -> dict:
-    return {"url": checkpoint["url"], "stage": checkpoint["stage"], "epoch": checkpoint.get("epoch"),
-            "step": checkpoint.get("step"), "validation": checkpoint.get("validation", {})}
+    return {
+        "url": checkpoint["url"],
+        "stage": checkpoint["stage"],
+        "epoch": checkpoint.get("epoch"),
+        "step": checkpoint.get("step"),
+        "validation": checkpoint.get("validation", {}),
+    }
 
 
 def _pictures(records: list[ImageRecord], sheet: dict, out: str) -> dict[str, bytes]:

@@ -1,12 +1,14 @@
 """``mammo generalize``: does a model work on a dataset it never saw?
 
-Takes one shard set per source, or sets holding several sources (split apart here); sources without labels (pretraining data) are left out. Trains the
-recipe on each source alone, on all sources, and on all sources but one (when there are
-three or more; with two, "all but X" is the other source alone), then scores every trained model on
-the test split of every source, its operating point chosen on its own training data's val split.
-Fills the matrix "trained on X -> scored on Y" and the leave-one-source-out row, and writes
-``generalization.json`` and ``generalization.html`` (matrices, each run's report beside them).
+Takes one shard set per source, or sets holding several sources (split apart here); sources without
+labels (pretraining data) are left out. Trains the recipe on each source alone, on all sources, and
+on all sources but one (when there are three or more; with two, "all but X" is the other source
+alone), then scores every trained model on the test split of every source, its operating point
+chosen on its own training data's val split. Fills the matrix "trained on X -> scored on Y" and the
+leave-one-source-out row, and writes ``generalization.json`` and ``generalization.html`` (matrices,
+each run's report beside them).
 """
+
 from __future__ import annotations
 
 import html
@@ -26,10 +28,12 @@ from mammolibs.train.recipe import train_recipe
 log = logging.getLogger(__name__)
 
 SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,40}")
-FIGURES = {"Dice": ("segmentation", "dice", "mean"),
-           "AUROC malignant vs rest": ("image_level", "malignant_vs_rest", "auroc"),
-           "sensitivity at the operating point": ("image_level", "malignant_vs_rest", "sensitivity"),
-           "specificity at the operating point": ("image_level", "malignant_vs_rest", "specificity")}
+FIGURES = {
+    "Dice": ("segmentation", "dice", "mean"),
+    "AUROC malignant vs rest": ("image_level", "malignant_vs_rest", "auroc"),
+    "sensitivity at the operating point": ("image_level", "malignant_vs_rest", "sensitivity"),
+    "specificity at the operating point": ("image_level", "malignant_vs_rest", "specificity"),
+}
 
 
 def per_source(shard_sets: list[str], out: str) -> dict[str, str]:
@@ -54,8 +58,11 @@ def per_source(shard_sets: list[str], out: str) -> dict[str, str]:
 
 
 def _labelled(manifest: dict, source: str) -> bool:
-    return any(label in SNIP_CLASSES for sources in manifest["counts_by_split_source_label"].values()
-               for label in sources.get(source, {}))
+    return any(
+        label in SNIP_CLASSES
+        for sources in manifest["counts_by_split_source_label"].values()
+        for label in sources.get(source, {})
+    )
 
 
 def training_sets(sources: list[str]) -> dict[str, tuple[str, ...]]:
@@ -68,8 +75,9 @@ def training_sets(sources: list[str]) -> dict[str, tuple[str, ...]]:
     return sets
 
 
-def generalization(shard_sets: list[str], out: str, schedule: dict[str, dict], split: str = "test",
-                   seed: int = 0) -> dict:
+def generalization(
+    shard_sets: list[str], out: str, schedule: dict[str, dict], split: str = "test", seed: int = 0
+) -> dict:
     """Train and score every training set (see the module); returns the matrices."""
     urls = per_source(shard_sets, out)
     if not urls:
@@ -81,16 +89,39 @@ def generalization(shard_sets: list[str], out: str, schedule: dict[str, dict], s
         if len(members) > 1:
             merge_shard_sets([urls[m] for m in members], data, progress=False)
         models = train_recipe(data, storage.join(out, "runs", name), schedule)
-        metrics = evaluate([urls[s] for s in sources], models["unet"], models["classifier"],
-                           storage.join(out, "evaluations", name), split=split, calibrate_on=[data], seed=seed)
-        results[name] = {"trained_on": list(members), "seconds": models["seconds"], "sources": metrics["sources"],
-                         "operating_point": metrics["operating_point"]}
-    matrices = {name: {trained: {s: figure(result["sources"].get(s), path) for s in sources}
-                       for trained, result in results.items()} for name, path in FIGURES.items()}
-    unseen = {name: {s: matrix[_without(s, sources)][s] for s in sources if _without(s, sources) in matrix}
-              for name, matrix in matrices.items()}
-    summary = {"sources": sources, "split": split, "matrices": matrices, "leave_one_source_out": unseen,
-               "runs": results, "note": NOTE}
+        metrics = evaluate(
+            [urls[s] for s in sources],
+            models["unet"],
+            models["classifier"],
+            storage.join(out, "evaluations", name),
+            split=split,
+            calibrate_on=[data],
+            seed=seed,
+        )
+        results[name] = {
+            "trained_on": list(members),
+            "seconds": models["seconds"],
+            "sources": metrics["sources"],
+            "operating_point": metrics["operating_point"],
+        }
+    matrices = {
+        name: {
+            trained: {s: figure(result["sources"].get(s), path) for s in sources} for trained, result in results.items()
+        }
+        for name, path in FIGURES.items()
+    }
+    unseen = {
+        name: {s: matrix[_without(s, sources)][s] for s in sources if _without(s, sources) in matrix}
+        for name, matrix in matrices.items()
+    }
+    summary = {
+        "sources": sources,
+        "split": split,
+        "matrices": matrices,
+        "leave_one_source_out": unseen,
+        "runs": results,
+        "note": NOTE,
+    }
     storage.write_text_atomic(storage.join(out, "generalization.json"), json.dumps(summary, indent=2))
     storage.write_text_atomic(storage.join(out, "generalization.html"), matrix_page(summary))
     return summary
@@ -106,22 +137,31 @@ def matrix_html(summary: dict) -> str:
     """The matrices as HTML tables: rows trained on, columns scored on; the unseen-source row last."""
     parts = []
     for name, matrix in summary["matrices"].items():
-        rows = {f"trained on {trained}": {f"scored on {s}": _text(v) for s, v in cells.items()}
-                for trained, cells in matrix.items()}
-        rows["never saw it (leave one source out)"] = {f"scored on {s}": _text(summary["leave_one_source_out"][name].get(s))
-                                                       for s in summary["sources"]}
+        rows = {
+            f"trained on {trained}": {f"scored on {s}": _text(v) for s, v in cells.items()}
+            for trained, cells in matrix.items()
+        }
+        rows["never saw it (leave one source out)"] = {
+            f"scored on {s}": _text(summary["leave_one_source_out"][name].get(s)) for s in summary["sources"]
+        }
         parts.append(f"<h3>{html.escape(name)}</h3>{table(rows)}")
     return "\n".join(parts)
 
 
 def matrix_page(summary: dict) -> str:
-    return page("mammoflow generalization", (
-        "<h1>Generalization across datasets</h1>"
-        f"<p>Each model trained on the sources of its row and scored on the {html.escape(summary['split'])} split "
-        "of each column's source; thresholds chosen on the val split of its own training data. Full reports: "
-        + ", ".join(f"<a href='evaluations/{html.escape(name)}/report.html'>trained on {html.escape(name)}</a>"
-                    for name in summary["runs"])
-        + f".</p><p class='note'>{NOTE}</p>{matrix_html(summary)}"))
+    return page(
+        "mammoflow generalization",
+        (
+            "<h1>Generalization across datasets</h1>"
+            f"<p>Each model trained on the sources of its row and scored on the {html.escape(summary['split'])} split "
+            "of each column's source; thresholds chosen on the val split of its own training data. Full reports: "
+            + ", ".join(
+                f"<a href='evaluations/{html.escape(name)}/report.html'>trained on {html.escape(name)}</a>"
+                for name in summary["runs"]
+            )
+            + f".</p><p class='note'>{NOTE}</p>{matrix_html(summary)}"
+        ),
+    )
 
 
 def _text(value: float | None) -> str:

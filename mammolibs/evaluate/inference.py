@@ -4,6 +4,7 @@ lesions (connected regions above a probability threshold), the classifier scores
 A model may instead score whole images (the ``whole_image`` baseline stage); then each image gets
 one malignancy score and its findings keep the U-Net's boxes without a class.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,8 +38,9 @@ def mirrored_probability(unet: nn.Module, batch: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def segment(unet: nn.Module, images: np.ndarray, patch_size: int = 0, modalities: list[str] | None = None,
-            batch_size: int = 8) -> np.ndarray:
+def segment(
+    unet: nn.Module, images: np.ndarray, patch_size: int = 0, modalities: list[str] | None = None, batch_size: int = 8
+) -> np.ndarray:
     """Lesion probability maps, shape (N, H, W), for standard-form images of shape (N, H, W), with
     mirror test-time augmentation. A U-Net trained on patches (``patch_size``) sees a mammogram by
     sliding window (MONAI, half-patch Gaussian-weighted overlap) and an ultrasound frame resized whole
@@ -47,15 +49,21 @@ def segment(unet: nn.Module, images: np.ndarray, patch_size: int = 0, modalities
     modalities = modalities or ["MG"] * len(images)
     device = model_device(unet)
     for start in range(0, len(images), batch_size):
-        batch = torch.as_tensor(images[start:start + batch_size], dtype=torch.float32, device=device)[:, None]
+        batch = torch.as_tensor(images[start : start + batch_size], dtype=torch.float32, device=device)[:, None]
         if not patch_size:
-            maps[start:start + len(batch)] = mirrored_probability(unet, batch)[:, 0].cpu().numpy()
+            maps[start : start + len(batch)] = mirrored_probability(unet, batch)[:, 0].cpu().numpy()
             continue
-        patches = [in_patches({"modality": m}, patch_size) for m in modalities[start:start + len(batch)]]
+        patches = [in_patches({"modality": m}, patch_size) for m in modalities[start : start + len(batch)]]
         for index, (image, patched) in enumerate(zip(batch, patches), start=start):
             if patched:
-                found = sliding_window_inference(image[None], (patch_size, patch_size), batch_size,
-                                                 partial(mirrored_probability, unet), overlap=0.5, mode="gaussian")
+                found = sliding_window_inference(
+                    image[None],
+                    (patch_size, patch_size),
+                    batch_size,
+                    partial(mirrored_probability, unet),
+                    overlap=0.5,
+                    mode="gaussian",
+                )
             else:
                 small = F.interpolate(image[None], size=(patch_size, patch_size), mode="area")
                 found = F.interpolate(mirrored_probability(unet, small), size=image.shape[-2:], mode="bilinear")
@@ -67,9 +75,15 @@ def segment(unet: nn.Module, images: np.ndarray, patch_size: int = 0, modalities
 def class_probabilities(classifier: nn.Module, crops: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Softmax over the classifier's classes for grey crops of shape (N, S, S)."""
     device = model_device(classifier)
-    rows = [torch.softmax(classifier(torch.as_tensor(np.asarray(crops[i:i + batch_size]), dtype=torch.float32,
-                                                     device=device)[:, None]), 1).cpu()
-            for i in range(0, len(crops), batch_size)]
+    rows = [
+        torch.softmax(
+            classifier(
+                torch.as_tensor(np.asarray(crops[i : i + batch_size]), dtype=torch.float32, device=device)[:, None]
+            ),
+            1,
+        ).cpu()
+        for i in range(0, len(crops), batch_size)
+    ]
     return torch.cat(rows).numpy() if rows else np.zeros((0, len(SNIP_CLASSES)), dtype=np.float32)
 
 
@@ -110,8 +124,14 @@ def regions(probability: np.ndarray, threshold: float, min_area: int = MIN_AREA)
     for index, where in enumerate(ndimage.find_objects(labelled), start=1):
         inside = labelled[where] == index
         if inside.sum() >= min_area:
-            found.append((int(inside.sum()), index, (where[1].start, where[0].start, where[1].stop, where[0].stop),
-                          float(probability[where][inside].max())))
+            found.append(
+                (
+                    int(inside.sum()),
+                    index,
+                    (where[1].start, where[0].start, where[1].stop, where[0].stop),
+                    float(probability[where][inside].max()),
+                )
+            )
     found.sort(key=lambda f: -f[0])
     renumber = np.zeros(count + 1, dtype=np.int32)
     renumber[[index for _, index, _, _ in found]] = np.arange(1, len(found) + 1)
@@ -137,8 +157,9 @@ class Detector:
         """Whole-image classifiers only: P(malignant) of each image."""
         return class_probabilities(self.classifier, images)[:, WHOLE_IMAGE_CLASSES.index("malignant")]
 
-    def find(self, images: np.ndarray, modalities: list[str] | None = None, maps: np.ndarray | None = None
-             ) -> list[tuple[np.ndarray, np.ndarray, list[Finding], float]]:
+    def find(
+        self, images: np.ndarray, modalities: list[str] | None = None, maps: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray, list[Finding], float]]:
         """For each image (of ``modalities``, mammography when not given): (probability map, finding
         label map, findings, image malignancy); finding ``i`` is ``i + 1`` in the label map. ``maps``:
         the U-Net's probability maps of ``images`` when already made (:meth:`segment`).
@@ -153,7 +174,9 @@ class Detector:
         if self.snip_size is None:
             scores = self.malignancy_of_images(images)
             return [(p, labels, findings, float(s)) for p, (labels, findings), s in zip(maps, found, scores)]
-        snips = [crop_snip(image, f.box, self.snip_size) for image, (_, findings) in zip(images, found) for f in findings]
+        snips = [
+            crop_snip(image, f.box, self.snip_size) for image, (_, findings) in zip(images, found) for f in findings
+        ]
         rows = iter(class_probabilities(self.classifier, np.stack(snips)) if snips else [])
         results = []
         for probability, (labels, findings) in zip(maps, found):

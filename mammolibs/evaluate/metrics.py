@@ -6,6 +6,7 @@ bootstrap intervals, the FROC step curve (MONAI's ``compute_froc_curve_data`` dr
 lowest-scoring detection and interpolates between points) and the threshold at a target
 specificity. A figure from fewer than :data:`SMALL_SAMPLE` cases of a class carries a warning.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -22,8 +23,9 @@ FROC_RATES = (0.25, 0.5, 1.0, 2.0)
 RESAMPLES = 1000
 
 
-def bootstrap_interval(statistic: Callable[[np.ndarray], float | None], cases: int, seed: int,
-                       resamples: int = RESAMPLES) -> list[float] | None:
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray], float | None], cases: int, seed: int, resamples: int = RESAMPLES
+) -> list[float] | None:
     """95% percentile interval of ``statistic(indices)`` over resamples (with replacement) of ``cases`` cases.
 
     Resamples where the statistic is undefined (``None``, e.g. one class only) are skipped; ``None``
@@ -32,8 +34,7 @@ def bootstrap_interval(statistic: Callable[[np.ndarray], float | None], cases: i
     if cases < 2:
         return None
     rng = np.random.default_rng(seed)
-    values = [v for indices in rng.integers(0, cases, size=(resamples, cases))
-              if (v := statistic(indices)) is not None]
+    values = [v for indices in rng.integers(0, cases, size=(resamples, cases)) if (v := statistic(indices)) is not None]
     if len(values) < resamples // 2:
         return None
     low, high = np.percentile(values, [2.5, 97.5])
@@ -45,8 +46,12 @@ def summarize(values: np.ndarray, seed: int) -> dict:
     values = np.asarray(values, dtype=np.float64)
     if len(values) == 0:
         return {"n": 0, "mean": None, "median": None, "ci95": None}
-    return {"n": len(values), "mean": float(values.mean()), "median": float(np.median(values)),
-            "ci95": bootstrap_interval(lambda idx: float(values[idx].mean()), len(values), seed)}
+    return {
+        "n": len(values),
+        "mean": float(values.mean()),
+        "median": float(np.median(values)),
+        "ci95": bootstrap_interval(lambda idx: float(values[idx].mean()), len(values), seed),
+    }
 
 
 def overlap_per_image(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,8 +63,13 @@ def overlap_per_image(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndar
         return np.zeros(0), np.zeros(0)
     preds = torch.as_tensor(np.asarray(predicted), dtype=torch.long)[:, None]
     target = torch.as_tensor(np.asarray(truth), dtype=torch.long)[:, None]
-    dice = dice_score(preds, target, num_classes=1, average="micro", input_format="one-hot",
-                      aggregation_level="samplewise").reshape(-1).numpy()
+    dice = (
+        dice_score(
+            preds, target, num_classes=1, average="micro", input_format="one-hot", aggregation_level="samplewise"
+        )
+        .reshape(-1)
+        .numpy()
+    )
     iou = mean_iou(preds, target, num_classes=1, input_format="one-hot").reshape(-1).numpy()
     both_empty = ~(preds.flatten(1).any(1) | target.flatten(1).any(1)).numpy()
     dice[both_empty], iou[both_empty] = 1.0, 1.0
@@ -79,7 +89,10 @@ def froc(lesion_scores: np.ndarray, false_scores: np.ndarray, images: int, rates
     rate, the highest sensitivity of any score threshold with at most that many false positives per
     image (the FROC step curve); ``points`` is empty without lesions or images.
     """
-    lesion_scores, false_scores = np.asarray(lesion_scores, dtype=np.float64), np.asarray(false_scores, dtype=np.float64)
+    lesion_scores, false_scores = (
+        np.asarray(lesion_scores, dtype=np.float64),
+        np.asarray(false_scores, dtype=np.float64),
+    )
     result = {"lesions": len(lesion_scores), "images": images, "false_findings": len(false_scores), "points": {}}
     if len(lesion_scores) == 0 or images == 0:
         return result
@@ -102,19 +115,34 @@ def threshold_at_specificity(scores: np.ndarray, positives: np.ndarray, specific
     return float(candidates[np.argmax(specific)])  # candidates ascend; the last one is always specific
 
 
-def binary_metrics(scores: np.ndarray, positives: np.ndarray, threshold: float, seed: int,
-                   names: tuple[str, str] = ("not malignant", "malignant")) -> dict:
+def binary_metrics(
+    scores: np.ndarray,
+    positives: np.ndarray,
+    threshold: float,
+    seed: int,
+    names: tuple[str, str] = ("not malignant", "malignant"),
+) -> dict:
     """AUROC with a bootstrap 95% interval, and sensitivity, specificity and the confusion matrix at
     ``threshold`` (called positive at ``score >= threshold``). AUROC is ``None`` when a class is absent."""
     scores, positives = np.asarray(scores, dtype=np.float64), np.asarray(positives, dtype=bool)
     called = scores >= threshold
     counts = {"positives": int(positives.sum()), "negatives": int((~positives).sum())}
-    result: dict = {"cases": len(scores), **counts, "auroc": None, "auroc_ci95": None, "threshold": threshold,
-                    "sensitivity": float(called[positives].mean()) if counts["positives"] else None,
-                    "specificity": float((~called[~positives]).mean()) if counts["negatives"] else None,
-                    "confusion_matrix": {"categories": list(names),  # rows: truth, columns: the call
-                                         "matrix": [[int((~called & ~positives).sum()), int((called & ~positives).sum())],
-                                                    [int((~called & positives).sum()), int((called & positives).sum())]]}}
+    result: dict = {
+        "cases": len(scores),
+        **counts,
+        "auroc": None,
+        "auroc_ci95": None,
+        "threshold": threshold,
+        "sensitivity": float(called[positives].mean()) if counts["positives"] else None,
+        "specificity": float((~called[~positives]).mean()) if counts["negatives"] else None,
+        "confusion_matrix": {
+            "categories": list(names),  # rows: truth, columns: the call
+            "matrix": [
+                [int((~called & ~positives).sum()), int((called & ~positives).sum())],
+                [int((~called & positives).sum()), int((called & positives).sum())],
+            ],
+        },
+    }
     if counts["positives"] and counts["negatives"]:
         result["auroc"] = auroc(scores, positives)
         result["auroc_ci95"] = bootstrap_interval(lambda idx: auroc(scores[idx], positives[idx]), len(scores), seed)
@@ -128,19 +156,23 @@ def auroc(scores: np.ndarray, positives: np.ndarray) -> float | None:
     """Area under the ROC curve (torchmetrics); ``None`` when one class is absent."""
     if positives.all() or not positives.any():
         return None
-    return float(binary_auroc(torch.as_tensor(scores, dtype=torch.float64), torch.as_tensor(positives, dtype=torch.long)))
+    return float(
+        binary_auroc(torch.as_tensor(scores, dtype=torch.float64), torch.as_tensor(positives, dtype=torch.long))
+    )
 
 
 def small_sample_warning(counts: dict[str, int], names: tuple[str, str] = ("negatives", "positives")) -> str | None:
     """A line saying which class has fewer than :data:`SMALL_SAMPLE` cases, or ``None``."""
-    few = [f"{counts[key]} {name}" for key, name in zip(("negatives", "positives"), names)
-           if counts[key] < SMALL_SAMPLE]
+    few = [
+        f"{counts[key]} {name}" for key, name in zip(("negatives", "positives"), names) if counts[key] < SMALL_SAMPLE
+    ]
     return f"small sample ({', '.join(few)}): wide uncertainty, do not rely on this figure" if few else None
 
 
 def roc_points(scores: np.ndarray, positives: np.ndarray, most: int = 200) -> dict:
     """The ROC curve as lists (``fpr``, ``tpr``, ``thresholds`` in [0, 1]), thinned to at most ``most`` points."""
-    fpr, tpr, thresholds = binary_roc(torch.as_tensor(scores, dtype=torch.float32),
-                                      torch.as_tensor(positives, dtype=torch.long))
+    fpr, tpr, thresholds = binary_roc(
+        torch.as_tensor(scores, dtype=torch.float32), torch.as_tensor(positives, dtype=torch.long)
+    )
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(most, len(fpr))).round().astype(int))
     return {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(), "thresholds": thresholds[keep].clamp(0, 1).tolist()}

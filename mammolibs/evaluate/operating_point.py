@@ -1,9 +1,11 @@
 """The operating point: the U-Net probability threshold, the lesion threshold under which the snip
-classifier drops a finding, and the malignancy threshold, chosen on the validation split and stored with the model as ``<classifier run>/operating_point.json``.
+classifier drops a finding, and the malignancy threshold, chosen on the validation split and stored
+with the model as ``<classifier run>/operating_point.json``.
 
 ``mammo evaluate`` chooses and stores it; ``mammo predict`` and the report use it. Without one,
 both thresholds are 0.5 and predict says so.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,10 +40,13 @@ def load_operating_point(url: str | None, classifier_checkpoint_url: str) -> dic
         found = storage.join(url, OPERATING_POINT)  # an evaluation folder or a run folder
     if not storage.exists(found):
         if url:
-            raise FileNotFoundError(f"{found}: no operating point there; run 'mammo evaluate' first or leave "
-                                    "--operating-point out")
-        log.warning("no %s beside the classifier: thresholds 0.5; run 'mammo evaluate' to choose them on the "
-                    "validation split", OPERATING_POINT)
+            raise FileNotFoundError(
+                f"{found}: no operating point there; run 'mammo evaluate' first or leave --operating-point out"
+            )
+        log.warning(
+            "no %s beside the classifier: thresholds 0.5; run 'mammo evaluate' to choose them on the validation split",
+            OPERATING_POINT,
+        )
         return dict(DEFAULT)
     try:
         point = json.loads(storage.read_text(found))

@@ -1,4 +1,5 @@
 """Pictures people would rather look at than read: ROC curves and prediction overlays."""
+
 from __future__ import annotations
 
 import io
@@ -17,13 +18,18 @@ from mammolibs import storage  # noqa: E402
 
 
 def save_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], url: str) -> bytes:
-    """ROC curves (name -> (malignancy scores, is malignant)), each with its AUROC, as a PNG at ``url`` (also returned)."""
+    """ROC curves (name -> (malignancy scores, is malignant)), each with its AUROC, as a PNG at ``url``
+    (also returned)."""
     figure, axes = plt.subplots(figsize=(4.5, 4.5), dpi=120)
     for name, (scores, positives) in curves.items():
         preds, target = torch.as_tensor(scores, dtype=torch.float32), torch.as_tensor(positives, dtype=torch.long)
         fpr, tpr, _ = binary_roc(preds, target)
-        axes.plot(fpr.numpy(), tpr.numpy(), label=f"{name}: AUROC {float(binary_auroc(preds, target)):.3f} "
-                  f"({int(target.sum())}/{len(target)} malignant)")
+        axes.plot(
+            fpr.numpy(),
+            tpr.numpy(),
+            label=f"{name}: AUROC {float(binary_auroc(preds, target)):.3f} "
+            f"({int(target.sum())}/{len(target)} malignant)",
+        )
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
     axes.set(xlabel="false-positive rate (1 - specificity)", ylabel="sensitivity", title="Malignant vs rest, per image")
     axes.legend(loc="lower right", fontsize=7)
@@ -39,8 +45,9 @@ def _save(figure, url: str) -> bytes:
     return buffer.getvalue()
 
 
-def save_segmentation_sheet(images: list[np.ndarray], truths: list[np.ndarray], predictions: list[np.ndarray],
-                            url: str, columns: int = 4) -> bytes:
+def save_segmentation_sheet(
+    images: list[np.ndarray], truths: list[np.ndarray], predictions: list[np.ndarray], url: str, columns: int = 4
+) -> bytes:
     """Images side by side, the true lesion outlined in green and the U-Net's in red, as a PNG at ``url``."""
     tiles = []
     for image, truth, predicted in zip(images, truths, predictions):
@@ -55,7 +62,7 @@ def save_segmentation_sheet(images: list[np.ndarray], truths: list[np.ndarray], 
     sheet = np.zeros((rows * height, min(columns, len(tiles)) * width, 3), dtype=np.uint8)
     for i, tile in enumerate(tiles):
         top, left = (i // columns) * height, (i % columns) * width
-        sheet[top:top + height, left:left + width] = tile
+        sheet[top : top + height, left : left + width] = tile
     buffer = io.BytesIO()
     Image.fromarray(sheet).save(buffer, format="PNG")
     storage.write_bytes_atomic(url, buffer.getvalue())

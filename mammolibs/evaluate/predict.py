@@ -6,6 +6,7 @@ The models are loaded once (:func:`load_models`: PyTorch checkpoints or the file
 operating point, and maps everything back to the original pixels; :func:`overlay_png` draws the
 findings on the original image at full resolution.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,9 +29,11 @@ from mammolibs.pictures import BOX, OUTLINE, png
 
 log = logging.getLogger(__name__)
 
-BOX_FORMAT = ("[x_min, y_min, x_max, y_max] in pixels of the original image: origin at its top-left corner, "
-              "x to the right, y downwards, max exclusive. (mini-MIAS's Info.txt counts y from the bottom: "
-              "y_mias = image height - y.)")
+BOX_FORMAT = (
+    "[x_min, y_min, x_max, y_max] in pixels of the original image: origin at its top-left corner, "
+    "x to the right, y downwards, max exclusive. (mini-MIAS's Info.txt counts y from the bottom: "
+    "y_mias = image height - y.)"
+)
 ULTRASOUND_MAX_SIDE = 900
 """Plain images smaller than this on their longest side, or wider than tall, are taken for ultrasound
 frames: public mammograms are portrait or square and at least 1,024 pixels high."""
@@ -61,11 +64,16 @@ class Models:
 def model_card(role: str, checkpoint: dict) -> dict:
     """What a reader of a prediction should know of a model: its run, when it was trained, on what,
     and its validation figures (from the checkpoint or the export's metadata)."""
-    return {"role": role, "run": storage.basename(run_folder(checkpoint.get("url", ""))) or None,
-            "stage": checkpoint.get("stage"), "model_name": checkpoint.get("model_name"),
-            "trained_at": checkpoint.get("saved_at"), "trained_on": checkpoint.get("trained_on"),
-            "epoch": checkpoint.get("epoch"),
-            "validation": {k: v for k, v in (checkpoint.get("validation") or {}).items() if isinstance(v, (int, float))}}
+    return {
+        "role": role,
+        "run": storage.basename(run_folder(checkpoint.get("url", ""))) or None,
+        "stage": checkpoint.get("stage"),
+        "model_name": checkpoint.get("model_name"),
+        "trained_at": checkpoint.get("saved_at"),
+        "trained_on": checkpoint.get("trained_on"),
+        "epoch": checkpoint.get("epoch"),
+        "validation": {k: v for k, v in (checkpoint.get("validation") or {}).items() if isinstance(v, (int, float))},
+    }
 
 
 def resolve_backend(backend: str, unet: str, classifier: str) -> str:
@@ -74,13 +82,16 @@ def resolve_backend(backend: str, unet: str, classifier: str) -> str:
 
     if backend != "auto":
         return backend
-    exported = [url.endswith(".onnx") or storage.exists(storage.join(url, FILES[role]))
-                for role, url in (("unet", unet), ("classifier", classifier))]
+    exported = [
+        url.endswith(".onnx") or storage.exists(storage.join(url, FILES[role]))
+        for role, url in (("unet", unet), ("classifier", classifier))
+    ]
     return "onnx" if all(exported) else "torch"
 
 
-def load_models(unet: str, classifier: str, backend: str = "auto", operating_point: str | None = None,
-                device: str = "cpu") -> Models:
+def load_models(
+    unet: str, classifier: str, backend: str = "auto", operating_point: str | None = None, device: str = "cpu"
+) -> Models:
     """The chain from two run folders or checkpoints (torch, on ``device``: cpu, cuda, or auto for cuda when
     there is one) or the files of ``mammo export`` (onnx, on the CPU)."""
     if backend not in BACKENDS:
@@ -94,9 +105,9 @@ def load_models(unet: str, classifier: str, backend: str = "auto", operating_poi
         if operating_point:
             point = load_operating_point(operating_point, "")
         return Models(detector, exported["image_size"], point, backend, cards)
-    from mammolibs.evaluate.evaluation import load_detector
-
     import torch
+
+    from mammolibs.evaluate.evaluation import load_detector
 
     detector, unet_checkpoint, classifier_checkpoint = load_detector(unet, classifier)
     if device == "auto":
@@ -120,11 +131,18 @@ def choose_modality(pixels: np.ndarray, asked: str, declared: str | None) -> tup
     if declared:
         return declared, None
     height, width = pixels.shape
-    why = "wider than tall" if width > 1.05 * height else "smaller than any mammogram" \
-        if max(height, width) < ULTRASOUND_MAX_SIDE else None
+    why = (
+        "wider than tall"
+        if width > 1.05 * height
+        else "smaller than any mammogram"
+        if max(height, width) < ULTRASOUND_MAX_SIDE
+        else None
+    )
     if why:
-        return "US", (f"read as an ultrasound frame ({width}x{height} pixels: {why}) and predicted on the whole frame; "
-                      "give modality MG if it is a mammogram")
+        return "US", (
+            f"read as an ultrasound frame ({width}x{height} pixels: {why}) and predicted on the whole frame; "
+            "give modality MG if it is a mammogram"
+        )
     return "MG", None
 
 
@@ -147,16 +165,25 @@ class Prediction:
         return picture, inside & ~ndimage.binary_erosion(inside, iterations=thickness)
 
 
-def predict_pixels(models: Models, pixels: np.ndarray, name: str, modality: str = "auto",
-                   declared: str | None = None, threshold: float | None = None) -> Prediction:
+def predict_pixels(
+    models: Models,
+    pixels: np.ndarray,
+    name: str,
+    modality: str = "auto",
+    declared: str | None = None,
+    threshold: float | None = None,
+) -> Prediction:
     """Find and score the lesions of one decoded image (``declared``: the modality its DICOM names).
 
     ``threshold`` overrides the operating point's U-Net threshold for this image only.
     """
     modality, warning = choose_modality(pixels, modality, declared)
     point = models.operating_point
-    detector = dataclasses.replace(models.detector, lesion_threshold=point.get("lesion_threshold") or 0.0,
-                                   unet_threshold=point["unet_threshold"] if threshold is None else threshold)
+    detector = dataclasses.replace(
+        models.detector,
+        lesion_threshold=point.get("lesion_threshold") or 0.0,
+        unet_threshold=point["unet_threshold"] if threshold is None else threshold,
+    )
     image, _, placement = to_standard(pixels, None, models.image_size, name, crop=modality == "MG")
     [(probability, labels, findings, malignancy)] = detector.find(image[None], [modality])
     order = sorted(range(len(findings)), key=lambda i: -findings[i].malignancy)
@@ -164,18 +191,31 @@ def predict_pixels(models: Models, pixels: np.ndarray, name: str, modality: str 
     report = {
         "image": name,
         "modality": modality,
-        "width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
+        "width": int(pixels.shape[1]),
+        "height": int(pixels.shape[0]),
         "box_format": BOX_FORMAT,
-        "operating_point": {"unet_threshold": detector.unet_threshold, "lesion_threshold": detector.lesion_threshold,
-                            "malignancy_threshold": point["malignancy_threshold"], "chosen_on": point.get("chosen_on")},
+        "operating_point": {
+            "unet_threshold": detector.unet_threshold,
+            "lesion_threshold": detector.lesion_threshold,
+            "malignancy_threshold": point["malignancy_threshold"],
+            "chosen_on": point.get("chosen_on"),
+        },
         "malignancy": malignancy,
         "malignancy_text": readable(malignancy),
         "called_malignant": malignancy >= point["malignancy_threshold"],
         "lesions": [
-            {"box": box, "width": box[2] - box[0], "height": box[3] - box[1], "box_standard": list(findings[i].box),
-             "area_standard": findings[i].area, "unet_score": findings[i].score,
-             "malignancy": findings[i].malignancy, "malignancy_text": readable(findings[i].malignancy),
-             "lesion_probability": findings[i].lesion_probability, "probabilities": findings[i].probabilities}
+            {
+                "box": box,
+                "width": box[2] - box[0],
+                "height": box[3] - box[1],
+                "box_standard": list(findings[i].box),
+                "area_standard": findings[i].area,
+                "unet_score": findings[i].score,
+                "malignancy": findings[i].malignancy,
+                "malignancy_text": readable(findings[i].malignancy),
+                "lesion_probability": findings[i].lesion_probability,
+                "probabilities": findings[i].probabilities,
+            }
             for box, i in zip(boxes, order)
         ],
         "models": models.cards,
@@ -184,8 +224,9 @@ def predict_pixels(models: Models, pixels: np.ndarray, name: str, modality: str 
     }
     shape = pixels.shape
     found = ndimage.grey_dilation(labels, size=3) > 0  # a pixel of margin: the smooth map decides the edge
-    inside = (placement.to_original_map(probability, shape) > detector.unet_threshold) & \
-        (placement.to_original_map(found.astype(np.float32), shape, nearest=True) > 0)
+    inside = (placement.to_original_map(probability, shape) > detector.unet_threshold) & (
+        placement.to_original_map(found.astype(np.float32), shape, nearest=True) > 0
+    )
     return Prediction(report, normalize_intensity(pixels), inside)
 
 

@@ -1,6 +1,7 @@
 """The evaluation as one self-contained HTML page: figures per source, operating point, confusion
 matrix, pictures inline; and :func:`headline`, the row of key figures the comparison, the
 generalization matrix and the quality benchmark all print."""
+
 from __future__ import annotations
 
 import base64
@@ -12,14 +13,18 @@ CAPTIONS = {
     "roc.png": f"ROC curves of the image-level malignancy ({IMAGE_MALIGNANCY}), per source.",
 }
 NOTE = "Research software, not a medical device: not for diagnosis."
-STYLE = ("body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:1em 0}"
-         "td,th{border:1px solid #bbb;padding:.3em .8em;text-align:right}th{background:#eee}.note{color:#a00}")
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:1em 0}"
+    "td,th{border:1px solid #bbb;padding:.3em .8em;text-align:right}th{background:#eee}.note{color:#a00}"
+)
 
 
 def page(title: str, body: str) -> str:
     """A self-contained HTML page in the reports' style; ``body`` is HTML."""
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>"
+    )
 
 
 def figure(group: dict | None, path: tuple[str, ...]) -> float | None:
@@ -74,8 +79,12 @@ def table(rows: dict[str, dict[str, str]], corner: str = "") -> str:
         return "<p>nothing to show</p>"
     columns = list(next(iter(rows.values())))
     head = f"<tr><th>{html.escape(corner)}</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>"
-    body = "".join(f"<tr><th>{html.escape(name)}</th>" + "".join(f"<td>{html.escape(str(row.get(c, '')))}</td>"
-                                                                 for c in columns) + "</tr>" for name, row in rows.items())
+    body = "".join(
+        f"<tr><th>{html.escape(name)}</th>"
+        + "".join(f"<td>{html.escape(str(row.get(c, '')))}</td>" for c in columns)
+        + "</tr>"
+        for name, row in rows.items()
+    )
     return f"<table>{head}{body}</table>"
 
 
@@ -83,9 +92,12 @@ def warnings_of(metrics: dict) -> list[str]:
     """Every small-sample warning of the evaluation, naming its group and figure."""
     found = []
     for name, group in [("all sources", metrics["overall"]), *metrics["sources"].items()]:
-        for figure, values in [("segmentation", group["segmentation"]), ("detection", group["detection"]),
-                               *[(f"image level, {k.replace('_', ' ')}", v) for k, v in group["image_level"].items()],
-                               ("lesion level", group.get("lesion_level") or {})]:
+        for figure, values in [
+            ("segmentation", group["segmentation"]),
+            ("detection", group["detection"]),
+            *[(f"image level, {k.replace('_', ' ')}", v) for k, v in group["image_level"].items()],
+            ("lesion level", group.get("lesion_level") or {}),
+        ]:
             if values.get("warning"):
                 found.append(f"{name}, {figure}: {values['warning']}")
     return found
@@ -101,29 +113,42 @@ def html_report(metrics: dict, pictures: dict[str, bytes]) -> str:
         f"<p>{metrics['samples']} images of the <b>{html.escape(metrics['split'])}</b> split of "
         f"{html.escape(', '.join(metrics['data']))} (patients never seen in training).</p>",
         f"<p class='note'>{NOTE}</p>",
-        "<h2>Figures per source</h2>", table(rows),
+        "<h2>Figures per source</h2>",
+        table(rows),
         "<p>Dice and IoU per image with a lesion (mean, bootstrap 95% interval); detection sensitivity at 0.25, 0.5, 1 "
         f"and 2 false findings per image; image-level AUROC of the chain's malignancy ({IMAGE_MALIGNANCY}); "
         "sensitivity and specificity at the operating point below; lesion-level AUROC on snips cut from "
         "the true masks.</p>",
         "<h2>Operating point (chosen on the validation split)</h2>",
-        table({"threshold": {"U-Net probability": f"{point['unet_threshold']:.2f}",
-                             "malignancy": f"{point['malignancy_threshold']:.3f}",
-                             "target specificity": f"{point['target_specificity']:.2f}"}}),
-        "<h2>Image-level calls, all sources</h2>", _confusion(confusion, point["malignancy_threshold"]),
+        table(
+            {
+                "threshold": {
+                    "U-Net probability": f"{point['unet_threshold']:.2f}",
+                    "malignancy": f"{point['malignancy_threshold']:.3f}",
+                    "target specificity": f"{point['target_specificity']:.2f}",
+                }
+            }
+        ),
+        "<h2>Image-level calls, all sources</h2>",
+        _confusion(confusion, point["malignancy_threshold"]),
     ]
     warnings = warnings_of(metrics)
     if warnings:
         parts.append("<h2>Small samples</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>")
     for name, png in pictures.items():
         data = base64.b64encode(png).decode("ascii")
-        caption = CAPTIONS.get(name) or (f"Lesion images of {name[len('segmentation-'):-4]}: truth outlined in green, "
-                                         "the U-Net's findings in red.")
-        parts.append(f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,{data}' style='max-width:100%'>"
-                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-    parts.append(f"<p>U-Net: {html.escape(str(metrics['unet']['url']))} (epoch {metrics['unet']['epoch']})<br>"
-                 f"classifier: {html.escape(str(metrics['classifier']['url']))} (epoch {metrics['classifier']['epoch']})"
-                 "</p>")
+        caption = CAPTIONS.get(name) or (
+            f"Lesion images of {name[len('segmentation-') : -4]}: truth outlined in green, the U-Net's findings in red."
+        )
+        parts.append(
+            f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,{data}' style='max-width:100%'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+    parts.append(
+        f"<p>U-Net: {html.escape(str(metrics['unet']['url']))} (epoch {metrics['unet']['epoch']})<br>"
+        f"classifier: {html.escape(str(metrics['classifier']['url']))} (epoch {metrics['classifier']['epoch']})"
+        "</p>"
+    )
     return page("mammoflow evaluation", "\n".join(parts))
 
 
@@ -131,6 +156,8 @@ def _confusion(confusion: dict, threshold: float) -> str:
     """Rows: the truth; columns: the chain's call at the malignancy threshold."""
     categories = [html.escape(c) for c in confusion["categories"]]
     header = "<tr><th>truth \\ called</th>" + "".join(f"<th>{c}</th>" for c in categories) + "</tr>"
-    rows = "".join(f"<tr><th>{c}</th>" + "".join(f"<td>{n}</td>" for n in row) + "</tr>"
-                   for c, row in zip(categories, confusion["matrix"]))
+    rows = "".join(
+        f"<tr><th>{c}</th>" + "".join(f"<td>{n}</td>" for n in row) + "</tr>"
+        for c, row in zip(categories, confusion["matrix"])
+    )
     return f"<table>{header}{rows}</table><p>Images called malignant at a malignancy of at least {threshold:.3f}.</p>"

@@ -5,6 +5,7 @@
 :mod:`~mammolibs.models.monai_nets`, :mod:`~mammolibs.models.fcn` and :mod:`~mammolibs.models.mmseg`.
 The catalog's names are light to import; the builders load torch and the architectures on first use.
 """
+
 from mammolibs.models.catalog import DEFAULT_WIDTH, MODEL_NAMES, SNIP_CLASSES, WHOLE_IMAGE_CLASSES  # noqa: F401
 
 BUILDERS = ("ARCHITECTURES", "ROLES", "create_model", "encoder_names")

@@ -6,6 +6,7 @@ classifiers (its encoder, pooled, under a linear head), so pretraining carries o
 name. A ``classification`` model returns class logits only. Multi-task segmentation models (FCN)
 also return normal/benign/malignant logits from their encoder when asked (``with_classes=True``).
 """
+
 from __future__ import annotations
 
 from mammolibs.data.sample import SNIP_CLASSES, WHOLE_IMAGE_CLASSES  # noqa: F401  (the classes a model outputs)
@@ -16,21 +17,36 @@ MODEL_NAMES = {  # name -> (kind, what it is)
     "monai_unet": (SEGMENTATION, "MONAI UNet, channels (w .. 16w), 2 residual units per level"),
     "attention_unet": (SEGMENTATION, "MONAI AttentionUnet, channels (w .. 16w), attention gates on the skips"),
     "segresnet": (SEGMENTATION, "MONAI SegResNet, init_filters w"),
-    "flexible_unet": (SEGMENTATION, "MONAI FlexibleUNet, ResNet-18 encoder (no pretrained weights), decoder (8w .. w/2)"),
-    "fcn8s": (SEGMENTATION, "VGG-16 FCN-8s (VGG channels scaled by w/64) with a benign/malignant/normal "
-                            "head on the encoder (multi-task)"),
+    "flexible_unet": (
+        SEGMENTATION,
+        "MONAI FlexibleUNet, ResNet-18 encoder (no pretrained weights), decoder (8w .. w/2)",
+    ),
+    "fcn8s": (
+        SEGMENTATION,
+        "VGG-16 FCN-8s (VGG channels scaled by w/64) with a benign/malignant/normal head on the encoder (multi-task)",
+    ),
     "fcn16s": (SEGMENTATION, "VGG-16 FCN-16s, as fcn8s with one skip fewer (multi-task)"),
     "unet_s5_d16": (SEGMENTATION, "MMSegmentation UNet-S5-D16 (5 stages, output stride 16) with an FCN head"),
     "deeplabv3": (SEGMENTATION, "DeepLabV3: ASPP on a dilated ResNet-18-style backbone (output stride 8)"),
     "resnet18": (CLASSIFICATION, "MONAI ResNet-18 (2-D, one channel): classifiers only"),
 }
 DEFAULT_WIDTH = 16
-STAGE_DEFAULT_MODEL = {"encoder": "basic_unet", "autoencoder": "basic_unet", "finetune": "basic_unet",
-                       "classifier": "basic_unet", "whole_image": "resnet18"}
+STAGE_DEFAULT_MODEL = {
+    "encoder": "basic_unet",
+    "autoencoder": "basic_unet",
+    "finetune": "basic_unet",
+    "classifier": "basic_unet",
+    "whole_image": "resnet18",
+}
 """Each stage's model unless ``--model`` says or ``--init`` brings one (a stage given weights by
 ``--init`` takes the checkpoint's architecture)."""
-STAGE_KINDS = {"encoder": (SEGMENTATION,), "autoencoder": (SEGMENTATION,), "finetune": (SEGMENTATION,),
-               "classifier": (SEGMENTATION, CLASSIFICATION), "whole_image": (SEGMENTATION, CLASSIFICATION)}
+STAGE_KINDS = {
+    "encoder": (SEGMENTATION,),
+    "autoencoder": (SEGMENTATION,),
+    "finetune": (SEGMENTATION,),
+    "classifier": (SEGMENTATION, CLASSIFICATION),
+    "whole_image": (SEGMENTATION, CLASSIFICATION),
+}
 """Which kinds of model each stage can train."""
 
 

@@ -1,6 +1,7 @@
 """VGG-16 FCN-8s and FCN-16s (Long et al. 2015) with a multi-task head: lesion logits at input size, and
 normal/benign/malignant logits from the pooled encoder, trained together as some breast-imaging
 projects do. Upsampling is bilinear (no learned deconvolution); channels scale with ``width``."""
+
 from __future__ import annotations
 
 import torch
@@ -16,8 +17,11 @@ VGG16 = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))  # (channels at width 
 def _vgg_block(channels_in: int, channels: int, convs: int) -> nn.Sequential:
     layers = []
     for index in range(convs):
-        layers += [nn.Conv2d(channels_in if index == 0 else channels, channels, 3, padding=1),
-                   nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv2d(channels_in if index == 0 else channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        ]
     return nn.Sequential(*layers, nn.MaxPool2d(2, ceil_mode=True))
 
 
@@ -34,8 +38,14 @@ class FCN(nn.Module):
             self.add_module(f"pool{index}", _vgg_block(channels_in, channels, convs))
             channels_in = channels
         fully = 2 * sizes[-1]
-        self.fc7 = nn.Sequential(nn.Conv2d(sizes[-1], fully, 3, padding=1), nn.ReLU(inplace=True), nn.Dropout2d(0.5),
-                                 nn.Conv2d(fully, fully, 1), nn.ReLU(inplace=True), nn.Dropout2d(0.5))
+        self.fc7 = nn.Sequential(
+            nn.Conv2d(sizes[-1], fully, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Dropout2d(0.5),
+            nn.Conv2d(fully, fully, 1),
+            nn.ReLU(inplace=True),
+            nn.Dropout2d(0.5),
+        )
         self.score = nn.Conv2d(fully, 1, 1)
         self.skips = skips
         self.skip_scores = nn.ModuleDict({f"pool{i}": nn.Conv2d(sizes[i - 1], 1, 1) for i in skips})

@@ -1,4 +1,5 @@
 """The MONAI networks of the registry, built for one grey channel and a base channel width ``w``."""
+
 from __future__ import annotations
 
 import math
@@ -18,25 +19,34 @@ def _levels(width: int) -> tuple[int, ...]:
 
 @register_model("basic_unet", bottleneck="down_4")
 def basic_unet(width: int = 16) -> nn.Module:
-    return BasicUNet(spatial_dims=2, in_channels=1, out_channels=1,
-                     features=(width, width, 2 * width, 4 * width, 8 * width, width))
+    return BasicUNet(
+        spatial_dims=2, in_channels=1, out_channels=1, features=(width, width, 2 * width, 4 * width, 8 * width, width)
+    )
 
 
 @register_model("monai_unet", bottleneck=UNET_BOTTOM)
 def monai_unet(width: int = 16) -> nn.Module:
-    return padded(UNet, 16)(spatial_dims=2, in_channels=1, out_channels=1, channels=_levels(width), strides=(2, 2, 2, 2),
-                num_res_units=2)
+    return padded(UNet, 16)(
+        spatial_dims=2, in_channels=1, out_channels=1, channels=_levels(width), strides=(2, 2, 2, 2), num_res_units=2
+    )
 
 
 @register_model("attention_unet", bottleneck=UNET_BOTTOM)
 def attention_unet(width: int = 16) -> nn.Module:
-    return padded(AttentionUnet, 16)(spatial_dims=2, in_channels=1, out_channels=1, channels=_levels(width), strides=(2, 2, 2, 2))
+    return padded(AttentionUnet, 16)(
+        spatial_dims=2, in_channels=1, out_channels=1, channels=_levels(width), strides=(2, 2, 2, 2)
+    )
 
 
 @register_model("segresnet", bottleneck="down_layers.3")
 def segresnet(width: int = 16) -> nn.Module:
-    return padded(SegResNet, 8)(spatial_dims=2, init_filters=width, in_channels=1, out_channels=1,
-                                norm=("group", {"num_groups": math.gcd(8, width)}))  # 8 groups when w allows
+    return padded(SegResNet, 8)(
+        spatial_dims=2,
+        init_filters=width,
+        in_channels=1,
+        out_channels=1,
+        norm=("group", {"num_groups": math.gcd(8, width)}),
+    )  # 8 groups when w allows
 
 
 def padded(network: type[nn.Module], multiple: int) -> type[nn.Module]:
@@ -54,8 +64,14 @@ def padded(network: type[nn.Module], multiple: int) -> type[nn.Module]:
 
 @register_model("flexible_unet", bottleneck="encoder")
 def flexible_unet(width: int = 16) -> nn.Module:
-    return padded(FlexibleUNet, 32)(in_channels=1, out_channels=1, backbone="resnet18", pretrained=False,
-                                      spatial_dims=2, decoder_channels=(8 * width, 4 * width, 2 * width, width, max(width // 2, 1)))
+    return padded(FlexibleUNet, 32)(
+        in_channels=1,
+        out_channels=1,
+        backbone="resnet18",
+        pretrained=False,
+        spatial_dims=2,
+        decoder_channels=(8 * width, 4 * width, 2 * width, width, max(width // 2, 1)),
+    )
 
 
 @register_model("resnet18")

@@ -6,6 +6,7 @@ its pooled encoder) and ``classifier`` (its encoder, pooled, under a linear head
 architecture as it is). The wrappers keep the architecture as ``net``, so its weights
 move between stages by name.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -94,8 +95,9 @@ class Contrastive(OnEncoder):
 
     def __init__(self, net: nn.Module, bottleneck: str, projection: int = 128):
         super().__init__(net, bottleneck)
-        self.projection = nn.Sequential(nn.Linear(self.channels, self.channels), nn.ReLU(inplace=True),
-                                        nn.Linear(self.channels, projection))
+        self.projection = nn.Sequential(
+            nn.Linear(self.channels, self.channels), nn.ReLU(inplace=True), nn.Linear(self.channels, projection)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.projection(self.features(x))

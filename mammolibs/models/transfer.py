@@ -5,6 +5,7 @@ same shape, or nothing is loaded and the error says which architecture the check
 decoder moves too between segmentation roles (autoencoder -> U-Net); a contrastive checkpoint gives
 its encoder only (its decoder never trained). Heads are new unless both models have the same role.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,9 +22,12 @@ log = logging.getLogger(__name__)
 def architecture_state(checkpoint: dict) -> dict[str, torch.Tensor]:
     """The architecture's own tensors in a checkpoint (wrappers' ``net.`` prefix removed, heads left out)."""
     state = checkpoint["model"]
-    if checkpoint.get("model_role", "segmentation") == "segmentation" or MODEL_NAMES[checkpoint["model_name"]][0] == CLASSIFICATION:
+    if (
+        checkpoint.get("model_role", "segmentation") == "segmentation"
+        or MODEL_NAMES[checkpoint["model_name"]][0] == CLASSIFICATION
+    ):
         return dict(state)
-    return {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+    return {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
 
 
 def describe(checkpoint: dict) -> str:
@@ -39,8 +43,10 @@ def transfer(model: nn.Module, name: str, role: str, width: int, checkpoint: dic
         source, prefix = dict(checkpoint["model"]), ""  # the same model: everything, heads included
         needed = set(own)
     elif MODEL_NAMES[name][0] == CLASSIFICATION or MODEL_NAMES[checkpoint["model_name"]][0] == CLASSIFICATION:
-        raise ValueError(f"{origin}: holds a {describe(checkpoint)} {checkpoint.get('model_role')}, which cannot start "
-                         f"a {name} {role}; pass the checkpoint of the previous stage")
+        raise ValueError(
+            f"{origin}: holds a {describe(checkpoint)} {checkpoint.get('model_role')}, which cannot start "
+            f"a {name} {role}; pass the checkpoint of the previous stage"
+        )
     else:
         prefix = "net." if isinstance(getattr(model, "net", None), nn.Module) else ""  # a wrapper of the architecture
         encoder = encoder_names(name, width)
@@ -51,13 +57,22 @@ def transfer(model: nn.Module, name: str, role: str, width: int, checkpoint: dic
         needed = {prefix + k for k in encoder}
     wrong = sorted(k for k in needed if k not in source or source[k].shape != own[k].shape)
     if wrong:
-        raise ValueError(f"{origin}: its {describe(checkpoint)} does not fit this run's {name} (width {width}): "
-                         f"{len(wrong)} of {len(needed)} encoder tensors are missing or of another shape (first: "
-                         f"{wrong[0]}); leave --model and --width unset to take the checkpoint's architecture, or "
-                         "pass the checkpoint of a matching run")
+        raise ValueError(
+            f"{origin}: its {describe(checkpoint)} does not fit this run's {name} (width {width}): "
+            f"{len(wrong)} of {len(needed)} encoder tensors are missing or of another shape (first: "
+            f"{wrong[0]}); leave --model and --width unset to take the checkpoint's architecture, or "
+            "pass the checkpoint of a matching run"
+        )
     taken = sorted(k for k, v in source.items() if k in own and own[k].shape == v.shape)
     own.update({k: source[k] for k in taken})
     model.load_state_dict(own)
-    log.info("init from %s (%s): took %d of this model's %d tensors (encoder %d), %d start fresh", origin,
-             describe(checkpoint), len(taken), len(own), len(needed), len(own) - len(taken))
+    log.info(
+        "init from %s (%s): took %d of this model's %d tensors (encoder %d), %d start fresh",
+        origin,
+        describe(checkpoint),
+        len(taken),
+        len(own),
+        len(needed),
+        len(own) - len(taken),
+    )
     return taken

@@ -11,6 +11,7 @@ the accelerator's resource limit (``google.com/tpu``, ``nvidia.com/gpu``). A TPU
 image with ``PJRT_DEVICE=TPU`` (one process, every chip); a step with N GPUs runs the CUDA image
 under ``torchrun`` with N processes.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,22 +38,40 @@ class Accelerator:
         return self.image == "tpu"
 
 
-ACCELERATORS = {a.name: a for a in (
-    Accelerator("tpu-v5e", "TPU_V5_LITEPOD", "tpu-v5-lite-podslice", "tpu", {1: "1x1", 4: "2x2", 8: "2x4"}),
-    Accelerator("tpu-v4", "TPU_V4_POD", "tpu-v4-podslice", "tpu", {4: "2x2x1"}),
-    Accelerator("nvidia-t4", "NVIDIA_TESLA_T4", "nvidia-tesla-t4", "cuda"),
-    Accelerator("nvidia-l4", "NVIDIA_L4", "nvidia-l4", "cuda"),
-    Accelerator("nvidia-a100", "NVIDIA_TESLA_A100", "nvidia-tesla-a100", "cuda"),
-    Accelerator("nvidia-a100-80gb", "NVIDIA_A100_80GB", "nvidia-a100-80gb", "cuda"),
-    Accelerator("nvidia-h100", "NVIDIA_H100_80GB", "nvidia-h100-80gb", "cuda"),
-)}
+ACCELERATORS = {
+    a.name: a
+    for a in (
+        Accelerator("tpu-v5e", "TPU_V5_LITEPOD", "tpu-v5-lite-podslice", "tpu", {1: "1x1", 4: "2x2", 8: "2x4"}),
+        Accelerator("tpu-v4", "TPU_V4_POD", "tpu-v4-podslice", "tpu", {4: "2x2x1"}),
+        Accelerator("nvidia-t4", "NVIDIA_TESLA_T4", "nvidia-tesla-t4", "cuda"),
+        Accelerator("nvidia-l4", "NVIDIA_L4", "nvidia-l4", "cuda"),
+        Accelerator("nvidia-a100", "NVIDIA_TESLA_A100", "nvidia-tesla-a100", "cuda"),
+        Accelerator("nvidia-a100-80gb", "NVIDIA_A100_80GB", "nvidia-a100-80gb", "cuda"),
+        Accelerator("nvidia-h100", "NVIDIA_H100_80GB", "nvidia-h100-80gb", "cuda"),
+    )
+}
 
 MACHINES = {  # machine type -> (vCPUs, memory GB), for Vertex AI's CPU and memory limits
-    "e2-standard-4": (4, 16), "e2-standard-8": (8, 32), "e2-standard-16": (16, 64), "e2-standard-32": (32, 128),
-    "n1-standard-4": (4, 15), "n1-standard-8": (8, 30), "n1-standard-16": (16, 60), "n1-standard-32": (32, 120),
-    "n2-standard-8": (8, 32), "n2-standard-16": (16, 64), "n2-standard-32": (32, 128), "n2-highmem-16": (16, 128),
-    "g2-standard-8": (8, 32), "g2-standard-12": (12, 48), "g2-standard-16": (16, 64), "g2-standard-24": (24, 96),
-    "a2-highgpu-1g": (12, 85), "a2-highgpu-2g": (24, 170), "a2-highgpu-4g": (48, 340), "a2-ultragpu-1g": (12, 170),
+    "e2-standard-4": (4, 16),
+    "e2-standard-8": (8, 32),
+    "e2-standard-16": (16, 64),
+    "e2-standard-32": (32, 128),
+    "n1-standard-4": (4, 15),
+    "n1-standard-8": (8, 30),
+    "n1-standard-16": (16, 60),
+    "n1-standard-32": (32, 120),
+    "n2-standard-8": (8, 32),
+    "n2-standard-16": (16, 64),
+    "n2-standard-32": (32, 128),
+    "n2-highmem-16": (16, 128),
+    "g2-standard-8": (8, 32),
+    "g2-standard-12": (12, 48),
+    "g2-standard-16": (16, 64),
+    "g2-standard-24": (24, 96),
+    "a2-highgpu-1g": (12, 85),
+    "a2-highgpu-2g": (24, 170),
+    "a2-highgpu-4g": (48, 340),
+    "a2-ultragpu-1g": (12, 170),
 }
 
 
@@ -111,8 +130,9 @@ class Hardware:
             task.set_accelerator_type(resource).set_accelerator_limit(hardware.count)
             if accelerator.is_tpu:
                 kubernetes.add_node_selector(task, "cloud.google.com/gke-tpu-accelerator", accelerator.gke_label)
-                kubernetes.add_node_selector(task, "cloud.google.com/gke-tpu-topology",
-                                             accelerator.tpu_topologies[hardware.count])
+                kubernetes.add_node_selector(
+                    task, "cloud.google.com/gke-tpu-topology", accelerator.tpu_topologies[hardware.count]
+                )
             else:
                 kubernetes.add_node_selector(task, "cloud.google.com/gke-accelerator", accelerator.gke_label)
         if hardware.machine_type:
@@ -127,16 +147,21 @@ def _check_registry(target: str, registry: str) -> None:
     """Refuse a registry copied from an example (``REGISTRY``, ``.../PROJECT/...``, ``<...>``), and on
     Vertex AI one without a host (``mammoflow``: not a registry Vertex can pull the images from)."""
     if PLACEHOLDER.search(registry):
-        raise ValueError(f"--registry {registry}: still a placeholder; give where 'make images' pushed the images, "
-                         "e.g. us-docker.pkg.dev/my-project/mammoflow (terraform -chdir=infra output registry)")
+        raise ValueError(
+            f"--registry {registry}: still a placeholder; give where 'make images' pushed the images, "
+            "e.g. us-docker.pkg.dev/my-project/mammoflow (terraform -chdir=infra output registry)"
+        )
     host = registry.split("/", 1)[0]
     if target == "vertex" and ("." not in host and ":" not in host):
-        raise ValueError(f"--registry {registry}: Vertex AI pulls images from a registry host, e.g. "
-                         "us-docker.pkg.dev/my-project/mammoflow; push them there with 'make images REGISTRY=...'")
+        raise ValueError(
+            f"--registry {registry}: Vertex AI pulls images from a registry host, e.g. "
+            "us-docker.pkg.dev/my-project/mammoflow; push them there with 'make images REGISTRY=...'"
+        )
 
 
-def parse_hardware(target: str, accelerators: list[str], machine_types: list[str], registry: str = "mammoflow",
-                   tag: str = __version__) -> Hardware:
+def parse_hardware(
+    target: str, accelerators: list[str], machine_types: list[str], registry: str = "mammoflow", tag: str = __version__
+) -> Hardware:
     """``--accelerator STEP=NAME:COUNT`` and ``--machine-type STEP=TYPE`` entries -> :class:`Hardware`,
     with every mistake named (unknown step, accelerator, count or machine) before anything compiles."""
     if target not in TARGETS:
@@ -148,13 +173,17 @@ def parse_hardware(target: str, accelerators: list[str], machine_types: list[str
             raise ValueError(f"--accelerator {entry}: accelerators go to training steps ({', '.join(TRAINING_STEPS)})")
         name, _, count_text = kind.partition(":")
         if name not in ACCELERATORS:
-            raise ValueError(f"--accelerator {entry}: unknown accelerator {name!r}; choose one of {', '.join(ACCELERATORS)}")
+            raise ValueError(
+                f"--accelerator {entry}: unknown accelerator {name!r}; choose one of {', '.join(ACCELERATORS)}"
+            )
         if not count_text.isdigit() or int(count_text) < 1:
             raise ValueError(f"--accelerator {entry}: give a count of 1 or more after the colon, e.g. {name}:1")
         accelerator, count = ACCELERATORS[name], int(count_text)
         if accelerator.is_tpu and count not in accelerator.tpu_topologies:
-            raise ValueError(f"--accelerator {entry}: a {name} step runs on one TPU host of "
-                             f"{' or '.join(map(str, accelerator.tpu_topologies))} chips")
+            raise ValueError(
+                f"--accelerator {entry}: a {name} step runs on one TPU host of "
+                f"{' or '.join(map(str, accelerator.tpu_topologies))} chips"
+            )
         chosen.setdefault(step, {}).update(accelerator=accelerator, count=count)
     for entry in machine_types:
         step, machine = _step_entry(entry, "--machine-type", "STEP=TYPE, e.g. standardize=n2-standard-16")
@@ -179,8 +208,12 @@ def _check_vertex_machine(step: str, settings: dict) -> None:
     machine = settings["machine_type"]
     accelerator = settings.get("accelerator")
     if accelerator and accelerator.is_tpu:
-        raise ValueError(f"--machine-type {step}={machine}: on Vertex AI a TPU step's machine follows from its "
-                         "accelerator; leave --machine-type out for that step")
+        raise ValueError(
+            f"--machine-type {step}={machine}: on Vertex AI a TPU step's machine follows from its "
+            "accelerator; leave --machine-type out for that step"
+        )
     if machine not in MACHINES:
-        raise ValueError(f"--machine-type {step}={machine}: Vertex AI sizes a step by CPU and memory, known here for "
-                         f"{', '.join(MACHINES)}")
+        raise ValueError(
+            f"--machine-type {step}={machine}: Vertex AI sizes a step by CPU and memory, known here for "
+            f"{', '.join(MACHINES)}"
+        )

@@ -1,4 +1,5 @@
 """Running the pipeline on this machine with ``kfp.local`` (no cluster), and the demo's inputs."""
+
 from __future__ import annotations
 
 import contextlib
@@ -47,9 +48,12 @@ def run_local(pipeline: Callable, arguments: dict, pipeline_root: str, log_file:
     from kfp import local
 
     # The components name the mammoflow image; here they run in this interpreter, which has the same packages.
-    warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom", category=RuntimeWarning)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=os.path.abspath(pipeline_root),
-               raise_on_error=True)
+    warnings.filterwarnings(
+        "ignore", message="You may be attemping to run a task that uses custom", category=RuntimeWarning
+    )
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False), pipeline_root=os.path.abspath(pipeline_root), raise_on_error=True
+    )
     if not log_file:
         return pipeline(**arguments)
     with open(log_file, "w", encoding="utf-8") as log, contextlib.redirect_stdout(StepReport(log, sys.stdout)):
@@ -88,7 +92,9 @@ class StepReport(io.TextIOBase):
             print(f"[{clock}] {found.group(1)} ...", file=self.terminal, flush=True)
         elif found := ENDED.search(line):
             took = now - self.started.pop(found.group(1), now)
-            print(f"[{clock}] {found.group(1)}: {found.group(2).lower()} in {took:.0f} s", file=self.terminal, flush=True)
+            print(
+                f"[{clock}] {found.group(1)}: {found.group(2).lower()} in {took:.0f} s", file=self.terminal, flush=True
+            )
 
 
 def summarize_run(pipeline_root: str) -> str:
@@ -102,16 +108,21 @@ def summarize_run(pipeline_root: str) -> str:
     figures = headline(metrics["overall"])
     lines = [
         f"run folder:   {run}",
-        f"metrics:      {os.path.join(report, 'metrics.json')}  ({metrics['split']} split, {metrics['samples']} images)",
-        *(f"  {name}: Dice {row['Dice [95% CI]']}; image AUROC {row['AUROC malignant vs rest']}, sensitivity "
-          f"{row['sensitivity']}, specificity {row['specificity']}"
-          for name, row in [("all sources", figures), *((s, headline(g)) for s, g in metrics["sources"].items())]),
+        f"metrics:      {os.path.join(report, 'metrics.json')}  "
+        f"({metrics['split']} split, {metrics['samples']} images)",
+        *(
+            f"  {name}: Dice {row['Dice [95% CI]']}; image AUROC {row['AUROC malignant vs rest']}, sensitivity "
+            f"{row['sensitivity']}, specificity {row['specificity']}"
+            for name, row in [("all sources", figures), *((s, headline(g)) for s, g in metrics["sources"].items())]
+        ),
         f"report:       {os.path.join(report, 'report.html')} (figures per source, ROC curves, segmentations)",
         f"TensorBoard:  tensorboard --logdir {run}",
         f"checkpoints:  {os.path.join(run, 'finetune-unet', 'model', 'checkpoints')} (U-Net), "
         f"{os.path.join(run, 'train-classifier', 'model', 'checkpoints')} (classifier, with operating_point.json "
         "one folder up)",
     ]
-    for matrix in glob.glob(os.path.join(run, "**", "generalize", "generalization", "generalization.html"), recursive=True):
+    for matrix in glob.glob(
+        os.path.join(run, "**", "generalize", "generalization", "generalization.html"), recursive=True
+    ):
         lines.append(f"generalization: {matrix}")
     return "\n".join(lines)

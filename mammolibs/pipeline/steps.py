@@ -3,6 +3,7 @@
 Each step runs ``python -m mammolibs.cli ...`` (under ``torchrun`` when a step has several GPUs), so a
 pipeline step does exactly what the same command does on a workstation, and its log is that command's.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,13 +29,22 @@ def parse_source(entry: str) -> tuple[str, str]:
 def mammo_command(args: list[str], processes: int = 1) -> list[str]:
     """The command line that runs ``mammo ARGS`` in this interpreter, under torchrun for several processes."""
     if processes > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-                "-m", "mammolibs.cli", *args]
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={processes}",
+            "-m",
+            "mammolibs.cli",
+            *args,
+        ]
     return [sys.executable, "-m", "mammolibs.cli", *args]
 
 
 def run_mammo(args: list[str], processes: int = 1, accept: tuple[int, ...] = (0,)) -> int:
-    """Run ``mammo ARGS``; its output goes to the step's log. Fails, saying which command, unless its status is accepted."""
+    """Run ``mammo ARGS``; its output goes to the step's log. Fails, saying which command, unless its
+    status is accepted."""
     command = mammo_command(args, processes)
     status = subprocess.run(command, check=False).returncode
     if status not in accept:
@@ -50,12 +60,30 @@ def standardize_source(source: str, output: str, image_size: int, workers: int, 
     salt = []
     if salt_file:
         if not storage.exists(salt_file):
-            raise ValueError(f"salt file {salt_file} does not exist: make it once before the run (for example "
-                             "'python -c \"import secrets; print(secrets.token_urlsafe(32))\" > salt') in a place "
-                             "only the pipeline can read")
+            raise ValueError(
+                f"salt file {salt_file} does not exist: make it once before the run (for example "
+                "'python -c \"import secrets; print(secrets.token_urlsafe(32))\" > salt') in a place "
+                "only the pipeline can read"
+            )
         salt = ["--salt-file", salt_file]
-    run_mammo(["standardize", "--source", name, "--input", url, "--output", output, "--image-size", str(image_size),
-               "--workers", str(workers), "--no-progress", *salt], accept=STANDARDIZE_OK)
+    run_mammo(
+        [
+            "standardize",
+            "--source",
+            name,
+            "--input",
+            url,
+            "--output",
+            output,
+            "--image-size",
+            str(image_size),
+            "--workers",
+            str(workers),
+            "--no-progress",
+            *salt,
+        ],
+        accept=STANDARDIZE_OK,
+    )
     return read_manifest(output)
 
 
@@ -82,8 +110,9 @@ def train_flags(epochs: int, settings: dict) -> list[str]:
     return flags
 
 
-def train_stage(stage: str, data: str, out: str, init: str | None, epochs: int, settings: dict,
-                processes: int = 1) -> dict:
+def train_stage(
+    stage: str, data: str, out: str, init: str | None, epochs: int, settings: dict, processes: int = 1
+) -> dict:
     """Train one stage with ``processes`` processes (one per GPU); returns the last epoch's metrics."""
     args = ["train", stage, "--data", data, "--out", out, *train_flags(epochs, settings)]
     run_mammo(args + (["--init", init] if init else []), processes)
@@ -94,17 +123,35 @@ def evaluate_models(data: str, unet: str, classifier: str, out: str) -> dict:
     """Evaluate on the test split (the validation split when the test split is empty); returns the metrics.
     The operating point is stored beside the classifier, where ``mammo predict`` finds it."""
     split = "test" if read_manifest(data)["counts"]["split"].get("test") else "val"
-    run_mammo(["evaluate", "--data", data, "--unet", unet, "--classifier", classifier, "--out", out, "--split", split,
-               "--no-progress"])
+    run_mammo(
+        [
+            "evaluate",
+            "--data",
+            data,
+            "--unet",
+            unet,
+            "--classifier",
+            classifier,
+            "--out",
+            out,
+            "--split",
+            split,
+            "--no-progress",
+        ]
+    )
     return json.loads(storage.read_text(storage.join(out, "metrics.json")))
 
 
 def predict_images(images: str, unet: str, classifier: str, out: str) -> dict:
     """``mammo predict --input`` of a folder or URL of images (rejects are listed, not failures); returns
     how many images were predicted and rejected."""
-    run_mammo(["predict", "--input", images, "--unet", unet, "--classifier", classifier, "--out", out, "--no-progress"],
-              accept=(0, 3))
-    lines = {name: storage.read_text(storage.join(out, name)).splitlines() for name in ("findings.jsonl", "rejects.jsonl")}
+    run_mammo(
+        ["predict", "--input", images, "--unet", unet, "--classifier", classifier, "--out", out, "--no-progress"],
+        accept=(0, 3),
+    )
+    lines = {
+        name: storage.read_text(storage.join(out, name)).splitlines() for name in ("findings.jsonl", "rejects.jsonl")
+    }
     return {"predicted": len(lines["findings.jsonl"]), "rejected": len(lines["rejects.jsonl"])}
 
 

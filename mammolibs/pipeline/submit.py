@@ -1,5 +1,6 @@
 """Submitting a compiled pipeline (``python -m pipelines.mammoflow compile``) to a Kubeflow Pipelines
 endpoint or to Vertex AI Pipelines, after checking its parameters against the file."""
+
 from __future__ import annotations
 
 import json
@@ -39,22 +40,36 @@ def read_package(package: str, parameters: dict) -> list[dict]:
     return documents
 
 
-def submit_to_kubeflow(package: str, host: str, experiment: str, run_name: str, parameters: dict,
-                       pipeline_root: str | None = None, service_account: str | None = None) -> str:
+def submit_to_kubeflow(
+    package: str,
+    host: str,
+    experiment: str,
+    run_name: str,
+    parameters: dict,
+    pipeline_root: str | None = None,
+    service_account: str | None = None,
+) -> str:
     """Start a run of the compiled ``package`` on the Kubeflow Pipelines API at ``host``; returns its run id."""
     import kfp
 
     read_package(package, parameters)
     try:
         client = kfp.Client(host=host)
-        run = client.create_run_from_pipeline_package(package, arguments=parameters, run_name=run_name,
-                                                      experiment_name=experiment, pipeline_root=pipeline_root,
-                                                      service_account=service_account)
+        run = client.create_run_from_pipeline_package(
+            package,
+            arguments=parameters,
+            run_name=run_name,
+            experiment_name=experiment,
+            pipeline_root=pipeline_root,
+            service_account=service_account,
+        )
     except Exception as err:  # kfp's REST client wraps connection failures in several types
         if not _is_connection_error(err):
             raise
-        raise ValueError(f"cannot reach {host} ({type(err).__name__}); is the port-forward running "
-                         "('kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80') and the URL right?") from None
+        raise ValueError(
+            f"cannot reach {host} ({type(err).__name__}); is the port-forward running "
+            "('kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80') and the URL right?"
+        ) from None
     return run.run_id
 
 
@@ -64,15 +79,24 @@ def _is_connection_error(err: BaseException) -> bool:
 
     while err is not None:
         if isinstance(err, (ConnectionError, urllib3.exceptions.HTTPError)) and not isinstance(
-                err, urllib3.exceptions.ResponseError):
+            err, urllib3.exceptions.ResponseError
+        ):
             return True
         err = err.__cause__ or err.__context__
     return False
 
 
-def submit_to_vertex(package: str, project: str, region: str, pipeline_root: str, run_name: str, parameters: dict,
-                     service_account: str | None = None, experiment: str | None = None,
-                     api_endpoint: str | None = None) -> str:
+def submit_to_vertex(
+    package: str,
+    project: str,
+    region: str,
+    pipeline_root: str,
+    run_name: str,
+    parameters: dict,
+    service_account: str | None = None,
+    experiment: str | None = None,
+    api_endpoint: str | None = None,
+) -> str:
     """Start a Vertex AI PipelineJob of the compiled ``package``; returns its resource name.
 
     ``pipeline_root`` must be an existing bucket (``infra/`` makes one): Vertex AI would otherwise make
@@ -81,18 +105,33 @@ def submit_to_vertex(package: str, project: str, region: str, pipeline_root: str
     from google.cloud import aiplatform, storage
 
     documents = read_package(package, parameters)
-    if len(documents) > 1 or any("/" in e["container"].get("resources", {}).get("accelerator", {}).get("resourceType", "")
-                                 for e in documents[0]["deploymentSpec"]["executors"].values()):
+    if len(documents) > 1 or any(
+        "/" in e["container"].get("resources", {}).get("accelerator", {}).get("resourceType", "")
+        for e in documents[0]["deploymentSpec"]["executors"].values()
+    ):
         raise ValueError(f"{package} was compiled for Kubeflow on GKE; compile it with --target vertex for Vertex AI")
     if not pipeline_root.startswith("gs://"):
-        raise ValueError(f"--pipeline-root {pipeline_root}: Vertex AI needs a gs:// URL, e.g. gs://BUCKET/pipeline-root")
-    bucket = pipeline_root[len("gs://"):].split("/")[0]
+        raise ValueError(
+            f"--pipeline-root {pipeline_root}: Vertex AI needs a gs:// URL, e.g. gs://BUCKET/pipeline-root"
+        )
+    bucket = pipeline_root[len("gs://") :].split("/")[0]
     if not storage.Client(project=project).bucket(bucket).exists():
-        raise FileNotFoundError(f"gs://{bucket} does not exist or is not visible to you; create it with infra/ "
-                                "(terraform apply) and give the pipeline runner access")
-    aiplatform.init(project=project, location=region, api_endpoint=api_endpoint,
-                    api_transport="rest" if api_endpoint and api_endpoint.startswith("http") else None)
-    job = aiplatform.PipelineJob(display_name=run_name, template_path=package, pipeline_root=pipeline_root,
-                                 parameter_values=parameters, labels={"experiment": experiment} if experiment else None)
+        raise FileNotFoundError(
+            f"gs://{bucket} does not exist or is not visible to you; create it with infra/ "
+            "(terraform apply) and give the pipeline runner access"
+        )
+    aiplatform.init(
+        project=project,
+        location=region,
+        api_endpoint=api_endpoint,
+        api_transport="rest" if api_endpoint and api_endpoint.startswith("http") else None,
+    )
+    job = aiplatform.PipelineJob(
+        display_name=run_name,
+        template_path=package,
+        pipeline_root=pipeline_root,
+        parameter_values=parameters,
+        labels={"experiment": experiment} if experiment else None,
+    )
     job.submit(service_account=service_account)
     return job.resource_name

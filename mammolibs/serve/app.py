@@ -8,6 +8,7 @@ add their routes, and the models default to ``AIP_STORAGE_URI`` (a ``mammo expor
 At most ``workers`` predictions run at once and ``queue`` more wait; further requests get 503 with
 ``Retry-After`` at once, before their body is read, so load never grows memory without bound.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,7 +39,7 @@ FIELD_BYTES = 1024
 """Largest non-file field of a multipart upload."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
-                               "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -62,8 +63,11 @@ def vertex_settings(settings: Settings, environ: dict = os.environ) -> Settings:
     every interface (the platform routes to the container, not to localhost), its routes."""
     if "AIP_HTTP_PORT" not in environ:
         return settings
-    routes = {role: environ[name] for role, name in (("health", "AIP_HEALTH_ROUTE"), ("predict", "AIP_PREDICT_ROUTE"))
-              if environ.get(name, "").startswith("/")}
+    routes = {
+        role: environ[name]
+        for role, name in (("health", "AIP_HEALTH_ROUTE"), ("predict", "AIP_PREDICT_ROUTE"))
+        if environ.get(name, "").startswith("/")
+    }
     return Settings("0.0.0.0", int(environ["AIP_HTTP_PORT"]), settings.workers, settings.queue, settings.limits, routes)
 
 
@@ -95,15 +99,20 @@ def predict_image(models: Models, image: Upload) -> dict:
     layer as PNG data URLs for the page. A DICOM's header never reaches the answer."""
     try:
         pixels, declared = decode_upload(image.data, image.name)
-        prediction = predict_pixels(models, pixels, image.name, image.options.get("modality", "auto"), declared,
-                                    image.options.get("threshold"))
+        prediction = predict_pixels(
+            models, pixels, image.name, image.options.get("modality", "auto"), declared, image.options.get("threshold")
+        )
     except RejectedInput as err:
         raise BadInput(422, " ".join(str(err).split())) from None
     result = prediction.report
     if image.options.get("pictures"):
         picture, _ = prediction.pictures(DISPLAY_SIDE)
-        result["pictures"] = {"width": picture.size[0], "height": picture.size[1],
-                              "image": data_url(png(picture)), "outline": data_url(outline_png(prediction, DISPLAY_SIDE))}
+        result["pictures"] = {
+            "width": picture.size[0],
+            "height": picture.size[1],
+            "image": data_url(png(picture)),
+            "outline": data_url(outline_png(prediction, DISPLAY_SIDE)),
+        }
     return result
 
 
@@ -125,8 +134,9 @@ async def read_images(request: web.Request, limits: Limits) -> list[Upload]:
         except ValueError:
             raise BadInput(400, "the body is not valid JSON") from None
         return from_json(body, limits)
-    raise BadInput(415, "send the image as multipart/form-data (field 'file') or as JSON "
-                        '{"instances": [{"b64": "..."}]}')
+    raise BadInput(
+        415, 'send the image as multipart/form-data (field \'file\') or as JSON {"instances": [{"b64": "..."}]}'
+    )
 
 
 def request_limit(limits: Limits) -> int:
@@ -144,8 +154,11 @@ async def read_multipart(request: web.Request, limits: Limits) -> list[Upload]:
             data += chunk
             total += len(chunk)
             if total > limits.max_bytes or (not part.filename and len(data) > FIELD_BYTES):
-                raise BadInput(413, f"{display_name(part.filename, part.name or 'a field')}: over the "
-                                    f"{limits.max_bytes:,}-byte upload limit")
+                raise BadInput(
+                    413,
+                    f"{display_name(part.filename, part.name or 'a field')}: over the "
+                    f"{limits.max_bytes:,}-byte upload limit",
+                )
         if part.filename:  # a browser sends an empty file field with an empty name
             if len(files) >= limits.max_images:
                 raise BadInput(413, f"more than {limits.max_images} files in one request")
@@ -180,9 +193,17 @@ def make_app(models: Models, settings: Settings) -> web.Application:
     """The application: the page, its files, the API and any extra (Vertex AI) routes."""
     app = web.Application(client_max_size=request_limit(settings.limits), middlewares=[answer_errors])
     gate = Gate(settings.workers, settings.queue)
-    summary = {"backend": models.backend, "device": models.device, "image_size": models.image_size, "operating_point": models.operating_point,
-               "models": models.cards, "max_bytes": settings.limits.max_bytes, "max_images": settings.limits.max_images,
-               "reads_urls": list(settings.limits.url_prefixes), "note": NOTE}
+    summary = {
+        "backend": models.backend,
+        "device": models.device,
+        "image_size": models.image_size,
+        "operating_point": models.operating_point,
+        "models": models.cards,
+        "max_bytes": settings.limits.max_bytes,
+        "max_images": settings.limits.max_images,
+        "reads_urls": list(settings.limits.url_prefixes),
+        "note": NOTE,
+    }
 
     async def page(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")
@@ -199,7 +220,9 @@ def make_app(models: Models, settings: Settings) -> web.Application:
             if request.query.get("pictures"):
                 for image in images:
                     image.options.setdefault("pictures", True)
-            return web.json_response({"predictions": [await gate.run(predict_image, models, image) for image in images]})
+            return web.json_response(
+                {"predictions": [await gate.run(predict_image, models, image) for image in images]}
+            )
 
     async def no_icon(request: web.Request) -> web.Response:
         return web.Response(status=204)
@@ -219,7 +242,17 @@ def make_app(models: Models, settings: Settings) -> web.Application:
 def serve(models: Models, settings: Settings) -> None:
     """Run until interrupted, saying where the page is."""
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)  # a bad upload is answered with its reason, not logged
-    log.info("serving %s models on %s at http://%s:%d (research software, not a medical device)", models.backend,
-             models.device, settings.host, settings.port)
-    web.run_app(make_app(models, settings), host=settings.host, port=settings.port, print=None,
-                access_log=logging.getLogger("mammolibs.serve.access"))
+    log.info(
+        "serving %s models on %s at http://%s:%d (research software, not a medical device)",
+        models.backend,
+        models.device,
+        settings.host,
+        settings.port,
+    )
+    web.run_app(
+        make_app(models, settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=logging.getLogger("mammolibs.serve.access"),
+    )

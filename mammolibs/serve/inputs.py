@@ -4,6 +4,7 @@ JSON with base64 images or URLs, and Vertex AI's ``{"instances": [...], "paramet
 Every refusal is a :class:`BadInput` with an HTTP status and a one-line reason. Images stay in memory;
 nothing is written to disk. A URL is read only under a prefix the server was started with.
 """
+
 from __future__ import annotations
 
 import base64
@@ -59,7 +60,9 @@ def options_of(values: dict, where: str) -> dict:
     options = {}
     if values.get("modality") not in (None, ""):
         if values["modality"] not in MODALITIES:
-            raise BadInput(400, f"{where}: modality {str(values['modality'])[:20]!r} is not one of {', '.join(MODALITIES)}")
+            raise BadInput(
+                400, f"{where}: modality {str(values['modality'])[:20]!r} is not one of {', '.join(MODALITIES)}"
+            )
         options["modality"] = values["modality"]
     if values.get("threshold") not in (None, ""):
         try:
@@ -81,7 +84,11 @@ def check_url(url: str, limits: Limits) -> str:
     if not limits.url_prefixes:
         raise BadInput(403, "this server reads no URLs; upload the image, or start it with --allow-url PREFIX")
     scheme, _, path = url.rpartition("://")
-    if any(part in ("..", ".") for part in path.split("/")) or "\\" in url or posixpath.normpath("/" + path) != "/" + path.rstrip("/"):
+    if (
+        any(part in ("..", ".") for part in path.split("/"))
+        or "\\" in url
+        or posixpath.normpath("/" + path) != "/" + path.rstrip("/")
+    ):
         raise BadInput(403, "the image URL has '.', '..' or '\\' in its path; give it plainly")
     if not any(url.startswith(prefix.rstrip("/") + "/") for prefix in limits.url_prefixes):
         raise BadInput(403, f"{url[:200]} is outside the URLs this server may read ({', '.join(limits.url_prefixes)})")
@@ -134,7 +141,9 @@ def from_json(body: object, limits: Limits) -> list[Upload]:
         else:
             data, fallback = _decode_base64(encoded, where, limits), f"image-{index + 1}"
         options = options_of({**shared, **instance}, where)
-        images.append(Upload(display_name(instance.get("name"), display_name(fallback, f"image-{index + 1}")), data, options))
+        images.append(
+            Upload(display_name(instance.get("name"), display_name(fallback, f"image-{index + 1}")), data, options)
+        )
     return images
 
 

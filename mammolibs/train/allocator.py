@@ -6,6 +6,7 @@ maps, page-faults in and unmaps its large tensors anew; on 2 cores up to a third
 to the kernel. With ``mmap`` off for the heap and a high trim threshold, the next step reuses the
 freed blocks (``benchmarks/train_step.py`` reports user and system time with and without it).
 """
+
 from __future__ import annotations
 
 import ctypes

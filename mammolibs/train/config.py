@@ -1,5 +1,6 @@
 """A training run's settings and their allowed values, light to import (``--help`` reads them
 without loading torch)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 DEFAULT_PATCH = 256
 """Side of the patches pretraining and finetuning see when neither the flag nor an --init checkpoint says."""
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
 
 @dataclass
 class TrainConfig:

@@ -6,6 +6,7 @@ All device and data-parallel plumbing lives here so that the engine reads the sa
   first dimension over a ``data`` mesh axis and the model is replicated;
 - CUDA and CPU: one process per GPU (or CPU slot) under ``torchrun``, with DDP (nccl or gloo).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,6 +21,7 @@ from torch import nn
 from mammolibs.train.config import PRECISIONS
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class Runtime:
@@ -57,8 +59,9 @@ class Runtime:
 
     def describe(self) -> str:
         if self.xla:
-            return (f"torch-xla, {self.xla_devices} {os.environ['PJRT_DEVICE']} device(s) under SPMD"
-                    + (f", host {self.host + 1} of {self.hosts}" if self.hosts > 1 else ""))
+            return f"torch-xla, {self.xla_devices} {os.environ['PJRT_DEVICE']} device(s) under SPMD" + (
+                f", host {self.host + 1} of {self.hosts}" if self.hosts > 1 else ""
+            )
         return f"{self.device.type}, {self.world_size} process(es)"
 
 
@@ -73,8 +76,9 @@ def start_runtime() -> Runtime:
         xr.use_spmd()
         count = xr.global_runtime_device_count()
         mesh = xs.Mesh(np.arange(count), (count, 1, 1, 1), ("data", "channel", "height", "width"))
-        return Runtime(device=torch_xla.device(), xla_devices=count, mesh=mesh, host=xr.process_index(),
-                       hosts=xr.process_count())
+        return Runtime(
+            device=torch_xla.device(), xla_devices=count, mesh=mesh, host=xr.process_index(), hosts=xr.process_count()
+        )
     world = int(os.environ.get("WORLD_SIZE", "1"))
     use_cuda = torch.cuda.is_available()
     if world > 1:
@@ -107,7 +111,8 @@ def autocast(runtime: Runtime, precision: str):
 
 
 def distribute(model: nn.Module, runtime: Runtime) -> nn.Module:
-    """Move the model to the device and wrap it for data parallelism across processes (DDP; batch norm synced on GPUs)."""
+    """Move the model to the device and wrap it for data parallelism across processes (DDP; batch norm
+    synced on GPUs)."""
     model = model.to(runtime.device)
     if runtime.device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -116,8 +121,9 @@ def distribute(model: nn.Module, runtime: Runtime) -> nn.Module:
         if runtime.device.type != "cuda":  # batch norm per process: gloo cannot sync it
             return nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused)
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch norm over the global batch
-        return nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index],
-                                                   find_unused_parameters=unused)
+        return nn.parallel.DistributedDataParallel(
+            model, device_ids=[runtime.device.index], find_unused_parameters=unused
+        )
     return model
 
 

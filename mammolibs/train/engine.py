@@ -7,6 +7,7 @@ The step never waits for the device: losses are summed on the device and read ev
 ``log_every`` steps, where non-finite losses are caught. ``latest.pt`` is written every
 ``checkpoint_every`` steps and at each epoch's end, with everything an exact resume needs.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,6 @@ from mammolibs.train.stages import STAGES, Stage
 log = logging.getLogger(__name__)
 
 
-
-
 @dataclass
 class TrainResult:
     final_checkpoint: str
@@ -55,8 +54,9 @@ def fit(stage_name: str, config: TrainConfig) -> TrainResult:
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig, runtime: distributed.Runtime, total_steps: int):
     """AdamW (step counts kept on the device under XLA, so no step recompiles) and cosine decay."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                  capturable=runtime.xla)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, capturable=runtime.xla
+    )
     return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
 
 
@@ -72,8 +72,9 @@ def train_step(stage: Stage, model, batch, optimizer, scheduler, scaler, autocas
     return loss.detach()
 
 
-def data_streams(stage: Stage, settings: dict, image_size: int, config: TrainConfig,
-                 runtime: distributed.Runtime) -> tuple[ShardStream, ShardStream, int]:
+def data_streams(
+    stage: Stage, settings: dict, image_size: int, config: TrainConfig, runtime: distributed.Runtime
+) -> tuple[ShardStream, ShardStream, int]:
     """The train and val streams of this process (its part of the shards, :attr:`Runtime.data_part`)
     and the number of usable train samples; every process gets the same number of steps."""
     replicas = runtime.replicas
@@ -87,19 +88,36 @@ def data_streams(stage: Stage, settings: dict, image_size: int, config: TrainCon
     if config.max_steps:
         steps = min(steps, config.max_steps)
     if steps == 0:
-        raise ValueError(f"{config.data}: the train split has {usable} samples usable by stage "
-                         f"'{stage.name}', fewer than one global batch ({config.batch_size} x {replicas} "
-                         "replicas); lower --batch-size or standardize more data (shards made by an older "
-                         "mammoflow may lack the 'localized' index field: standardize them again)")
+        raise ValueError(
+            f"{config.data}: the train split has {usable} samples usable by stage "
+            f"'{stage.name}', fewer than one global batch ({config.batch_size} x {replicas} "
+            "replicas); lower --batch-size or standardize more data (shards made by an older "
+            "mammoflow may lack the 'localized' index field: standardize them again)"
+        )
     # Under SPMD one process per host feeds that host's devices: its stream yields its share of each
     # global batch, from its own part of the shards (every host runs the same command).
     rank, world = runtime.data_part
     batch = config.batch_size * runtime.devices_fed
-    train = ShardStream(config.data, replica_parts(train_shards, train_view, rank, world), train_view,
-                        batch, config.seed, rank, shuffle=True, steps=steps)
+    train = ShardStream(
+        config.data,
+        replica_parts(train_shards, train_view, rank, world),
+        train_view,
+        batch,
+        config.seed,
+        rank,
+        shuffle=True,
+        steps=steps,
+    )
     val_view = stage.view(settings, image_size, train=False)
-    val = ShardStream(config.data, replica_parts(split_shards(config.data, "val"), val_view, rank, world),
-                      val_view, batch, config.seed, rank, shuffle=False)
+    val = ShardStream(
+        config.data,
+        replica_parts(split_shards(config.data, "val"), val_view, rank, world),
+        val_view,
+        batch,
+        config.seed,
+        rank,
+        shuffle=False,
+    )
     return train, val, usable
 
 
@@ -120,10 +138,16 @@ class Run:
         init = load_checkpoint(config.init) if config.init and not self.resuming else None
         source = storage.torch_load(self.latest) if self.resuming else init
         self.model_name, self.model_kwargs = stage.model_spec(self.settings, source)
-        patch = config.patch_size if config.patch_size is not None else \
-            (source or {}).get("config", {}).get("patch_size", DEFAULT_PATCH)  # the scale pretraining saw
-        self.settings.update(model=self.model_name, width=self.model_kwargs.get("width"),
-                             patch_size=effective_patch(patch, self.image_size))
+        patch = (
+            config.patch_size
+            if config.patch_size is not None
+            else (source or {}).get("config", {}).get("patch_size", DEFAULT_PATCH)
+        )  # the scale pretraining saw
+        self.settings.update(
+            model=self.model_name,
+            width=self.model_kwargs.get("width"),
+            patch_size=effective_patch(patch, self.image_size),
+        )
         self.train_stream, self.val_stream = self._streams()
         self.steps_per_epoch = self.train_stream.steps
 
@@ -133,8 +157,9 @@ class Run:
         self.model = distributed.distribute(model, runtime)
         if config.compile:
             self.model = torch.compile(self.model)
-        self.optimizer, self.scheduler = build_optimizer(self.model, config, runtime,
-                                                         config.epochs * self.steps_per_epoch)
+        self.optimizer, self.scheduler = build_optimizer(
+            self.model, config, runtime, config.epochs * self.steps_per_epoch
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "loss_sum": 0.0, "loss_steps": 0}
         if self.resuming:
@@ -142,15 +167,22 @@ class Run:
 
     def _streams(self) -> tuple[ShardStream, ShardStream]:
         train, val, usable = data_streams(self.stage, self.settings, self.image_size, self.config, self.runtime)
-        log.info("%s on %s: %d steps per epoch of %d images (%d usable in train), precision %s", self.stage.name,
-                 self.runtime.describe(), train.steps, self.config.batch_size * self.runtime.replicas, usable,
-                 self.precision)
+        log.info(
+            "%s on %s: %d steps per epoch of %d images (%d usable in train), precision %s",
+            self.stage.name,
+            self.runtime.describe(),
+            train.steps,
+            self.config.batch_size * self.runtime.replicas,
+            usable,
+            self.precision,
+        )
         log.debug("%s settings: %s", self.stage.name, json.dumps(self.settings, sort_keys=True))
         return train, val
 
     def _loader(self, stream: ShardStream) -> DataLoader:
-        return DataLoader(stream, batch_size=None, num_workers=self.config.workers,
-                          pin_memory=self.runtime.device.type == "cuda")
+        return DataLoader(
+            stream, batch_size=None, num_workers=self.config.workers, pin_memory=self.runtime.device.type == "cuda"
+        )
 
     def _restore(self, checkpoint: dict) -> None:
         """Continue from ``checkpoint``, the run's ``latest.pt`` (read once, in ``__init__``)."""
@@ -160,8 +192,13 @@ class Run:
         self.scaler.load_state_dict(checkpoint["scaler"])
         restore_rng_states(checkpoint["rng"])
         self.state = dict(checkpoint["state"])
-        log.info("resumed from %s at epoch %d, batch %d (step %d)", self.latest, self.state["epoch"] + 1,
-                 self.state["batch"], self.state["step"])
+        log.info(
+            "resumed from %s at epoch %d, batch %d (step %d)",
+            self.latest,
+            self.state["epoch"] + 1,
+            self.state["batch"],
+            self.state["step"],
+        )
 
     @property
     def best_by(self) -> str:
@@ -181,15 +218,30 @@ class Run:
         epoch's figures, kept in it so evaluation can say which epoch it scores."""
         if not self.runtime.is_main:
             return
-        storage.torch_save(to_cpu({
-            "validation": validation or {}, "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "trained_on": self.trained_on, "stage": self.stage.name, "model_name": self.model_name, "model_role": self.stage.role,
-            "model_kwargs": self.model_kwargs, "config": self.settings,
-            "image_size": self.image_size, "model": distributed.unwrap(self.model).state_dict(),
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": rng_states(), "state": dict(self.state),
-            "step": self.state["step"], "epoch": self.state["epoch"],
-        }), checkpoint_url(self.config.out, which))
+        storage.torch_save(
+            to_cpu(
+                {
+                    "validation": validation or {},
+                    "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "trained_on": self.trained_on,
+                    "stage": self.stage.name,
+                    "model_name": self.model_name,
+                    "model_role": self.stage.role,
+                    "model_kwargs": self.model_kwargs,
+                    "config": self.settings,
+                    "image_size": self.image_size,
+                    "model": distributed.unwrap(self.model).state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict(),
+                    "rng": rng_states(),
+                    "state": dict(self.state),
+                    "step": self.state["step"],
+                    "epoch": self.state["epoch"],
+                }
+            ),
+            checkpoint_url(self.config.out, which),
+        )
 
     def train(self) -> TrainResult:
         config, runtime = self.config, self.runtime
@@ -200,8 +252,13 @@ class Run:
         try:
             while self.state["epoch"] < config.epochs:
                 train_loss = self._train_epoch(logs)
-                row = {"epoch": self.state["epoch"] + 1, "step": self.state["step"], "train_loss": train_loss,
-                       **self._validate(logs), "lr": self.scheduler.get_last_lr()[0]}
+                row = {
+                    "epoch": self.state["epoch"] + 1,
+                    "step": self.state["step"],
+                    "train_loss": train_loss,
+                    **self._validate(logs),
+                    "lr": self.scheduler.get_last_lr()[0],
+                }
                 self.state.update(epoch=self.state["epoch"] + 1, batch=0, loss_sum=0.0, loss_steps=0)
                 history.append(row)
                 log.info("%s: %s", self.stage.name, row)
@@ -211,14 +268,21 @@ class Run:
                     self.save("best", row)
                 self.save("latest")
                 if logs:
-                    logs.scalars({f"epoch/{k}": v for k, v in row.items()
-                                  if (k.endswith("loss") or k.startswith("val_")) and v is not None}, row["epoch"])
+                    logs.scalars(
+                        {
+                            f"epoch/{k}": v
+                            for k, v in row.items()
+                            if (k.endswith("loss") or k.startswith("val_")) and v is not None
+                        },
+                        row["epoch"],
+                    )
                     logs.epoch(row)
                     logs.sync()
             self.save("final", history[-1] if history else None)
             if logs and history:
-                logs.hparams(self.settings, {"train_loss": history[-1]["train_loss"],
-                                             self.best_by: history[-1][self.best_by]})
+                logs.hparams(
+                    self.settings, {"train_loss": history[-1]["train_loss"], self.best_by: history[-1][self.best_by]}
+                )
             distributed.barrier(runtime)
         finally:
             if logs:
@@ -230,8 +294,12 @@ class Run:
         self.model.train()
         self.train_stream.set_epoch(state["epoch"], start=state["batch"])
         images_per_step = config.batch_size * runtime.replicas
-        progress = Progress(f"{self.stage.name} epoch {state['epoch'] + 1}/{config.epochs}", self.steps_per_epoch,
-                            images_per_step, show=config.progress and runtime.is_main)
+        progress = Progress(
+            f"{self.stage.name} epoch {state['epoch'] + 1}/{config.epochs}",
+            self.steps_per_epoch,
+            images_per_step,
+            show=config.progress and runtime.is_main,
+        )
         progress.bar.update(state["batch"] * images_per_step)
         running = torch.zeros((), device=runtime.device)
         interval_steps, waited, since = 0, 0.0, time.perf_counter()
@@ -241,8 +309,9 @@ class Run:
                 asked = time.perf_counter()
                 batch = next(batches)
                 waited += time.perf_counter() - asked
-                running += train_step(self.stage, self.model, batch, self.optimizer, self.scheduler, self.scaler,
-                                      self.autocast)
+                running += train_step(
+                    self.stage, self.model, batch, self.optimizer, self.scheduler, self.scaler, self.autocast
+                )
                 distributed.step_done(runtime)
                 state["step"] += 1
                 state["batch"] += 1
@@ -253,9 +322,12 @@ class Run:
                 if interval_steps == config.log_every or last or checkpoint:
                     loss = self._read_loss(running, interval_steps)
                     elapsed = time.perf_counter() - since
-                    values = {"loss": loss, "lr": self.scheduler.get_last_lr()[0],
-                              "images_per_s": interval_steps * images_per_step / elapsed,
-                              "data_wait": waited / elapsed}
+                    values = {
+                        "loss": loss,
+                        "lr": self.scheduler.get_last_lr()[0],
+                        "images_per_s": interval_steps * images_per_step / elapsed,
+                        "data_wait": waited / elapsed,
+                    }
                     progress.report(state["batch"], values)
                     if logs:
                         logs.scalars({f"train/{k}": v for k, v in values.items()}, state["step"])
@@ -275,8 +347,10 @@ class Run:
         """The mean loss of the last ``steps`` steps over all replicas: the only host sync of training."""
         loss = distributed.sum_over_replicas(running, self.runtime).item() / (steps * self.runtime.world_size)
         if not math.isfinite(loss):
-            raise FloatingPointError(f"{self.stage.name}: the loss became {loss} before step {self.state['step']}; "
-                                     "lower --lr, or try --precision fp32")
+            raise FloatingPointError(
+                f"{self.stage.name}: the loss became {loss} before step {self.state['step']}; "
+                "lower --lr, or try --precision fp32"
+            )
         return loss
 
     @torch.no_grad()
@@ -310,6 +384,7 @@ class Run:
             logs.pr_curve("val/malignant_pr", positives, scored, self.state["step"])
         figures = {"val_loss": loss_sum / batches if batches else None}
         if self.stage.metric != "loss":
-            figures[self.best_by] = self.stage.metric_value(distributed.sum_over_replicas(sums, runtime).cpu(),
-                                                            positives, scored)
+            figures[self.best_by] = self.stage.metric_value(
+                distributed.sum_over_replicas(sums, runtime).cpu(), positives, scored
+            )
         return figures

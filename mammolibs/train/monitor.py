@@ -7,6 +7,7 @@ end) closes the current event file, uploads it whole, deletes it locally and sta
 sync sends only the events since the last, however long the run, and TensorBoard reads the files of
 a folder as one run. Nothing is lost but what came after the last sync of a killed run.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,11 @@ class RunLog:
 
     def __init__(self, out: str):
         self.out, self.remote = out, not storage.is_local(out)
-        self.folder = tempfile.mkdtemp(prefix="mammoflow-tb-") if self.remote else \
-            storage.local_path(storage.join(out, TENSORBOARD))
+        self.folder = (
+            tempfile.mkdtemp(prefix="mammoflow-tb-")
+            if self.remote
+            else storage.local_path(storage.join(out, TENSORBOARD))
+        )
         self.files = 0  # event files started, a suffix that keeps their names apart within a second
         self.writer = self._new_writer()
         metrics = storage.join(out, METRICS)
@@ -73,7 +77,9 @@ class RunLog:
         if not self.remote:
             return 0
         self.writer.close()
-        sent = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(self.folder) for name in names)
+        sent = sum(
+            os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(self.folder) for name in names
+        )
         for name in storage.upload_folder(self.folder, storage.join(self.out, TENSORBOARD)):
             os.remove(os.path.join(self.folder, name))
         self.writer = self._new_writer()
@@ -94,8 +100,14 @@ class Progress:
         self.interactive = show and sys.stderr.isatty()
         self.quiet = not show
         self.started = time.perf_counter()
-        self.bar = tqdm(total=steps * images_per_step, desc=title, unit="img", unit_scale=True,
-                        disable=not self.interactive, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=steps * images_per_step,
+            desc=title,
+            unit="img",
+            unit_scale=True,
+            disable=not self.interactive,
+            dynamic_ncols=True,
+        )
 
     def advance(self) -> None:
         self.bar.update(self.images_per_step)

@@ -4,6 +4,7 @@ the snip classifier, each stage starting from the previous one's best checkpoint
 Used by ``mammo generalize`` and the quality benchmark; the pipeline runs the same stages as steps.
 A schedule maps each stage to its settings (``epochs`` and any :class:`TrainConfig` field).
 """
+
 from __future__ import annotations
 
 import logging

@@ -3,18 +3,34 @@
 Registry: ``STAGES["encoder"]`` ... Adding a stage is one small class here (and its name in
 :data:`mammolibs.train.STAGE_NAMES`), not a new script.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from monai.losses import ContrastiveLoss, DiceCELoss
 from torch import nn
-
 from torchmetrics.functional.classification import binary_auroc
 
-from mammolibs.data.views import NO_CLASS, ContrastiveView, DenoisingView, SegmentationView, SnipView, View, WholeImageView
-from mammolibs.models.catalog import (CLASSIFICATION, DEFAULT_WIDTH, MODEL_NAMES, SNIP_CLASSES, STAGE_DEFAULT_MODEL,
-                                      WHOLE_IMAGE_CLASSES, check_model, models_for)
+from mammolibs.data.views import (
+    NO_CLASS,
+    ContrastiveView,
+    DenoisingView,
+    SegmentationView,
+    SnipView,
+    View,
+    WholeImageView,
+)
+from mammolibs.models.catalog import (
+    CLASSIFICATION,
+    DEFAULT_WIDTH,
+    MODEL_NAMES,
+    SNIP_CLASSES,
+    STAGE_DEFAULT_MODEL,
+    WHOLE_IMAGE_CLASSES,
+    check_model,
+    models_for,
+)
 from mammolibs.train import STAGE_NAMES
 
 Batch = tuple[torch.Tensor, ...]
@@ -47,12 +63,14 @@ class Stage:
         """(model name, build arguments): ``--model`` and ``--width`` where given, else those of ``source``
         (the checkpoint resumed or started from) where this stage can train its model, else the defaults."""
         inherited = source is not None and source["model_name"] in models_for(self.name)
-        name = check_model(self.name, config.get("model") or (source["model_name"] if inherited
-                                                               else STAGE_DEFAULT_MODEL[self.name]))
+        name = check_model(
+            self.name, config.get("model") or (source["model_name"] if inherited else STAGE_DEFAULT_MODEL[self.name])
+        )
         kwargs = {"num_classes": len(self.classes)} if self.role in ("classifier", "autoencoder") else {}
         if MODEL_NAMES[name][0] != CLASSIFICATION:
-            kwargs["width"] = config.get("width") or (source["model_kwargs"].get("width") if inherited else None) \
-                or DEFAULT_WIDTH
+            kwargs["width"] = (
+                config.get("width") or (source["model_kwargs"].get("width") if inherited else None) or DEFAULT_WIDTH
+            )
         return name, kwargs
 
     def view(self, config: dict, image_size: int, train: bool) -> View:
@@ -202,6 +220,7 @@ class WholeImageStage(AurocStage):
         return WholeImageView(augment=train)
 
 
-STAGES: dict[str, Stage] = {s.name: s for s in (EncoderStage(), AutoencoderStage(), SegmentationStage(), ClassifierStage(),
-                                                WholeImageStage())}
+STAGES: dict[str, Stage] = {
+    s.name: s for s in (EncoderStage(), AutoencoderStage(), SegmentationStage(), ClassifierStage(), WholeImageStage())
+}
 assert list(STAGES) == list(STAGE_NAMES), "mammolibs.train.STAGE_NAMES lists every stage, in order"

@@ -3,6 +3,7 @@
 DICOMs are written with pydicom and the tags the real releases carry; tables use the real column
 names. Each writer returns what it wrote so tests can check the reader against it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,9 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 MAMMOGRAPHY_STORAGE = "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography X-Ray Image Storage - For Presentation
 
 
-def film(height: int = 160, width: int = 112, right: bool = False, lesion: tuple[int, int, int] | None = None,
-         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def film(
+    height: int = 160, width: int = 112, right: bool = False, lesion: tuple[int, int, int] | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """A 12-bit film: a half-ellipse breast against the chest wall of its side, and its lesion mask."""
     rng = np.random.default_rng(seed)
     rows, cols = np.mgrid[:height, :width]
@@ -91,17 +93,49 @@ def write_xls(path: Path, header: list[str], rows: list[list]) -> Path:
 
 
 CBIS_COLUMNS = {
-    "mass": ["patient_id", "breast_density", "left or right breast", "image view", "abnormality id",
-             "abnormality type", "mass shape", "mass margins", "assessment", "pathology", "subtlety",
-             "image file path", "cropped image file path", "ROI mask file path"],
-    "calc": ["patient_id", "breast density", "left or right breast", "image view", "abnormality id",
-             "abnormality type", "calc type", "calc distribution", "assessment", "pathology", "subtlety",
-             "image file path", "cropped image file path", "ROI mask file path"],
+    "mass": [
+        "patient_id",
+        "breast_density",
+        "left or right breast",
+        "image view",
+        "abnormality id",
+        "abnormality type",
+        "mass shape",
+        "mass margins",
+        "assessment",
+        "pathology",
+        "subtlety",
+        "image file path",
+        "cropped image file path",
+        "ROI mask file path",
+    ],
+    "calc": [
+        "patient_id",
+        "breast density",
+        "left or right breast",
+        "image view",
+        "abnormality id",
+        "abnormality type",
+        "calc type",
+        "calc distribution",
+        "assessment",
+        "pathology",
+        "subtlety",
+        "image file path",
+        "cropped image file path",
+        "ROI mask file path",
+    ],
 }
 
 
-def cbis_series(root: Path, folder: str, description: str, pixels: np.ndarray | None = None,
-                source: Path | None = None, number: int = 1) -> Path:
+def cbis_series(
+    root: Path,
+    folder: str,
+    description: str,
+    pixels: np.ndarray | None = None,
+    source: Path | None = None,
+    number: int = 1,
+) -> Path:
     """One series as the TCIA download lays it out: ``<folder>/<study>/<n>.000000-<description>-NNNNN/1-1.dcm``."""
     path = root / "CBIS-DDSM" / folder / "07-20-2016-DDSM-74994" / f"{number}.000000-{description}-24515" / "1-1.dcm"
     if source is not None:
@@ -111,20 +145,57 @@ def cbis_series(root: Path, folder: str, description: str, pixels: np.ndarray | 
     return write_dicom(path, pixels, PatientID=folder, SeriesDescription=description)
 
 
-def cbis_row(kind: str, patient: str, side: str, view: str, abnormality: int, pathology: str, split: str = "Training",
-             assessment: int = 4) -> list:
+def cbis_row(
+    kind: str,
+    patient: str,
+    side: str,
+    view: str,
+    abnormality: int,
+    pathology: str,
+    split: str = "Training",
+    assessment: int = 4,
+) -> list:
     """A case-description row; the file paths use TCIA's UID form, whose first folder names the series."""
     full = f"{kind.title()}-{split}_{patient}_{side}_{view}"
     roi = f"{full}_{abnormality}"
     uid = "1.3.6.1.4.1.9590.100.1.2.4221127222131896498076114346122"
-    return [patient, 3, side, view, abnormality, kind if kind == "mass" else "calcification", "OVAL", "CIRCUMSCRIBED",
-            assessment, pathology, 4, f"{full}/{uid}1/{uid}2/000000.dcm", f"{roi}/{uid}3/{uid}4/000000.dcm",
-            f"{roi}/{uid}3/{uid}4/000001.dcm"]
+    return [
+        patient,
+        3,
+        side,
+        view,
+        abnormality,
+        kind if kind == "mass" else "calcification",
+        "OVAL",
+        "CIRCUMSCRIBED",
+        assessment,
+        pathology,
+        4,
+        f"{full}/{uid}1/{uid}2/000000.dcm",
+        f"{roi}/{uid}3/{uid}4/000000.dcm",
+        f"{roi}/{uid}3/{uid}4/000001.dcm",
+    ]
 
 
 def inbreast_xml(rois: list[list[tuple[float, float]]]) -> bytes:
     """An INbreast ROI file (Apple plist) with one image and these ROIs."""
-    return plistlib.dumps({"Images": [{"ImageIndex": 0, "NumberOfROIs": len(rois), "ROIs": [
-        {"Name": "Mass" if len(points) > 2 else "Calcification", "NumberOfPoints": len(points),
-         "Point_px": [f"({x:.2f}, {y:.2f})" for x, y in points], "Area": 0.0, "Center": "(0, 0)"}
-        for points in rois]}]})
+    return plistlib.dumps(
+        {
+            "Images": [
+                {
+                    "ImageIndex": 0,
+                    "NumberOfROIs": len(rois),
+                    "ROIs": [
+                        {
+                            "Name": "Mass" if len(points) > 2 else "Calcification",
+                            "NumberOfPoints": len(points),
+                            "Point_px": [f"({x:.2f}, {y:.2f})" for x, y in points],
+                            "Area": 0.0,
+                            "Center": "(0, 0)",
+                        }
+                        for points in rois
+                    ],
+                }
+            ]
+        }
+    )

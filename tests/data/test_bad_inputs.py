@@ -1,5 +1,6 @@
 """A corpus of broken inputs: each is skipped with its file and reason in rejects.jsonl, the run goes
 on, the summary and exit status say so, and inputs == written + rejected."""
+
 from __future__ import annotations
 
 import json
@@ -49,16 +50,30 @@ def _dicom_corpus(folder):
 def _csv_corpus(folder):
     image, mask = film(lesion=(50, 40, 8))
     grey = (image // 16).astype(np.uint8)
-    for name, array in (("good.png", grey), ("constant.png", np.full((90, 60), 7, np.uint8)),
-                        ("wrong-size.png", grey), ("unknown-label.png", grey), ("no-mask.png", grey)):
+    for name, array in (
+        ("good.png", grey),
+        ("constant.png", np.full((90, 60), 7, np.uint8)),
+        ("wrong-size.png", grey),
+        ("unknown-label.png", grey),
+        ("no-mask.png", grey),
+    ):
         Image.fromarray(array).save(folder / name)
     Image.fromarray(mask.astype(np.uint8) * 255).save(folder / "good_mask.png")
     Image.fromarray(np.zeros((40, 40), np.uint8)).save(folder / "small_mask.png")
     Image.new("1", (12000, 9000)).save(folder / "bomb.png")  # a few kB that would decode to 108 M pixels
-    write_csv(folder / "labels.csv", ["image", "label", "mask"], [
-        ["good.png", "malignant", "good_mask.png"], ["constant.png", "normal", ""],
-        ["wrong-size.png", "benign", "small_mask.png"], ["unknown-label.png", "suspicious", ""],
-        ["absent.png", "normal", ""], ["no-mask.png", "benign", "no-mask_mask.png"], ["bomb.png", "unknown", ""]])
+    write_csv(
+        folder / "labels.csv",
+        ["image", "label", "mask"],
+        [
+            ["good.png", "malignant", "good_mask.png"],
+            ["constant.png", "normal", ""],
+            ["wrong-size.png", "benign", "small_mask.png"],
+            ["unknown-label.png", "suspicious", ""],
+            ["absent.png", "normal", ""],
+            ["no-mask.png", "benign", "no-mask_mask.png"],
+            ["bomb.png", "unknown", ""],
+        ],
+    )
 
 
 def _busi_corpus(folder):
@@ -75,15 +90,41 @@ def test_every_kind_of_bad_input_is_one_named_reject_and_nothing_is_lost(tmp_pat
         (tmp_path / name).mkdir()
         write(tmp_path / name)
     out = tmp_path / "out"
-    status = main(["standardize", "--source", "dicom", "--input", str(tmp_path / "dicoms"), "--source", "csv",
-                   "--input", str(tmp_path / "clinic"), "--source", "busi", "--input", str(tmp_path / "busi"),
-                   "--source", "mias", "--input", str(tmp_path / "nowhere"), "--output", str(out),
-                   "--image-size", "32", "--no-progress", "--workers", "2"])
+    status = main(
+        [
+            "standardize",
+            "--source",
+            "dicom",
+            "--input",
+            str(tmp_path / "dicoms"),
+            "--source",
+            "csv",
+            "--input",
+            str(tmp_path / "clinic"),
+            "--source",
+            "busi",
+            "--input",
+            str(tmp_path / "busi"),
+            "--source",
+            "mias",
+            "--input",
+            str(tmp_path / "nowhere"),
+            "--output",
+            str(out),
+            "--image-size",
+            "32",
+            "--no-progress",
+            "--workers",
+            "2",
+        ]
+    )
     printed = capsys.readouterr()
     inputs = 6 + 7 + 2 + 1
     assert status == 3 and f"{inputs} inputs: 3 written, {len(EXPECTED)} rejected" in printed.out
     assert "rejects.jsonl" in printed.err
-    rejects = {r["file"].rsplit("/", 1)[-1]: r for r in map(json.loads, (out / "rejects.jsonl").read_text().splitlines())}
+    rejects = {
+        r["file"].rsplit("/", 1)[-1]: r for r in map(json.loads, (out / "rejects.jsonl").read_text().splitlines())
+    }
     assert sorted(rejects) == sorted(EXPECTED)
     for name, reason in EXPECTED.items():
         assert name in rejects[name]["reason"] and reason in rejects[name]["reason"], rejects[name]

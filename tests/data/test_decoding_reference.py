@@ -2,6 +2,7 @@
 representations, rescales and LUTs, and of PNG modes, decodes exactly as the reference libraries do
 (pydicom's ``apply_modality_lut`` then ``apply_voi_lut``, MONOCHROME1 inverted; Pillow's own mode
 conversions), or is rejected with its reason."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,21 +36,40 @@ VARIANTS = {
     "signed": {"PixelRepresentation": 1, "stored": signed_film},
     "rescale": {"RescaleSlope": "2.5", "RescaleIntercept": "-100"},
     "negative slope": {"RescaleSlope": "-1", "RescaleIntercept": "4095"},
-    "signed, negative slope, monochrome1": {"PixelRepresentation": 1, "stored": signed_film, "RescaleSlope": "-0.5",
-                                            "RescaleIntercept": "10", "PhotometricInterpretation": "MONOCHROME1"},
-    "modality LUT": {"ModalityLUTSequence": lambda: [lut_item(0, (np.arange(4096) ** 2 // 4096), ModalityLUTType="OD")]},
-    "window after rescale": {"RescaleSlope": "2", "RescaleIntercept": "-50", "WindowCenter": "2500",
-                             "WindowWidth": "3000"},
+    "signed, negative slope, monochrome1": {
+        "PixelRepresentation": 1,
+        "stored": signed_film,
+        "RescaleSlope": "-0.5",
+        "RescaleIntercept": "10",
+        "PhotometricInterpretation": "MONOCHROME1",
+    },
+    "modality LUT": {
+        "ModalityLUTSequence": lambda: [lut_item(0, (np.arange(4096) ** 2 // 4096), ModalityLUTType="OD")]
+    },
+    "window after rescale": {
+        "RescaleSlope": "2",
+        "RescaleIntercept": "-50",
+        "WindowCenter": "2500",
+        "WindowWidth": "3000",
+    },
     "window, monochrome1": {"WindowCenter": "1500", "WindowWidth": "1000", "PhotometricInterpretation": "MONOCHROME1"},
     "VOI LUT table": {"VOILUTSequence": lambda: [lut_item(0, 4095 - np.arange(4096))]},
-    "VOI LUT table after an integer rescale": {"RescaleSlope": "1", "RescaleIntercept": "1000",
-                                               "VOILUTSequence": lambda: [lut_item(1000, np.arange(4096) // 2)]},
-    "modality LUT then window": {"ModalityLUTSequence": lambda: [lut_item(0, 4095 - np.arange(4096))],
-                                 "WindowCenter": "2000", "WindowWidth": "2000"},
+    "VOI LUT table after an integer rescale": {
+        "RescaleSlope": "1",
+        "RescaleIntercept": "1000",
+        "VOILUTSequence": lambda: [lut_item(1000, np.arange(4096) // 2)],
+    },
+    "modality LUT then window": {
+        "ModalityLUTSequence": lambda: [lut_item(0, 4095 - np.arange(4096))],
+        "WindowCenter": "2000",
+        "WindowWidth": "2000",
+    },
 }
 REFUSED = {
-    "VOI LUT table after a fractional rescale": ({"RescaleSlope": "0.3", "RescaleIntercept": "0", "VOILUTSequence": lambda: [
-        lut_item(0, np.arange(4096))]}, "VOI LUT table after a fractional rescale"),
+    "VOI LUT table after a fractional rescale": (
+        {"RescaleSlope": "0.3", "RescaleIntercept": "0", "VOILUTSequence": lambda: [lut_item(0, np.arange(4096))]},
+        "VOI LUT table after a fractional rescale",
+    ),
     "a slope without its intercept": ({"RescaleSlope": "2"}, "come together"),
     "palette colour": ({"PhotometricInterpretation": "PALETTE COLOR"}, "not a grey mammogram"),
 }
@@ -59,7 +79,9 @@ def make(path, tags: dict):
     tags = dict(tags)
     stored = tags.pop("stored", lambda: film()[0])()
     sequences = {k: tags.pop(k)() for k in [k for k in tags if k.endswith("Sequence")]}
-    write_dicom(path, stored.astype(np.uint16) if stored.min() >= 0 else stored.astype(np.int16).view(np.uint16), **tags)
+    write_dicom(
+        path, stored.astype(np.uint16) if stored.min() >= 0 else stored.astype(np.int16).view(np.uint16), **tags
+    )
     ds = pydicom.dcmread(path)
     for keyword, value in sequences.items():
         setattr(ds, keyword, value)
@@ -104,7 +126,9 @@ PNG_MODES = {
     "1": lambda: Image.fromarray(grey() > 100),
     "LA": lambda: Image.merge("LA", (Image.fromarray(grey()), Image.new("L", grey().shape[::-1], 7))),
     "RGB": lambda: Image.fromarray(np.repeat(grey()[..., None], 3, axis=2), "RGB"),
-    "RGBA": lambda: Image.fromarray(np.dstack([np.repeat(grey()[..., None], 3, axis=2), np.full(grey().shape, 9, np.uint8)]), "RGBA"),
+    "RGBA": lambda: Image.fromarray(
+        np.dstack([np.repeat(grey()[..., None], 3, axis=2), np.full(grey().shape, 9, np.uint8)]), "RGBA"
+    ),
     "P, grey palette reversed": lambda: _palette(255 - np.arange(256)),
     "P, grey palette shuffled": lambda: _palette(np.random.default_rng(0).permutation(256)),
     "TIFF I;16": lambda: Image.fromarray(film()[0].astype(np.uint16) * 16),

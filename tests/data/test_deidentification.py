@@ -1,6 +1,7 @@
 """No patient data leaves standardize: every attribute of the DICOM PS3.15 Basic Profile, and every
 other text attribute of the DICOM dictionary except the few standardize keeps on purpose, is
 filled with a marker string, and no marker may appear in any byte written or logged."""
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,9 @@ def lenient_pydicom():
     config.settings.writing_validation_mode, config.settings.reading_validation_mode = before
 
 
-def test_no_marker_of_any_identifying_attribute_reaches_shards_manifest_logs_or_rejects(tmp_path, caplog, capsys,
-                                                                                       lenient_pydicom):
+def test_no_marker_of_any_identifying_attribute_reaches_shards_manifest_logs_or_rejects(
+    tmp_path, caplog, capsys, lenient_pydicom
+):
     source = tmp_path / "dicoms"
     path = write_dicom(source / "case" / "film.dcm", film(lesion=(60, 30, 8))[0])
     ds = pydicom.dcmread(path)
@@ -77,8 +79,20 @@ def test_no_marker_of_any_identifying_attribute_reaches_shards_manifest_logs_or_
 
     caplog.set_level(logging.DEBUG)
     out = tmp_path / "out"
-    status = main(["standardize", "--source", "dicom", "--input", str(source), "--output", str(out),
-                   "--image-size", "32", "--no-progress"])
+    status = main(
+        [
+            "standardize",
+            "--source",
+            "dicom",
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--image-size",
+            "32",
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr()
     assert status == 3 and "2 inputs: 1 written, 1 rejected" in printed.out
     assert main(["data", "inspect", str(out)]) == 0
@@ -118,11 +132,26 @@ def test_names_and_free_text_never_leave_standardize(tmp_path, caplog, capsys):
     [shard] = sorted(out.glob("shard-*.tar"))
     [sample] = list(iter_shard(str(shard)))
     meta = sample.meta
-    assert set(meta) <= {"label", "source", "patient", "split", "laterality", "localized", "original_size", "crop",
-                         "flipped", "scale", "label_only", "lesions", *VOCABULARY}
+    assert set(meta) <= {
+        "label",
+        "source",
+        "patient",
+        "split",
+        "laterality",
+        "localized",
+        "original_size",
+        "crop",
+        "flipped",
+        "scale",
+        "label_only",
+        "lesions",
+        *VOCABULARY,
+    }
     assert (meta["label"], meta["source"], meta["laterality"], meta["modality"]) == ("unknown", "dicom", "", "MG")
     assert "view" not in meta and re.fullmatch(r"[0-9a-f]{16}", meta["patient"]) and meta["split"] in SPLITS
-    assert isinstance(meta["localized"], bool) and isinstance(meta["flipped"], bool) and isinstance(meta["scale"], float)
+    assert (
+        isinstance(meta["localized"], bool) and isinstance(meta["flipped"], bool) and isinstance(meta["scale"], float)
+    )
     assert all(isinstance(v, int) for v in meta["original_size"] + meta["crop"])
     assert re.fullmatch(r"dicom-[0-9a-f]{16}", sample.key)
     index = json.loads(shard.with_name(shard.name[:-4] + ".index.json").read_text())

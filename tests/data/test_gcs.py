@@ -1,5 +1,6 @@
 """``gs://`` input and output end to end against a GCS emulator, through gcsfs (what mammoflow uses)
 and google-cloud-storage (what the test checks with)."""
+
 from __future__ import annotations
 
 import json
@@ -26,14 +27,34 @@ def test_standardize_reads_and_writes_gs_urls_and_reruns_write_nothing(gcs_bucke
     image, mask = film(lesion=(50, 40, 8))
     write_dicom(clinic / "a.dcm", image)
     Image.fromarray(mask.astype(np.uint8) * 255).save(clinic / "a_mask.png")
-    write_csv(clinic / "labels.csv", ["image", "label", "mask"],
-              [["a.dcm", "malignant", "a_mask.png"], ["missing.dcm", "benign", ""]])
+    write_csv(
+        clinic / "labels.csv",
+        ["image", "label", "mask"],
+        [["a.dcm", "malignant", "a_mask.png"], ["missing.dcm", "benign", ""]],
+    )
     _upload(client, bucket, clinic, "raw/clinic")
     out = f"gs://{bucket}/shards"
 
-    argv = ["standardize", "--source", "mias", "--input", f"gs://{bucket}/raw/mias", "--source", "csv",
-            "--input", f"gs://{bucket}/raw/clinic", "--output", out, "--image-size", "64", "--workers", "2",
-            "--samples-per-shard", "8", "--no-progress"]
+    argv = [
+        "standardize",
+        "--source",
+        "mias",
+        "--input",
+        f"gs://{bucket}/raw/mias",
+        "--source",
+        "csv",
+        "--input",
+        f"gs://{bucket}/raw/clinic",
+        "--output",
+        out,
+        "--image-size",
+        "64",
+        "--workers",
+        "2",
+        "--samples-per-shard",
+        "8",
+        "--no-progress",
+    ]
     assert main(argv) == 3  # written, with one reject
     assert "26 inputs: 25 written, 1 rejected" in capsys.readouterr().out
 
@@ -44,7 +65,9 @@ def test_standardize_reads_and_writes_gs_urls_and_reruns_write_nothing(gcs_bucke
     assert all(f"shards/{s['name']}" in names for s in manifest["shards"])
     samples = [s for shard in manifest["shards"] for s in iter_shard(f"{out}/{shard['name']}")]
     assert len(samples) == 25 and all(s.image.shape == (64, 64) for s in samples)
-    [reject] = [json.loads(line) for line in client.bucket(bucket).blob("shards/rejects.jsonl").download_as_text().splitlines()]
+    [reject] = [
+        json.loads(line) for line in client.bucket(bucket).blob("shards/rejects.jsonl").download_as_text().splitlines()
+    ]
     assert reject["file"] == "missing.dcm" and "cannot be read" in reject["reason"]  # relative to its --input
 
     generations = {b.name: b.generation for b in client.list_blobs(bucket, prefix="shards/")}

@@ -2,6 +2,7 @@
 lines, a palette PNG, a folder named after a patient, a shard set whose index points outside it) go
 through standardize, merge, inspect and training while every file the process opens is watched: nothing
 is opened outside the folders given, inputs = written + rejected, and no marker reaches any output."""
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,8 @@ def corpus(root: Path, mias_dir: Path, busi_dir: Path) -> dict[str, Path]:
     palette.putpalette(np.repeat((255 - np.arange(256)).astype(np.uint8)[:, None], 3, axis=1).ravel().tolist())
     palette.save(busi / "benign" / "benign (901).png")
     Image.fromarray(((film(lesion=(60, 40, 9))[1] > 0) * 255).astype(np.uint8)).save(
-        busi / "benign" / "benign (901)_mask.png")
+        busi / "benign" / "benign (901)_mask.png"
+    )
     shutil.copy(busi / "benign" / "benign (901).png", busi / "benign" / "benign (901) copy.png")
     dicoms = root / "dicoms" / MARKER
     write_dicom(dicoms / f"{MARKER}.dcm", film(seed=3)[0], PatientName=MARKER, ViewPosition=MARKER)
@@ -91,12 +93,24 @@ def test_the_hostile_corpus_stays_in_its_folders_and_adds_up(mias_dir, busi_dir,
     assert main(["data", "merge", "--output", str(given / "merged"), "--no-progress", str(out)]) == 2
     assert main(["data", "inspect", str(out)]) == 0  # the manifest's names are sound: it reads its own shards
     with pytest.raises(ValueError, match="shard name '../../not-given/secret.tar' is not"):
-        fit("finetune", TrainConfig(data=str(out), out=str(given / "run"), epochs=1, batch_size=2, max_steps=1,
-                                    width=4, progress=False))
+        fit(
+            "finetune",
+            TrainConfig(
+                data=str(out), out=str(given / "run"), epochs=1, batch_size=2, max_steps=1, width=4, progress=False
+            ),
+        )
 
     inside = [path for path, _ in watched if str(tmp_path) in path]
-    assert inside and not [path for path in inside if not path.startswith(str(given))], "opened outside the given folders"
+    assert inside and not [path for path in inside if not path.startswith(str(given))], (
+        "opened outside the given folders"
+    )
     assert not [path for path, mode in watched if "secret" in path]
-    written_outside = [path for path, mode in watched if any(c in mode for c in "wax+") and str(tmp_path) not in path
-                       and "/tmp/" not in path and not path.startswith("/dev/")]
+    written_outside = [
+        path
+        for path, mode in watched
+        if any(c in mode for c in "wax+")
+        and str(tmp_path) not in path
+        and "/tmp/" not in path
+        and not path.startswith("/dev/")
+    ]
     assert not written_outside, written_outside

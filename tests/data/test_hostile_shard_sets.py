@@ -2,6 +2,7 @@
 set, a member that is missing or not a file, or a mask that inflates like a bomb, is refused with a
 one-line error by merge, inspect, training and evaluation, and nothing is read or written outside the
 folders given."""
+
 from __future__ import annotations
 
 import hashlib
@@ -72,49 +73,73 @@ def rewrite_shard(data: Path, change_members) -> Path:
 
 def bomb_png(width: int, height: int, factor: int = 1000) -> bytes:
     """A 1-bit PNG header for ``width`` x ``height`` whose data inflates ``factor`` times past it."""
+
     def chunk(kind, payload):
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
     raw = b"\0" * (height * (1 + (width + 7) // 8) * factor)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("field, value", [
-    ("name", "../secret/file.tar"),
-    ("name", "ABSOLUTE"),
-    ("name", "file://ABSOLUTE"),
-    ("name", "shard-train-00000.tar/../../secret/file.tar"),
-    ("split", "x/../../escaped"),
-    ("split", "../../escaped"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("name", "../secret/file.tar"),
+        ("name", "ABSOLUTE"),
+        ("name", "file://ABSOLUTE"),
+        ("name", "shard-train-00000.tar/../../secret/file.tar"),
+        ("split", "x/../../escaped"),
+        ("split", "../../escaped"),
+    ],
+)
 def test_an_index_naming_a_path_outside_its_set_is_refused_everywhere(hostile, tmp_path, capsys, field, value):
     data, secret = hostile
     value = value.replace("ABSOLUTE", str(secret))
-    edit_json(first_index(data), lambda index: index.update({field: value, "sha256": hashlib.sha256(
-        secret.read_bytes()).hexdigest()} if field == "name" else {field: value}))
+    edit_json(
+        first_index(data),
+        lambda index: index.update(
+            {field: value, "sha256": hashlib.sha256(secret.read_bytes()).hexdigest()}
+            if field == "name"
+            else {field: value}
+        ),
+    )
     before = files_outside(tmp_path, tmp_path / "out")
     out = tmp_path / "out"
     assert main(["data", "merge", "--output", str(out), "--no-progress", str(data)]) == 2
     error = capsys.readouterr().err.strip()
     assert first_index(data).name in error and "standardize the source again" in error and "\n" not in error
     assert files_outside(tmp_path, out) == before and not out.exists()
-    for reads in (lambda: split_shards(str(data), "train"),
-                  lambda: merge_shard_sets([str(data)], str(tmp_path / "again"), progress=False)):
+    for reads in (
+        lambda: split_shards(str(data), "train"),
+        lambda: merge_shard_sets([str(data)], str(tmp_path / "again"), progress=False),
+    ):
         with pytest.raises(ValueError, match="is not"):
             reads()
 
 
-@pytest.mark.parametrize("value", ["../secret/file.tar", "ABSOLUTE", "gs://another-bucket/shard-train-00000.tar",
-                                   "OTHER SPLIT"])
+@pytest.mark.parametrize(
+    "value", ["../secret/file.tar", "ABSOLUTE", "gs://another-bucket/shard-train-00000.tar", "OTHER SPLIT"]
+)
 def test_a_manifest_naming_a_path_outside_its_set_is_refused(hostile, tmp_path, value):
     data, secret = hostile
     value = value.replace("ABSOLUTE", str(secret))
     manifest = json.loads((data / "manifest.json").read_text())
     other = "val" if manifest["shards"][0]["split"] != "val" else "test"
-    edit_json(data / "manifest.json", lambda m: m["shards"][0].update(name=value.replace("OTHER SPLIT", f"shard-{other}-00000.tar")))
+    edit_json(
+        data / "manifest.json",
+        lambda m: m["shards"][0].update(name=value.replace("OTHER SPLIT", f"shard-{other}-00000.tar")),
+    )
     before = files_outside(tmp_path, tmp_path / "none")
-    for reads in (lambda: inspect(str(data), str(tmp_path / "sheet.png")), lambda: read_split([str(data)], "train"),
-                  lambda: split_shards(str(data), "train")):
+    for reads in (
+        lambda: inspect(str(data), str(tmp_path / "sheet.png")),
+        lambda: read_split([str(data)], "train"),
+        lambda: split_shards(str(data), "train"),
+    ):
         with pytest.raises(ValueError, match="manifest.json: shard name .* is not a name like"):
             reads()
     assert files_outside(tmp_path, tmp_path / "none") == before
@@ -165,7 +190,9 @@ def test_a_mask_that_inflates_like_a_bomb_is_refused_before_it_is_decoded(hostil
         decode_mask_png(bomb_png(60000, 60000, factor=1), (side, side), "test")
 
     def plant(members):
-        return [(info, bomb_png(side, side) if info.name.endswith(".mask.png") else payload) for info, payload in members]
+        return [
+            (info, bomb_png(side, side) if info.name.endswith(".mask.png") else payload) for info, payload in members
+        ]
 
     shard = rewrite_shard(data, plant)
     with pytest.raises(ValueError, match=f"{shard.name} sample .*: the mask's data does not inflate"):
@@ -174,11 +201,13 @@ def test_a_mask_that_inflates_like_a_bomb_is_refused_before_it_is_decoded(hostil
 
 def test_index_fields_that_are_not_what_mammoflow_writes_are_refused(hostile, tmp_path):
     data, _ = hostile
-    for change, complaint in ((lambda i: i["contents"][0].update(key="../../etc/passwd"), "sample key"),
-                              (lambda i: i["contents"][0].update(label="lethal"), "label"),
-                              (lambda i: i.update(samples=i["samples"] + 1), "samples"),
-                              (lambda i: i.update(sha256="../x"), "sha256"),
-                              (lambda i: i.update(name="shard-val-00000.tar"), "shard name")):
+    for change, complaint in (
+        (lambda i: i["contents"][0].update(key="../../etc/passwd"), "sample key"),
+        (lambda i: i["contents"][0].update(label="lethal"), "label"),
+        (lambda i: i.update(samples=i["samples"] + 1), "samples"),
+        (lambda i: i.update(sha256="../x"), "sha256"),
+        (lambda i: i.update(name="shard-val-00000.tar"), "shard name"),
+    ):
         copy = tmp_path / f"set-{complaint.replace(' ', '-')}"
         shutil.copytree(data, copy)
         edit_json(first_index(copy), change)

@@ -1,5 +1,6 @@
 """The hand-written mask PNG codec against Pillow, both ways: what mammoflow writes Pillow reads
 bit for bit, and what Pillow writes (1-bit, 8-bit, filtered rows) mammoflow reads the same."""
+
 from __future__ import annotations
 
 import io
@@ -16,7 +17,7 @@ SHAPES = [(1, 1), (1, 9), (5, 7), (8, 8), (13, 63), (64, 65), (257, 130)]
 def masks(shape: tuple[int, int]) -> list[np.ndarray]:
     rng = np.random.default_rng(sum(shape))
     blob = np.zeros(shape, dtype=bool)
-    blob[shape[0] // 4: shape[0] // 2 + 1, shape[1] // 3: shape[1] - 1] = True
+    blob[shape[0] // 4 : shape[0] // 2 + 1, shape[1] // 3 : shape[1] - 1] = True
     return [np.zeros(shape, dtype=bool), np.ones(shape, dtype=bool), rng.random(shape) > 0.5, blob]
 
 

@@ -1,4 +1,5 @@
 """``mammo data merge``: shard sets standardized per source become one set that training reads."""
+
 from __future__ import annotations
 
 import json
@@ -33,15 +34,23 @@ def test_merged_set_adds_up_and_is_read_like_one_standardized_set(per_source, mi
     assert "2 shard sets merged: 32 samples" in capsys.readouterr().out
     merged = json.loads((tmp_path / "merged" / "manifest.json").read_text())
     together = str(tmp_path / "together")
-    standardize([("mias", str(mias_subset)), ("dicom", str(dicom_dir))], together, image_size=64,
-                samples_per_shard=4, progress=False)
+    standardize(
+        [("mias", str(mias_subset)), ("dicom", str(dicom_dir))],
+        together,
+        image_size=64,
+        samples_per_shard=4,
+        progress=False,
+    )
     direct = json.loads((tmp_path / "together" / "manifest.json").read_text())
     for field in ("counts", "counts_by_split_source_label", "written", "inputs", "rejected", "image_size", "format"):
         assert merged[field] == direct[field], field
     assert merged["merged_from"] == [per_source["mias"], per_source["dicom"]]
     names = [s["name"] for s in merged["shards"]]
-    assert len(names) == len(set(names)) == sum(len(json.loads(Path(u, "manifest.json").read_text())["shards"])
-                                                 for u in per_source.values())
+    assert (
+        len(names)
+        == len(set(names))
+        == sum(len(json.loads(Path(u, "manifest.json").read_text())["shards"]) for u in per_source.values())
+    )
     for split in ("train", "val", "test"):
         keys = {e["key"] for s in split_shards(out, split) for e in s["contents"]}
         assert keys == {e["key"] for s in split_shards(together, split) for e in s["contents"]}

@@ -1,5 +1,6 @@
 """Pseudonyms that hold against an attacker: no public default salt, a random salt kept only where the
 user says, short salts refused, and patient hashes that knowing the scheme and the id space does not undo."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,11 @@ def clinic(tmp_path):
     """A clinic's own folder: three patients with six-digit ids (a space of a million)."""
     for index, patient in enumerate(PATIENTS):
         Image.fromarray((film(seed=index)[0] // 16).astype(np.uint8)).save(tmp_path / f"{index}.png")
-    write_csv(tmp_path / "labels.csv", ["image", "label", "patient_id"],
-              [[f"{index}.png", "normal", patient] for index, patient in enumerate(PATIENTS)])
+    write_csv(
+        tmp_path / "labels.csv",
+        ["image", "label", "patient_id"],
+        [[f"{index}.png", "normal", patient] for index, patient in enumerate(PATIENTS)],
+    )
     return tmp_path
 
 
@@ -69,8 +73,18 @@ def test_the_old_public_scheme_and_the_id_space_do_not_reveal_patients(clinic, t
 def test_a_salt_file_is_made_once_private_and_reused(clinic, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(SALT_VARIABLE)
     salt_file = tmp_path / "secrets" / "salt"
-    argv = ["standardize", "--source", "csv", "--input", str(clinic), "--image-size", "32", "--no-progress",
-            "--salt-file", str(salt_file)]
+    argv = [
+        "standardize",
+        "--source",
+        "csv",
+        "--input",
+        str(clinic),
+        "--image-size",
+        "32",
+        "--no-progress",
+        "--salt-file",
+        str(salt_file),
+    ]
     assert main([*argv, "--output", str(tmp_path / "a")]) == 0
     salt = salt_file.read_text()
     assert len(salt) >= 32 and stat.S_IMODE(salt_file.stat().st_mode) == 0o600
@@ -80,10 +94,13 @@ def test_a_salt_file_is_made_once_private_and_reused(clinic, tmp_path, monkeypat
     assert salt.encode() not in every_byte(tmp_path / "a")
 
 
-@pytest.mark.parametrize("flags, complaint", [(["--salt", "hospital"], "at least 16 random"),
-                                               (["--salt", "x" * 20, "--salt-file", "salt"], "not both")])
+@pytest.mark.parametrize(
+    "flags, complaint",
+    [(["--salt", "hospital"], "at least 16 random"), (["--salt", "x" * 20, "--salt-file", "salt"], "not both")],
+)
 def test_weak_or_doubled_salts_are_bad_arguments(flags, complaint, clinic, tmp_path, capsys):
-    assert main(["standardize", "--source", "csv", "--input", str(clinic), "--output", str(tmp_path / "out"),
-                 *flags]) == 2
+    assert (
+        main(["standardize", "--source", "csv", "--input", str(clinic), "--output", str(tmp_path / "out"), *flags]) == 2
+    )
     error = capsys.readouterr().err
     assert complaint in error and "Traceback" not in error and not (tmp_path / "out").exists()

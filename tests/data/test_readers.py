@@ -1,4 +1,5 @@
 """Each source reader on real files in their published layouts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -109,7 +110,9 @@ def test_dicom_window_is_applied(dicom_dir, tmp_path):
     windowed, _ = read_dicom(_rewritten(source, tmp_path, WindowCenter=20000, WindowWidth=10000))
     original, _ = read_dicom(str(source))
     assert len(np.unique(windowed)) < len(np.unique(original))
-    assert np.all(windowed[original <= 15000] == windowed.min()) and np.all(windowed[original >= 25000] == windowed.max())
+    assert np.all(windowed[original <= 15000] == windowed.min()) and np.all(
+        windowed[original >= 25000] == windowed.max()
+    )
 
 
 def test_truncated_dicom_is_rejected_naming_the_file(dicom_dir, tmp_path):

@@ -1,5 +1,6 @@
 """Standardize survives kill -9: rerunning finishes the job with no duplicate or lost sample, and
 rerunning a finished job writes nothing."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,23 @@ def _keys(out: Path) -> list[str]:
 
 
 def _command(busi_dir: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "mammolibs.cli", "standardize", "--source", "busi", "--input", str(busi_dir),
-            "--output", str(out), "--image-size", "128", "--samples-per-shard", "8", "--no-progress"]
+    return [
+        sys.executable,
+        "-m",
+        "mammolibs.cli",
+        "standardize",
+        "--source",
+        "busi",
+        "--input",
+        str(busi_dir),
+        "--output",
+        str(out),
+        "--image-size",
+        "128",
+        "--samples-per-shard",
+        "8",
+        "--no-progress",
+    ]
 
 
 def test_a_run_killed_mid_way_finishes_on_rerun_without_duplicates_or_losses(busi_dir, tmp_path):

@@ -1,5 +1,6 @@
 """Each source reader on fixtures written in that source's published layout (and real files where
 the development data has them): labels, masks, laterality, splits, and the quirks of each release."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,17 @@ import pytest
 from mammolibs.data.readers import get_reader
 from mammolibs.data.sample import RejectedInput
 from mammolibs.data.standardize import standardize
-from tests.data.layouts import (CBIS_COLUMNS, cbis_row, cbis_series, film, inbreast_xml, write_csv, write_dicom,
-                                write_xls, write_xlsx)
+from tests.data.layouts import (
+    CBIS_COLUMNS,
+    cbis_row,
+    cbis_series,
+    film,
+    inbreast_xml,
+    write_csv,
+    write_dicom,
+    write_xls,
+    write_xlsx,
+)
 
 
 def _items(source: str, root) -> dict:
@@ -30,11 +40,19 @@ def test_cbis_ddsm_joins_abnormalities_tells_masks_from_crops_and_fixes_small_si
     calc, calc_mask = film(right=True, lesion=(80, 90, 6), seed=1)
     cbis_series(tmp_path, "Calc-Test_P_00002_RIGHT_MLO", "full mammogram images", calc)
     cbis_series(tmp_path, "Calc-Test_P_00002_RIGHT_MLO_1", "ROI mask images", calc_mask.astype(np.uint16) * 255)
-    write_csv(tmp_path / "mass_case_description_train_set.csv", CBIS_COLUMNS["mass"], [
-        cbis_row("mass", "P_00001", "LEFT", "CC", 1, "BENIGN_WITHOUT_CALLBACK"),
-        cbis_row("mass", "P_00001", "LEFT", "CC", 2, "MALIGNANT", assessment=5)])
-    write_csv(tmp_path / "calc_case_description_test_set.csv", CBIS_COLUMNS["calc"], [
-        cbis_row("calc", "P_00002", "RIGHT", "MLO", 1, "BENIGN", split="Test", assessment=3)])
+    write_csv(
+        tmp_path / "mass_case_description_train_set.csv",
+        CBIS_COLUMNS["mass"],
+        [
+            cbis_row("mass", "P_00001", "LEFT", "CC", 1, "BENIGN_WITHOUT_CALLBACK"),
+            cbis_row("mass", "P_00001", "LEFT", "CC", 2, "MALIGNANT", assessment=5),
+        ],
+    )
+    write_csv(
+        tmp_path / "calc_case_description_test_set.csv",
+        CBIS_COLUMNS["calc"],
+        [cbis_row("calc", "P_00002", "RIGHT", "MLO", 1, "BENIGN", split="Test", assessment=3)],
+    )
 
     items = _items("cbis-ddsm", tmp_path)
     assert sorted(items) == ["Calc-Test_P_00002_RIGHT_MLO", "Mass-Training_P_00001_LEFT_CC"]
@@ -42,7 +60,12 @@ def test_cbis_ddsm_joins_abnormalities_tells_masks_from_crops_and_fixes_small_si
     assert mass.image.shape == (160, 112) and mass.label == "malignant" and mass.laterality == "L"
     union = lesion_1 | lesion_2  # both ROI masks, not the crops; mask 2 resized from 162 rows to 160
     assert (mass.mask & union).sum() / (mass.mask | union).sum() > 0.9 and np.array_equal(mass.mask[:80], lesion_1[:80])
-    assert (mass.official_split, mass.patient_id, mass.meta["view"], mass.meta["birads"]) == ("train", "P_00001", "CC", 5)
+    assert (mass.official_split, mass.patient_id, mass.meta["view"], mass.meta["birads"]) == (
+        "train",
+        "P_00001",
+        "CC",
+        5,
+    )
     calc = items["Calc-Test_P_00002_RIGHT_MLO"].load()
     assert (calc.label, calc.laterality, calc.official_split) == ("benign", "R", "test")
     assert np.array_equal(calc.mask, calc_mask) and calc.meta["abnormality"] == ["calcification"]
@@ -53,8 +76,14 @@ def test_cbis_ddsm_rejects_a_missing_mask_and_an_unknown_pathology(tmp_path):
     cbis_series(tmp_path, "Mass-Training_P_00003_LEFT_CC", "full mammogram images", image)
     cbis_series(tmp_path, "Mass-Training_P_00004_LEFT_CC", "full mammogram images", image)
     cbis_series(tmp_path, "Mass-Training_P_00004_LEFT_CC_1", "ROI mask images", image)
-    write_csv(tmp_path / "mass_case_description_train_set.csv", CBIS_COLUMNS["mass"], [
-        cbis_row("mass", "P_00003", "LEFT", "CC", 1, "MALIGNANT"), cbis_row("mass", "P_00004", "LEFT", "CC", 1, "UNSURE")])
+    write_csv(
+        tmp_path / "mass_case_description_train_set.csv",
+        CBIS_COLUMNS["mass"],
+        [
+            cbis_row("mass", "P_00003", "LEFT", "CC", 1, "MALIGNANT"),
+            cbis_row("mass", "P_00004", "LEFT", "CC", 1, "UNSURE"),
+        ],
+    )
     items = _items("cbis-ddsm", tmp_path)
     with pytest.raises(RejectedInput, match="P_00003_LEFT_CC abnormality 1: ROI mask folder missing"):
         items["Mass-Training_P_00003_LEFT_CC"].load()
@@ -70,8 +99,11 @@ def test_cbis_ddsm_reads_the_real_rle_mammograms_in_the_tcia_tree(dicom_dir, tmp
     mask = np.zeros((header.Rows, header.Columns), np.uint16)
     mask[2000:2300, 900:1200] = 255
     cbis_series(tmp_path, f"{folder}_1", "ROI mask images", mask)
-    write_csv(tmp_path / "mass_case_description_test_set.csv", CBIS_COLUMNS["mass"],
-              [cbis_row("mass", "P_00173", "LEFT", "CC", 1, "BENIGN", split="Test")])
+    write_csv(
+        tmp_path / "mass_case_description_test_set.csv",
+        CBIS_COLUMNS["mass"],
+        [cbis_row("mass", "P_00173", "LEFT", "CC", 1, "BENIGN", split="Test")],
+    )
     result = standardize([("cbis-ddsm", str(tmp_path))], str(tmp_path / "out"), image_size=128, progress=False)
     assert (result.inputs, result.written, result.rejected) == (1, 1, 0)
     sample = get_reader("cbis-ddsm")(str(tmp_path)).__next__().load()
@@ -87,16 +119,25 @@ def test_inbreast_reads_dicoms_plist_rois_and_the_birads_table(tmp_path, table):
     write_dicom(tmp_path / "AllDICOMs" / "20586960_6c613a14b80a8591_MG_L_CC_ANON.dcm", film(seed=2)[0])
     (tmp_path / "AllXML").mkdir()
     (tmp_path / "AllXML" / "20586908.xml").write_bytes(
-        inbreast_xml([[(70, 50), (90, 50), (90, 70), (70, 70)], [(20.5, 30.5)]]))
+        inbreast_xml([[(70, 50), (90, 50), (90, 70), (70, 70)], [(20.5, 30.5)]])
+    )
     columns = ["Patient ID", "Patient age", "Laterality", "View", "Acquisition date", "File Name", "ACR", "Bi-Rads"]
-    rows = [["removed", "", "R", "CC", "201001", 20586908, 2, "4c"], ["removed", "", "L", "MLO", "201001", 20586934, 2, 1]]
+    rows = [
+        ["removed", "", "R", "CC", "201001", 20586908, 2, "4c"],
+        ["removed", "", "L", "MLO", "201001", 20586934, 2, 1],
+    ]
     if table.endswith(".xls"):
         write_xls(tmp_path / table, columns, rows)
     else:
         write_csv(tmp_path / table, columns, rows, delimiter=";")
     items = _items("inbreast", tmp_path)
     lesion = items["20586908"].load()
-    assert (lesion.label, lesion.laterality, lesion.meta["view"], lesion.patient_id) == ("malignant", "R", "CC", "6c613a14b80a8591")
+    assert (lesion.label, lesion.laterality, lesion.meta["view"], lesion.patient_id) == (
+        "malignant",
+        "R",
+        "CC",
+        "6c613a14b80a8591",
+    )
     assert lesion.mask[60, 80] and lesion.mask[30, 20] and not lesion.mask[10, 10]  # polygon and calcification disc
     normal = items["20586934"].load()
     assert normal.label == "normal" and normal.mask is not None and not normal.mask.any()
@@ -106,18 +147,34 @@ def test_inbreast_reads_dicoms_plist_rois_and_the_birads_table(tmp_path, table):
 
 def test_cmmd_labels_each_breast_from_the_clinical_table(tmp_path):
     for n, (side, seed) in enumerate((("L", 0), ("R", 1), ("R", 2))):
-        write_dicom(tmp_path / "CMMD" / "D1-0001" / "07-18-2010-NA-NA-79377" / "1.000000-NA-70244" / f"1-{n + 1}.dcm",
-                    film(right=side == "R", seed=seed)[0], ImageLaterality=side, PatientID="D1-0001")
-    write_dicom(tmp_path / "CMMD" / "D2-0001" / "07-18-2011-NA-NA-1" / "1.000000-NA-2" / "1-1.dcm", film()[0],
-                ImageLaterality="L", PatientID="D2-0001")
-    write_xlsx(tmp_path / "CMMD_clinicaldata_revision.xlsx",
-               ["ID1", "LeftRight", "Age", "number", "abnormality", "classification", "subtype"],
-               [["D1-0001", "R", 44, 2, "calcification", "Malignant", "Luminal A"],
-                ["D1-0001", "L", 44, 1, "mass", "Benign", None]])
+        write_dicom(
+            tmp_path / "CMMD" / "D1-0001" / "07-18-2010-NA-NA-79377" / "1.000000-NA-70244" / f"1-{n + 1}.dcm",
+            film(right=side == "R", seed=seed)[0],
+            ImageLaterality=side,
+            PatientID="D1-0001",
+        )
+    write_dicom(
+        tmp_path / "CMMD" / "D2-0001" / "07-18-2011-NA-NA-1" / "1.000000-NA-2" / "1-1.dcm",
+        film()[0],
+        ImageLaterality="L",
+        PatientID="D2-0001",
+    )
+    write_xlsx(
+        tmp_path / "CMMD_clinicaldata_revision.xlsx",
+        ["ID1", "LeftRight", "Age", "number", "abnormality", "classification", "subtype"],
+        [
+            ["D1-0001", "R", 44, 2, "calcification", "Malignant", "Luminal A"],
+            ["D1-0001", "L", 44, 1, "mass", "Benign", None],
+        ],
+    )
     samples = {key: item.load() for key, item in _items("cmmd", tmp_path).items()}
     labels = sorted((s.patient_id, s.laterality, s.label) for s in samples.values())
-    assert labels == [("D1-0001", "L", "benign"), ("D1-0001", "R", "malignant"), ("D1-0001", "R", "malignant"),
-                      ("D2-0001", "L", "unknown")]
+    assert labels == [
+        ("D1-0001", "L", "benign"),
+        ("D1-0001", "R", "malignant"),
+        ("D1-0001", "R", "malignant"),
+        ("D2-0001", "L", "unknown"),
+    ]
     assert all(s.mask is None for s in samples.values())
 
 
@@ -126,17 +183,69 @@ def test_vindr_mammo_draws_finding_boxes_and_keeps_the_official_split(tmp_path):
     for study, images in studies.items():
         for image_id in images:
             write_dicom(tmp_path / "images" / study / f"{image_id}.dicom", film(seed=len(image_id))[0])
-    columns = ["study_id", "series_id", "image_id", "laterality", "view_position", "height", "width",
-               "breast_birads", "breast_density", "split"]
-    write_csv(tmp_path / "breast-level_annotations.csv", columns, [
-        ["st1", "se1", "im1", "L", "CC", 160, 112, "BI-RADS 4", "DENSITY C", "training"],
-        ["st1", "se1", "im2", "L", "MLO", 160, 112, "BI-RADS 2", "DENSITY C", "training"],
-        ["st2", "se2", "im3", "R", "CC", 160, 112, "BI-RADS 1", "DENSITY B", "test"]])
-    write_csv(tmp_path / "finding_annotations.csv", columns[:9] + ["finding_categories", "finding_birads", "xmin",
-                                                                   "ymin", "xmax", "ymax", "split"], [
-        ["st1", "se1", "im1", "L", "CC", 160, 112, "BI-RADS 4", "DENSITY C", "['Mass']", "BI-RADS 4", 10.5, 20.0, 30.2,
-         40.0, "training"],
-        ["st2", "se2", "im3", "R", "CC", 160, 112, "BI-RADS 1", "DENSITY B", "['No Finding']", "", "", "", "", "", "test"]])
+    columns = [
+        "study_id",
+        "series_id",
+        "image_id",
+        "laterality",
+        "view_position",
+        "height",
+        "width",
+        "breast_birads",
+        "breast_density",
+        "split",
+    ]
+    write_csv(
+        tmp_path / "breast-level_annotations.csv",
+        columns,
+        [
+            ["st1", "se1", "im1", "L", "CC", 160, 112, "BI-RADS 4", "DENSITY C", "training"],
+            ["st1", "se1", "im2", "L", "MLO", 160, 112, "BI-RADS 2", "DENSITY C", "training"],
+            ["st2", "se2", "im3", "R", "CC", 160, 112, "BI-RADS 1", "DENSITY B", "test"],
+        ],
+    )
+    write_csv(
+        tmp_path / "finding_annotations.csv",
+        columns[:9] + ["finding_categories", "finding_birads", "xmin", "ymin", "xmax", "ymax", "split"],
+        [
+            [
+                "st1",
+                "se1",
+                "im1",
+                "L",
+                "CC",
+                160,
+                112,
+                "BI-RADS 4",
+                "DENSITY C",
+                "['Mass']",
+                "BI-RADS 4",
+                10.5,
+                20.0,
+                30.2,
+                40.0,
+                "training",
+            ],
+            [
+                "st2",
+                "se2",
+                "im3",
+                "R",
+                "CC",
+                160,
+                112,
+                "BI-RADS 1",
+                "DENSITY B",
+                "['No Finding']",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "test",
+            ],
+        ],
+    )
     items = _items("vindr-mammo", tmp_path)
     suspicious, benign, normal = (items[k].load() for k in ("im1", "im2", "im3"))
     assert suspicious.label == "malignant" and suspicious.mask.sum() == 20 * 21 and suspicious.mask[20, 10]
@@ -166,14 +275,19 @@ def test_dmid_reads_tiffs_ground_truth_pngs_and_mias_style_metadata(tmp_path):
 def test_kau_bcmd_labels_from_birads_folders_and_views_from_names(tmp_path):
     from PIL import Image
 
-    for folder, case, name in (("Birad1", "1001", "1001_RCC.jpg"), ("Birad5", "2002", "2002_LMLO.jpg"),
-                               ("BIRADS 3", "3003", "3003_L_CC.jpg")):
+    for folder, case, name in (
+        ("Birad1", "1001", "1001_RCC.jpg"),
+        ("Birad5", "2002", "2002_LMLO.jpg"),
+        ("BIRADS 3", "3003", "3003_L_CC.jpg"),
+    ):
         (tmp_path / folder / case).mkdir(parents=True)
         Image.fromarray((film(seed=int(case))[0] // 16).astype(np.uint8)).save(tmp_path / folder / case / name)
     samples = {key.split("/")[-1]: item.load() for key, item in _items("kau-bcmd", tmp_path).items()}
     assert {k: (s.label, s.laterality, s.meta["view"], s.patient_id) for k, s in samples.items()} == {
-        "1001_RCC.jpg": ("normal", "R", "CC", "kau-1001"), "2002_LMLO.jpg": ("malignant", "L", "MLO", "kau-2002"),
-        "3003_L_CC.jpg": ("benign", "L", "CC", "kau-3003")}
+        "1001_RCC.jpg": ("normal", "R", "CC", "kau-1001"),
+        "2002_LMLO.jpg": ("malignant", "L", "MLO", "kau-2002"),
+        "3003_L_CC.jpg": ("benign", "L", "CC", "kau-3003"),
+    }
 
 
 def test_csv_folder_reads_a_clinics_own_table_with_masks_and_splits(tmp_path):
@@ -183,9 +297,14 @@ def test_csv_folder_reads_a_clinics_own_table_with_masks_and_splits(tmp_path):
     write_dicom(tmp_path / "scans" / "a.dcm", image)
     Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "scans" / "a_mask.png")
     Image.fromarray((film(seed=5)[0] // 16).astype(np.uint8)).save(tmp_path / "scans" / "b.png")
-    write_csv(tmp_path / "labels.csv", ["image", "label", "patient_id", "mask", "laterality", "view", "split"], [
-        ["scans/a.dcm", "malignant", "MRN-1", "scans/a_mask.png", "L", "CC", "test"],
-        ["scans/b.png", "normal", "MRN-2", "", "R", "MLO", ""]])
+    write_csv(
+        tmp_path / "labels.csv",
+        ["image", "label", "patient_id", "mask", "laterality", "view", "split"],
+        [
+            ["scans/a.dcm", "malignant", "MRN-1", "scans/a_mask.png", "L", "CC", "test"],
+            ["scans/b.png", "normal", "MRN-2", "", "R", "MLO", ""],
+        ],
+    )
     result = standardize([("csv", str(tmp_path))], str(tmp_path / "out"), image_size=64, progress=False)
     assert (result.inputs, result.written, result.rejected) == (2, 2, 0)
     assert result.manifest["counts_by_split_source_label"]["test"]["csv"]["malignant"] == 1  # its official split
@@ -194,15 +313,31 @@ def test_csv_folder_reads_a_clinics_own_table_with_masks_and_splits(tmp_path):
 
 
 def test_several_sources_in_one_run_keep_their_source(tmp_path, mias_subset, busi_dir):
-    result = standardize([("mias", str(mias_subset)), ("busi", str(busi_dir))], str(tmp_path / "out"),
-                         image_size=32, progress=False, workers=2)
+    result = standardize(
+        [("mias", str(mias_subset)), ("busi", str(busi_dir))],
+        str(tmp_path / "out"),
+        image_size=32,
+        progress=False,
+        workers=2,
+    )
     assert result.manifest["counts"]["source"] == {"mias": 24, "busi": 234}
     assert result.inputs == result.written + result.rejected == 24 + 234
 
 
-@pytest.mark.parametrize("value, label", [("BI-RADS 1", "normal"), ("2", "benign"), ("3", "benign"), ("4a", "malignant"),
-                                          ("BIRADS_4C", "malignant"), ("BI-RADS 5", "malignant"), ("6", "malignant"),
-                                          ("0", "unknown"), ("", "unknown")])
+@pytest.mark.parametrize(
+    "value, label",
+    [
+        ("BI-RADS 1", "normal"),
+        ("2", "benign"),
+        ("3", "benign"),
+        ("4a", "malignant"),
+        ("BIRADS_4C", "malignant"),
+        ("BI-RADS 5", "malignant"),
+        ("6", "malignant"),
+        ("0", "unknown"),
+        ("", "unknown"),
+    ],
+)
 def test_birads_categories_map_to_labels(value, label):
     from mammolibs.data.readers.tables import birads_label
 

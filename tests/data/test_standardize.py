@@ -1,4 +1,5 @@
 """Standardize real files into shards: counts add up, form is fixed, nothing identifying is written."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,12 @@ def test_real_sources_become_fixed_size_shards_with_a_manifest(small_shards, mia
     assert len(samples) == manifest["written"]
     assert all(s.image.shape == (64, 64) and s.mask.shape == (64, 64) for s in samples)
     assert all(0.0 <= s.image.min() and s.image.max() <= 1.0 for s in samples)
-    by_film = {film: s for s in samples for film in ("mdb011", "mdb012", "mdb216")
-               if s.key == sample_key("mias", film, pseudonym_key(os.environ["MAMMOFLOW_SALT"]))}
+    by_film = {
+        film: s
+        for s in samples
+        for film in ("mdb011", "mdb012", "mdb216")
+        if s.key == sample_key("mias", film, pseudonym_key(os.environ["MAMMOFLOW_SALT"]))
+    }
     assert by_film["mdb012"].label == "benign" and by_film["mdb012"].mask.sum() > 0
     assert by_film["mdb216"].meta["localized"] is False
     assert by_film["mdb011"].meta["patient"] == by_film["mdb012"].meta["patient"]
@@ -91,13 +96,16 @@ def test_bad_inputs_are_rejected_by_name_and_nothing_is_lost(dicom_dir, mias_dir
     rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
     assert sorted(r["file"] for r in rejects) == ["no-pixels.dcm", "not-a-dicom.dcm", "truncated.dcm"]  # relative
     assert all(r["reason"].startswith(r["file"] + ":") and str(tmp_path) not in r["reason"] for r in rejects)
-    assert read_manifest(str(out))["rejected"] == 3 and len(shard_urls(str(out), "train") + shard_urls(str(out), "val")
-                                                             + shard_urls(str(out), "test")) >= 1
+    assert (
+        read_manifest(str(out))["rejected"] == 3
+        and len(shard_urls(str(out), "train") + shard_urls(str(out), "val") + shard_urls(str(out), "test")) >= 1
+    )
 
 
 def test_an_unreadable_source_is_one_reject_saying_what_to_do(tmp_path):
-    result = standardize([("mias", str(tmp_path)), ("busi", str(tmp_path / "absent"))], str(tmp_path / "out"),
-                         progress=False)
+    result = standardize(
+        [("mias", str(tmp_path)), ("busi", str(tmp_path / "absent"))], str(tmp_path / "out"), progress=False
+    )
     assert (result.inputs, result.written, result.rejected) == (2, 0, 2)
     rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
     assert "Info.txt" in rejects[0]["reason"] and "no such folder" in rejects[1]["reason"]

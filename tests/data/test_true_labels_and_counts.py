@@ -2,6 +2,7 @@
 label-only), a lesion lost in the crop and resize is kept label-only and said so, and every file of a
 BUSI folder is an input, read or rejected, so ``inputs == written + rejected`` always holds; a film with
 benign and malignant findings is kept, malignant, each lesion with its own class."""
+
 from __future__ import annotations
 
 import json
@@ -26,13 +27,15 @@ def samples(out: Path) -> list:
 def test_malformed_mias_coordinates_are_rejected_and_lost_lesions_kept_label_only(mias_dir, tmp_path, caplog):
     folder = tmp_path / "mias"
     folder.mkdir()
-    lines = {"mdb003": "mdb003 G CIRC B -535 425 197",  # negative
-             "mdb004": "mdb004 G CIRC B 522.5 280 69",  # decimal
-             "mdb007": "mdb007 D NORM 1 2",  # a normal film with coordinates
-             "mdb008": "mdb008 D CIRC M 200 300",  # no radius
-             "mdb012": "mdb012 F CIRC B 471 458 40",  # as published
-             "mdb033": "mdb033 F NORM",
-             "mdb011": "mdb011 F CIRC B 471 458 0"}  # radius 0: one pixel, gone at 64 px
+    lines = {
+        "mdb003": "mdb003 G CIRC B -535 425 197",  # negative
+        "mdb004": "mdb004 G CIRC B 522.5 280 69",  # decimal
+        "mdb007": "mdb007 D NORM 1 2",  # a normal film with coordinates
+        "mdb008": "mdb008 D CIRC M 200 300",  # no radius
+        "mdb012": "mdb012 F CIRC B 471 458 40",  # as published
+        "mdb033": "mdb033 F NORM",
+        "mdb011": "mdb011 F CIRC B 471 458 0",
+    }  # radius 0: one pixel, gone at 64 px
     for film in lines:
         shutil.copy(mias_dir / f"{film}.pgm", folder)
     (folder / "Info.txt").write_text("\n".join(lines.values()) + "\n")
@@ -78,7 +81,10 @@ def test_every_file_of_a_busi_folder_is_read_or_rejected(busi_dir, tmp_path):
     assert result.inputs == result.written + result.rejected == images + 4
     found = rejects(tmp_path / "out")
     assert set(found) == {f"{first} copy.png", "benign (1099)_mask.png", "benign (1).png", "notes.txt"}
-    assert "not a BUSI file name" in found[f"{first} copy.png"] and "not a BUSI file name" in found["benign (1099)_mask.png"]
+    assert (
+        "not a BUSI file name" in found[f"{first} copy.png"]
+        and "not a BUSI file name" in found["benign (1099)_mask.png"]
+    )
     assert "not in a normal/benign/malignant folder" in found["benign (1).png"] + found["notes.txt"]
 
 

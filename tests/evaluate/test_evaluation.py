@@ -1,6 +1,7 @@
 """``mammo evaluate``, ``predict``, ``--compare`` and ``generalize`` on real films and ultrasound images:
 per-source figures, checkpoints checked before any work, the operating point stored and used, the
 cross-dataset matrix."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,11 @@ import torch
 from mammolibs.cli import main as mammo
 from mammolibs.data.folds import fold_of, write_fold, write_source
 from mammolibs.data.manifest import read_manifest
-from mammolibs.data.views import load_samples
 from mammolibs.data.shards import StandardSample, stack_images
+from mammolibs.data.views import load_samples
 from mammolibs.evaluate.evaluation import choose_thresholds, evaluate
-from mammolibs.evaluate.inference import Detector
 from mammolibs.evaluate.generalization import generalization
+from mammolibs.evaluate.inference import Detector
 from mammolibs.evaluate.predict import load_models, predict
 
 
@@ -29,8 +30,17 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_a_classifier_given_as_unet_is_refused_in_one_line_before_any_work(runs, small_shards, tmp_path):
     started = time.perf_counter()
-    done = run_cli("evaluate", "--data", small_shards, "--unet", str(runs / "classifier"), "--classifier",
-                   str(runs / "classifier"), "--out", str(tmp_path))
+    done = run_cli(
+        "evaluate",
+        "--data",
+        small_shards,
+        "--unet",
+        str(runs / "classifier"),
+        "--classifier",
+        str(runs / "classifier"),
+        "--out",
+        str(tmp_path),
+    )
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert "stage 'classifier', but --unet takes 'finetune'" in line
@@ -43,8 +53,17 @@ def test_checkpoints_of_another_image_size_or_damaged_are_refused(runs, small_sh
     with pytest.raises(ValueError, match="trained on 256-pixel images, but the data has 64-pixel"):
         evaluate(small_shards, str(tmp_path / "big.pt"), str(runs / "classifier"), str(tmp_path / "out"))
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
-    done = run_cli("evaluate", "--data", small_shards, "--unet", str(tmp_path / "broken.pt"), "--classifier",
-                   str(runs / "classifier"), "--out", str(tmp_path / "out"))
+    done = run_cli(
+        "evaluate",
+        "--data",
+        small_shards,
+        "--unet",
+        str(tmp_path / "broken.pt"),
+        "--classifier",
+        str(runs / "classifier"),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert done.returncode == 2 and "broken.pt: not a readable mammoflow checkpoint" in done.stderr
 
 
@@ -65,8 +84,15 @@ def test_evaluate_scores_each_source_and_stores_the_operating_point(runs, small_
     out = tmp_path / "eval"
     stored = runs / "classifier" / "operating_point.json"
     before = stored.stat().st_mtime_ns if stored.exists() else None
-    metrics = evaluate([small_shards, busi_shards], str(runs / "finetune"), str(runs / "classifier"), str(out),
-                       split="test", calibrate_on=[small_shards], save_operating_point=False)
+    metrics = evaluate(
+        [small_shards, busi_shards],
+        str(runs / "finetune"),
+        str(runs / "classifier"),
+        str(out),
+        split="test",
+        calibrate_on=[small_shards],
+        save_operating_point=False,
+    )
     assert set(metrics["sources"]) == {"mias", "busi"}
     busi = metrics["sources"]["busi"]
     test_busi = [s for s in load_samples(busi_shards, "test")]
@@ -83,13 +109,17 @@ def test_evaluate_scores_each_source_and_stores_the_operating_point(runs, small_
 def test_predict_uses_the_operating_point_stored_with_the_classifier(runs, small_shards, mias_subset, tmp_path):
     evaluate(small_shards, str(runs / "finetune"), str(runs / "classifier"), str(tmp_path / "eval"))
     stored = json.loads((runs / "classifier" / "operating_point.json").read_text())
-    report = predict(str(mias_subset / "mdb012.pgm"), load_models(str(runs / "finetune"), str(runs / "classifier")),
-                     str(tmp_path))
+    report = predict(
+        str(mias_subset / "mdb012.pgm"), load_models(str(runs / "finetune"), str(runs / "classifier")), str(tmp_path)
+    )
     assert report["operating_point"]["unet_threshold"] == stored["unet_threshold"]
     assert report["operating_point"]["malignancy_threshold"] == stored["malignancy_threshold"]
     (tmp_path / "strict.json").write_text(json.dumps({"unet_threshold": 0.0, "malignancy_threshold": 1.0}))
-    strict = predict(str(mias_subset / "mdb012.pgm"), load_models(str(runs / "finetune"), str(runs / "classifier"),
-                                                                 operating_point=str(tmp_path / "strict.json")), str(tmp_path))
+    strict = predict(
+        str(mias_subset / "mdb012.pgm"),
+        load_models(str(runs / "finetune"), str(runs / "classifier"), operating_point=str(tmp_path / "strict.json")),
+        str(tmp_path),
+    )
     assert len(strict["lesions"]) == 1 and strict["called_malignant"] is (strict["malignancy"] >= 1.0)
     (tmp_path / "bad.json").write_text(json.dumps({"unet_threshold": 2, "malignancy_threshold": 0.5}))
     with pytest.raises(ValueError, match=r"thresholds must lie in \[0, 1\]"):
@@ -97,14 +127,30 @@ def test_predict_uses_the_operating_point_stored_with_the_classifier(runs, small
 
 
 def test_compare_puts_runs_side_by_side(runs, small_shards, tmp_path):
-    assert mammo(["evaluate", "--data", small_shards, "--out", str(tmp_path), "--no-save-operating-point",
-                  "--compare", str(runs), f"{runs / 'finetune'},{runs / 'classifier'}"]) == 0
+    assert (
+        mammo(
+            [
+                "evaluate",
+                "--data",
+                small_shards,
+                "--out",
+                str(tmp_path),
+                "--no-save-operating-point",
+                "--compare",
+                str(runs),
+                f"{runs / 'finetune'},{runs / 'classifier'}",
+            ]
+        )
+        == 0
+    )
     comparison = json.loads((tmp_path / "comparison.json").read_text())
     assert len(comparison["runs"]) == 2
     rows = comparison["figures"]
     first, second = (rows[f"{run} / all sources"] for run in comparison["runs"])
     assert first == second  # the same models on the same data
-    assert (tmp_path / "run-1" / "report.html").exists() and "Models side by side" in (tmp_path / "comparison.html").read_text()
+    assert (tmp_path / "run-1" / "report.html").exists() and "Models side by side" in (
+        tmp_path / "comparison.html"
+    ).read_text()
 
 
 def test_folds_keep_patients_together_and_cover_everyone_once(small_shards, tmp_path):
@@ -125,15 +171,21 @@ def test_folds_keep_patients_together_and_cover_everyone_once(small_shards, tmp_
 def test_generalization_matrix_on_real_films_and_ultrasound(small_shards, busi_shards, tmp_path):
     mixed = str(tmp_path / "mias-only")
     write_source(small_shards, mixed, "mias")  # drop the unlabelled DICOMs: one source per set
-    tiny = {"encoder": {"epochs": 1, "batch_size": 4, "width": 4}, "autoencoder": {"epochs": 1, "batch_size": 4, "width": 4},
-            "finetune": {"epochs": 1, "batch_size": 4, "width": 4}, "classifier": {"epochs": 1, "batch_size": 8,
-                                                                                    "snip_size": 32}}
+    tiny = {
+        "encoder": {"epochs": 1, "batch_size": 4, "width": 4},
+        "autoencoder": {"epochs": 1, "batch_size": 4, "width": 4},
+        "finetune": {"epochs": 1, "batch_size": 4, "width": 4},
+        "classifier": {"epochs": 1, "batch_size": 8, "snip_size": 32},
+    }
     summary = generalization([mixed, busi_shards], str(tmp_path / "matrix"), tiny)
     assert summary["sources"] == ["busi", "mias"]
     for figure, matrix in summary["matrices"].items():
         assert set(matrix) == {"busi", "mias", "all"} and all(set(row) == {"busi", "mias"} for row in matrix.values())
         # with two sources, the model that never saw mias is the one trained on busi alone
-        assert summary["leave_one_source_out"][figure] == {"mias": matrix["busi"]["mias"], "busi": matrix["mias"]["busi"]}
+        assert summary["leave_one_source_out"][figure] == {
+            "mias": matrix["busi"]["mias"],
+            "busi": matrix["mias"]["busi"],
+        }
     auroc = summary["matrices"]["AUROC malignant vs rest"]
     assert all(v is None or 0.0 <= v <= 1.0 for row in auroc.values() for v in row.values())
     assert summary["runs"]["all"]["trained_on"] == ["busi", "mias"]
@@ -151,8 +203,13 @@ def test_whole_image_baseline_trains_and_scores_images(runs, small_shards, tmp_p
     assert checkpoint["stage"] == "whole_image" and checkpoint["model_kwargs"] == {"num_classes": 2}
     rows = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert all("val_auroc" in row for row in rows)
-    metrics = evaluate(small_shards, str(runs / "finetune"), str(tmp_path / "whole"), str(tmp_path / "eval"),
-                       save_operating_point=False)
+    metrics = evaluate(
+        small_shards,
+        str(runs / "finetune"),
+        str(tmp_path / "whole"),
+        str(tmp_path / "eval"),
+        save_operating_point=False,
+    )
     overall = metrics["overall"]
     assert overall["lesion_level"] is None  # no snips: the baseline scores whole images
     image = overall["image_level"]["malignant_vs_rest"]
@@ -177,8 +234,8 @@ class _Contrast(torch.nn.Module):
 def _sample(label: str, value: float, box: tuple[int, int, int, int] | None) -> StandardSample:
     pixels, lesions = np.zeros((64, 64), np.uint16), np.zeros((64, 64), np.uint8)
     if box:
-        pixels[box[1]:box[3], box[0]:box[2]] = int(value * 65535)
-        lesions[box[1]:box[3], box[0]:box[2]] = label != "normal"
+        pixels[box[1] : box[3], box[0] : box[2]] = int(value * 65535)
+        lesions[box[1] : box[3], box[0] : box[2]] = label != "normal"
     meta = {"label": label, "localized": True, "source": "test", "modality": "US"}
     return StandardSample(f"{label}-{value}", pixels, lesions, meta)
 

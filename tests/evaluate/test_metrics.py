@@ -1,5 +1,6 @@
 """Each figure of ``mammo evaluate`` against small cases computed by hand: empty masks, no findings,
 ties, one class absent; the bootstrap reproducible from its seed."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,16 @@ import pytest
 
 from mammolibs.evaluate.evaluation import ImageRecord, _score_localization, group_metrics
 from mammolibs.evaluate.inference import Finding, image_malignancy, regions
-from mammolibs.evaluate.metrics import (auroc, binary_metrics, bootstrap_interval, froc, overlap_per_image, roc_points,
-                                        summarize, threshold_at_specificity)
+from mammolibs.evaluate.metrics import (
+    auroc,
+    binary_metrics,
+    bootstrap_interval,
+    froc,
+    overlap_per_image,
+    roc_points,
+    summarize,
+    threshold_at_specificity,
+)
 
 
 def masks(*pixel_lists, shape=(4, 4)) -> np.ndarray:
@@ -43,8 +52,12 @@ def test_froc_ties_count_both_the_lesion_and_the_false_finding():
 
 
 def test_froc_without_findings_or_lesions():
-    assert froc(np.array([np.nan, np.nan]), np.array([]), images=3)["points"] == {"0.25": 0.0, "0.5": 0.0, "1": 0.0,
-                                                                               "2": 0.0}
+    assert froc(np.array([np.nan, np.nan]), np.array([]), images=3)["points"] == {
+        "0.25": 0.0,
+        "0.5": 0.0,
+        "1": 0.0,
+        "2": 0.0,
+    }
     assert froc(np.array([]), np.array([0.7]), images=3)["points"] == {}  # no lesion: sensitivity undefined
 
 
@@ -121,8 +134,10 @@ def test_regions_and_matching_by_hand():
 
 
 def test_group_metrics_of_normals_only_and_no_findings():
-    records = [ImageRecord("busi", "normal", True, findings=0, malignancy=0.0),
-               ImageRecord("busi", "normal", True, findings=2, malignancy=0.4, false_scores=[0.7, 0.6])]
+    records = [
+        ImageRecord("busi", "normal", True, findings=0, malignancy=0.0),
+        ImageRecord("busi", "normal", True, findings=2, malignancy=0.4, false_scores=[0.7, 0.6]),
+    ]
     group = group_metrics(records, None, threshold=0.5, seed=0)
     assert group["segmentation"]["normal_images_with_findings"] == 0.5
     assert group["segmentation"]["dice"]["mean"] is None and group["detection"]["points"] == {}
@@ -143,10 +158,12 @@ def test_roc_points_are_thinned_and_bounded():
 
 
 def test_an_image_takes_the_malignancy_of_its_most_lesion_like_finding():
-    lesion = Finding(box=(10, 10, 40, 40), area=700, score=0.9,
-                     probabilities={"normal": 0.1, "benign": 0.6, "malignant": 0.3})
-    shadow = Finding(box=(60, 5, 70, 15), area=60, score=0.6,
-                     probabilities={"normal": 0.7, "benign": 0.05, "malignant": 0.25})
+    lesion = Finding(
+        box=(10, 10, 40, 40), area=700, score=0.9, probabilities={"normal": 0.1, "benign": 0.6, "malignant": 0.3}
+    )
+    shadow = Finding(
+        box=(60, 5, 70, 15), area=60, score=0.6, probabilities={"normal": 0.7, "benign": 0.05, "malignant": 0.25}
+    )
     assert lesion.malignancy == pytest.approx(1 / 3) and shadow.malignancy == pytest.approx(0.25 / 0.3)
     assert lesion.lesion_probability == pytest.approx(0.9)
     assert image_malignancy([shadow, lesion]) == pytest.approx(1 / 3)  # not the shadow's 0.83

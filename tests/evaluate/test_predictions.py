@@ -1,5 +1,6 @@
 """Predictions a person can check: readable probabilities, the modality, full-resolution overlays, and
 batch prediction over a folder or a gs:// URL that resumes and lists its rejects."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,10 @@ from mammolibs.evaluate.batch import predict_folder
 from mammolibs.evaluate.predict import choose_modality, load_models, readable
 
 
-@pytest.mark.parametrize("probability, text", [(0.5, "50%"), (0.123456, "12.3%"), (1e-4, "0.01%"), (1e-6, "<0.01%"),
-                                                (0.99999, ">99.99%"), (0.0, "<0.01%")])
+@pytest.mark.parametrize(
+    "probability, text",
+    [(0.5, "50%"), (0.123456, "12.3%"), (1e-4, "0.01%"), (1e-6, "<0.01%"), (0.99999, ">99.99%"), (0.0, "<0.01%")],
+)
 def test_probabilities_read_as_people_read_them(probability, text):
     assert readable(probability) == text
 
@@ -46,14 +49,28 @@ def image_folder(mias_dir, busi_dir, tmp_path):
 
 def test_a_folder_is_predicted_resumably_with_its_rejects(runs, image_folder, tmp_path, capsys):
     out = tmp_path / "predictions"
-    flags = ["predict", "--input", str(image_folder), "--unet", str(runs / "finetune"), "--classifier",
-             str(runs / "classifier"), "--out", str(out), "--no-progress"]
+    flags = [
+        "predict",
+        "--input",
+        str(image_folder),
+        "--unet",
+        str(runs / "finetune"),
+        "--classifier",
+        str(runs / "classifier"),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert mammo(flags) == 3  # done, with rejects
     assert "4 images: 3 predicted, 0 done before, 1 rejected" in capsys.readouterr().out
     lines = [json.loads(line) for line in (out / "findings.jsonl").read_text().splitlines()]
     assert [line["image"] for line in lines] == ["mdb012.pgm", "odd;name $1.pgm", "second visit/benign (100).png"]
     [reject] = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
-    assert reject["file"] == "notes.png" and "not a readable image" in reject["reason"] and str(image_folder) not in reject["reason"]
+    assert (
+        reject["file"] == "notes.png"
+        and "not a readable image" in reject["reason"]
+        and str(image_folder) not in reject["reason"]
+    )
     for line in lines:
         overlay = out / line["overlay"]
         assert re.fullmatch(r"overlays/[A-Za-z0-9_.-]+\.png", line["overlay"]) and overlay.parent == out / "overlays"

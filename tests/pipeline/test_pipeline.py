@@ -12,11 +12,15 @@ from kfp import compiler, components, dsl
 
 from mammolibs.pipeline.local import demo_sources, run_local, summarize_run
 from mammolibs.pipeline.steps import merge_shard_sets, parse_source, standardize_source, train_flags
-from pipelines.mammoflow import main as pipeline_main
 from pipelines.mammoflow import check_arguments, mammoflow
+from pipelines.mammoflow import main as pipeline_main
 
-TRAINING = {"train-encoder": "encoder", "train-autoencoder": "autoencoder", "finetune-unet": "finetune",
-            "train-classifier": "classifier"}
+TRAINING = {
+    "train-encoder": "encoder",
+    "train-autoencoder": "autoencoder",
+    "finetune-unet": "finetune",
+    "train-classifier": "classifier",
+}
 
 
 def compile_to(tmp_path, *flags) -> list[dict]:
@@ -33,11 +37,15 @@ def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
     [spec] = compile_to(tmp_path)
     tasks = spec["root"]["dag"]["tasks"]
     assert sorted(tasks) == sorted(["for-loop-1", "merge-shards", *TRAINING, "evaluate", "condition-2", "condition-3"])
-    assert tasks["condition-2"]["triggerPolicy"]["condition"] == \
-        "inputs.parameter_values['pipelinechannel--predict_images'] != ''"
+    assert (
+        tasks["condition-2"]["triggerPolicy"]["condition"]
+        == "inputs.parameter_values['pipelinechannel--predict_images'] != ''"
+    )
     assert tasks["condition-2"]["dependentTasks"] == ["evaluate", "finetune-unet", "train-classifier"]
-    assert tasks["condition-3"]["triggerPolicy"]["condition"] == \
-        "inputs.parameter_values['pipelinechannel--generalization'] == true"
+    assert (
+        tasks["condition-3"]["triggerPolicy"]["condition"]
+        == "inputs.parameter_values['pipelinechannel--generalization'] == true"
+    )
     loop = tasks["for-loop-1"]
     assert loop["taskInfo"]["name"] == "each-source"
     assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--sources"
@@ -51,12 +59,24 @@ def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
     assert tasks["train-autoencoder"]["dependentTasks"] == ["merge-shards", "train-encoder"]
     assert tasks["train-classifier"]["dependentTasks"] == ["merge-shards", "train-autoencoder"]  # its encoder
     assert sorted(tasks["evaluate"]["dependentTasks"]) == ["finetune-unet", "merge-shards", "train-classifier"]
-    assert {"sources", "salt_file", "image_size", "encoder_epochs", "autoencoder_epochs", "finetune_epochs",
-            "classifier_epochs", "generalization", "predict_images"} <= set(spec["root"]["inputDefinitions"]["parameters"])
+    assert {
+        "sources",
+        "salt_file",
+        "image_size",
+        "encoder_epochs",
+        "autoencoder_epochs",
+        "finetune_epochs",
+        "classifier_epochs",
+        "generalization",
+        "predict_images",
+    } <= set(spec["root"]["inputDefinitions"]["parameters"])
     outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]
     assert {name: o["artifactType"]["schemaTitle"] for name, o in outputs.items()} == {
-        "evaluation": "system.Artifact", "metrics": "system.Metrics",
-        "classification": "system.ClassificationMetrics", "report": "system.HTML"}
+        "evaluation": "system.Artifact",
+        "metrics": "system.Metrics",
+        "classification": "system.ClassificationMetrics",
+        "report": "system.HTML",
+    }
     images = {executor(spec, t.removeprefix("exec-"))["image"] for t in spec["deploymentSpec"]["executors"]}
     assert images == {"mammoflow/mammoflow-cpu:0.1.0"}
 
@@ -72,9 +92,23 @@ def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
 
 
 def test_vertex_yaml_carries_accelerators_machines_and_images(tmp_path):
-    [spec] = compile_to(tmp_path, "--target", "vertex", "--registry", "us-docker.pkg.dev/lab/mammoflow", "--tag", "1.2",
-                        "--accelerator", "encoder=tpu-v5e:8", "--accelerator", "finetune=nvidia-l4:2",
-                        "--machine-type", "finetune=g2-standard-24", "--machine-type", "standardize=n2-standard-16")
+    [spec] = compile_to(
+        tmp_path,
+        "--target",
+        "vertex",
+        "--registry",
+        "us-docker.pkg.dev/lab/mammoflow",
+        "--tag",
+        "1.2",
+        "--accelerator",
+        "encoder=tpu-v5e:8",
+        "--accelerator",
+        "finetune=nvidia-l4:2",
+        "--machine-type",
+        "finetune=g2-standard-24",
+        "--machine-type",
+        "standardize=n2-standard-16",
+    )
     encoder = executor(spec, "train-encoder")
     assert encoder["image"] == "us-docker.pkg.dev/lab/mammoflow/mammoflow-tpu:1.2"
     assert encoder["resources"]["accelerator"]["resourceType"] == "TPU_V5_LITEPOD"
@@ -85,7 +119,10 @@ def test_vertex_yaml_carries_accelerators_machines_and_images(tmp_path):
     assert finetune["resources"]["accelerator"]["resourceType"] == "NVIDIA_L4"
     assert (finetune["resources"]["resourceCpuLimit"], finetune["resources"]["resourceMemoryLimit"]) == ("24", "96G")
     standardize = executor(spec, "standardize-source")
-    assert (standardize["resources"]["resourceCpuLimit"], standardize["resources"]["resourceMemoryLimit"]) == ("16", "64G")
+    assert (standardize["resources"]["resourceCpuLimit"], standardize["resources"]["resourceMemoryLimit"]) == (
+        "16",
+        "64G",
+    )
     tasks = spec["root"]["dag"]["tasks"]
     processes = {t: tasks[t]["inputs"]["parameters"]["processes"]["runtimeValue"]["constant"] for t in TRAINING}
     assert processes == {"train-encoder": 1, "train-autoencoder": 1, "finetune-unet": 2, "train-classifier": 1}
@@ -94,35 +131,53 @@ def test_vertex_yaml_carries_accelerators_machines_and_images(tmp_path):
 
 
 def test_kubeflow_yaml_places_steps_on_gke_tpu_and_gpu_nodes(tmp_path):
-    spec, platform = compile_to(tmp_path, "--accelerator", "autoencoder=tpu-v4:4", "--accelerator",
-                                "classifier=nvidia-t4:1", "--machine-type", "classifier=n1-standard-8")
+    spec, platform = compile_to(
+        tmp_path,
+        "--accelerator",
+        "autoencoder=tpu-v4:4",
+        "--accelerator",
+        "classifier=nvidia-t4:1",
+        "--machine-type",
+        "classifier=n1-standard-8",
+    )
     autoencoder = executor(spec, "train-autoencoder")["resources"]["accelerator"]
     assert (autoencoder["resourceType"], autoencoder["resourceCount"]) == ("google.com/tpu", "4")
     assert executor(spec, "train-classifier")["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
-    selectors = {name.removeprefix("exec-"): e["nodeSelector"]["labels"]
-                 for name, e in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].items()}
+    selectors = {
+        name.removeprefix("exec-"): e["nodeSelector"]["labels"]
+        for name, e in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].items()
+    }
     assert selectors == {
-        "train-autoencoder": {"cloud.google.com/gke-tpu-accelerator": "tpu-v4-podslice",
-                              "cloud.google.com/gke-tpu-topology": "2x2x1"},
-        "train-classifier": {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4",
-                             "node.kubernetes.io/instance-type": "n1-standard-8"},
+        "train-autoencoder": {
+            "cloud.google.com/gke-tpu-accelerator": "tpu-v4-podslice",
+            "cloud.google.com/gke-tpu-topology": "2x2x1",
+        },
+        "train-classifier": {
+            "cloud.google.com/gke-accelerator": "nvidia-tesla-t4",
+            "node.kubernetes.io/instance-type": "n1-standard-8",
+        },
     }
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--accelerator", "encoder=tpu-v6:4"], "unknown accelerator 'tpu-v6'; choose one of tpu-v5e"),
-    (["--accelerator", "encoder=tpu-v5e:3"], "one TPU host of 1 or 4 or 8 chips"),
-    (["--accelerator", "evaluate=nvidia-l4:1"], "accelerators go to training steps"),
-    (["--accelerator", "encoder=nvidia-l4"], "give a count of 1 or more"),
-    (["--machine-type", "train=n2-standard-8"], "unknown step 'train'; the steps are standardize"),
-    (["--target", "vertex", "--machine-type", "encoder=ct5lp-hightpu-4t", "--accelerator", "encoder=tpu-v5e:4"],
-     "a TPU step's machine follows from its accelerator"),
-    (["--target", "vertex", "--machine-type", "encoder=m3-ultramem-32"], "known here for e2-standard-4"),
-    (["--registry", "REGISTRY"], "still a placeholder"),
-    (["--registry", "us-docker.pkg.dev/PROJECT/mammoflow"], "still a placeholder"),
-    (["--registry", "<your registry>"], "still a placeholder"),
-    (["--target", "vertex"], "Vertex AI pulls images from a registry host"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--accelerator", "encoder=tpu-v6:4"], "unknown accelerator 'tpu-v6'; choose one of tpu-v5e"),
+        (["--accelerator", "encoder=tpu-v5e:3"], "one TPU host of 1 or 4 or 8 chips"),
+        (["--accelerator", "evaluate=nvidia-l4:1"], "accelerators go to training steps"),
+        (["--accelerator", "encoder=nvidia-l4"], "give a count of 1 or more"),
+        (["--machine-type", "train=n2-standard-8"], "unknown step 'train'; the steps are standardize"),
+        (
+            ["--target", "vertex", "--machine-type", "encoder=ct5lp-hightpu-4t", "--accelerator", "encoder=tpu-v5e:4"],
+            "a TPU step's machine follows from its accelerator",
+        ),
+        (["--target", "vertex", "--machine-type", "encoder=m3-ultramem-32"], "known here for e2-standard-4"),
+        (["--registry", "REGISTRY"], "still a placeholder"),
+        (["--registry", "us-docker.pkg.dev/PROJECT/mammoflow"], "still a placeholder"),
+        (["--registry", "<your registry>"], "still a placeholder"),
+        (["--target", "vertex"], "Vertex AI pulls images from a registry host"),
+    ],
+)
 def test_compile_names_each_hardware_mistake(tmp_path, flags, message):
     with pytest.raises(SystemExit, match=message):
         compile_to(tmp_path, *flags)
@@ -133,8 +188,15 @@ def test_step_arguments_are_checked_and_become_flags():
     assert parse_source("dicom=gs://b/x=1") == ("dicom", "gs://b/x=1")
     with pytest.raises(ValueError, match="NAME=URL"):
         parse_source("gs://b/x")
-    assert train_flags(2, {"batch_size": 8.0, "lr": 0.003, "compile": True, "resume": False}) == \
-        ["--epochs", "2", "--batch-size", "8", "--lr", "0.003", "--compile"]
+    assert train_flags(2, {"batch_size": 8.0, "lr": 0.003, "compile": True, "resume": False}) == [
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.003",
+        "--compile",
+    ]
     with pytest.raises(ValueError, match="<stage>_epochs"):
         train_flags(2, {"epochs": 3})
     assert check_arguments({"finetune_settings": {"model": "deeplabv3", "patch_size": 128}})
@@ -150,8 +212,10 @@ def test_sources_standardized_apart_share_the_salt_file_and_merge(mias_subset, d
     with pytest.raises(ValueError, match="salt file .* does not exist: make it once before the run"):
         standardize_source(f"mias={mias_subset}", str(tmp_path / "mias"), 32, 1, str(salt))
     salt.write_text("a secret salt of this project, never shared")
-    parts = [standardize_source(f"{name}={folder}", str(tmp_path / name), 32, 1, str(salt))["written"]
-             for name, folder in (("mias", mias_subset), ("dicom", dicom_dir))]
+    parts = [
+        standardize_source(f"{name}={folder}", str(tmp_path / name), 32, 1, str(salt))["written"]
+        for name, folder in (("mias", mias_subset), ("dicom", dicom_dir))
+    ]
     merged = merge_shard_sets([str(tmp_path / "mias"), str(tmp_path / "dicom")], str(tmp_path / "merged"))
     assert merged["written"] == sum(parts) == 24 + 8
 
@@ -163,16 +227,33 @@ def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path, capsys):
     scans.mkdir()
     shutil.copy(mias_subset / "mdb012.pgm", scans)
     (scans / "notes.png").write_text("not an image")
-    run_local(mammoflow, {"sources": sources, "image_size": 64, "encoder_epochs": 1, "autoencoder_epochs": 1,
-                          "finetune_epochs": 1, "classifier_epochs": 1, "pretrain_settings": tiny,
-                          "finetune_settings": tiny, "classifier_settings": {"batch_size": 8}, "generalization": True,
-                          "predict_images": str(scans)},
-              str(tmp_path / "kfp"), str(tmp_path / "run-local.log"))
+    run_local(
+        mammoflow,
+        {
+            "sources": sources,
+            "image_size": 64,
+            "encoder_epochs": 1,
+            "autoencoder_epochs": 1,
+            "finetune_epochs": 1,
+            "classifier_epochs": 1,
+            "pretrain_settings": tiny,
+            "finetune_settings": tiny,
+            "classifier_settings": {"batch_size": 8},
+            "generalization": True,
+            "predict_images": str(scans),
+        },
+        str(tmp_path / "kfp"),
+        str(tmp_path / "run-local.log"),
+    )
     shown = capsys.readouterr().out.splitlines()  # one line as each step starts and ends; the rest in the log
-    assert len(shown) <= 40 and any(re.fullmatch(r"\[\d\d:\d\d\] evaluate: success in \d+ s", line) for line in shown), shown
+    assert len(shown) <= 40 and any(
+        re.fullmatch(r"\[\d\d:\d\d\] evaluate: success in \d+ s", line) for line in shown
+    ), shown
     assert "Streamed logs" in (tmp_path / "run-local.log").read_text()
     [run] = [p for p in (tmp_path / "kfp").iterdir() if p.name.startswith("mammoflow")]
-    per_source = [json.loads(m.read_text())["counts"]["source"] for m in run.glob("*/standardize-source/shards/manifest.json")]
+    per_source = [
+        json.loads(m.read_text())["counts"]["source"] for m in run.glob("*/standardize-source/shards/manifest.json")
+    ]
     assert sorted(per_source, key=str) == [{"dicom": 8}, {"mias": 24}]
     manifest = json.loads((run / "merge-shards" / "shards" / "manifest.json").read_text())
     assert manifest["counts"]["source"] == {"mias": 24, "dicom": 8}
@@ -190,15 +271,19 @@ def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path, capsys):
     assert "<h1>mammoflow evaluation</h1>" in report and "data:image/png;base64," in report
     logged = json.loads((run / "evaluate" / "executor_output.json").read_text())["artifacts"]
     confusion = logged["classification"]["artifacts"][0]["metadata"]["confusionMatrix"]
-    assert sum(map(sum, (row["row"] for row in confusion["rows"]))) == overall["image_level"]["malignant_vs_rest"]["cases"]
+    assert (
+        sum(map(sum, (row["row"] for row in confusion["rows"]))) == overall["image_level"]["malignant_vs_rest"]["cases"]
+    )
     assert logged["metrics"]["artifacts"][0]["metadata"]["all.segmentation.dice.mean"] == pytest.approx(
-        overall["segmentation"]["dice"]["mean"])
+        overall["segmentation"]["dice"]["mean"]
+    )
     [batch] = run.glob("**/predict/predictions")
     [found] = [json.loads(line) for line in (batch / "findings.jsonl").read_text().splitlines()]
     assert found["image"] == "mdb012.pgm" and found["operating_point"]["unet_threshold"] == point["unet_threshold"]
     assert json.loads((batch / "rejects.jsonl").read_text())["file"] == "notes.png"
-    assert json.loads((run / "predict" / "executor_output.json").read_text())["artifacts"]["predictions"]["artifacts"][0][
-        "metadata"] == {"predicted": 1, "rejected": 1}
+    assert json.loads((run / "predict" / "executor_output.json").read_text())["artifacts"]["predictions"]["artifacts"][
+        0
+    ]["metadata"] == {"predicted": 1, "rejected": 1}
     [step] = run.glob("**/generalize")
     matrix = json.loads((step / "generalization" / "generalization.json").read_text())
     assert matrix["sources"] == ["mias"]  # the unlabelled DICOMs are pretraining data: not in the matrix

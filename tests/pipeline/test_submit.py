@@ -1,5 +1,6 @@
 """Submitting the compiled pipeline, against local servers on 127.0.0.1 that speak the Kubeflow Pipelines
 v2beta1 API and the Vertex AI v1 REST API, checking the requests that arrive."""
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,13 @@ class RecordingApi(BaseHTTPRequestHandler):
 class KubeflowApi(RecordingApi):
     """Knows no experiment, so clients create one; accepts the run and reports it pending."""
 
-    RUN = {"run_id": "run-1", "display_name": "first", "experiment_id": "exp-1", "state": "PENDING",
-           "created_at": "2026-11-24T12:00:00Z"}
+    RUN = {
+        "run_id": "run-1",
+        "display_name": "first",
+        "experiment_id": "exp-1",
+        "state": "PENDING",
+        "created_at": "2026-11-24T12:00:00Z",
+    }
 
     def answer(self, method, path, body):
         if method == "POST" and path.endswith("/experiments"):
@@ -102,8 +108,15 @@ def service_account_key() -> tuple[dict, bytes]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return {"type": "service_account", "project_id": "lab", "private_key_id": "test-key", "private_key": pem.decode(),
-            "client_email": "submitter@lab.iam.gserviceaccount.com", "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}, public
+    return {
+        "type": "service_account",
+        "project_id": "lab",
+        "private_key_id": "test-key",
+        "private_key": pem.decode(),
+        "client_email": "submitter@lab.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }, public
 
 
 @pytest.fixture
@@ -131,28 +144,65 @@ def posts(received) -> dict:
 
 def test_mammo_submits_to_kubeflow_with_parameters_root_and_account(kubeflow, package, capsys):
     host, received = kubeflow
-    status = main(["pipeline", "submit", "--package", package, "--host", host, "--experiment", "mias-study",
-                   "--run-name", "first", "--param", "image_size=256", "--param", 'finetune_settings={"lr": 0.001}',
-                   "--param", 'sources=["mias=gs://data/mini-MIAS"]',
-                   "--pipeline-root", "gs://bucket/pipeline-root", "--service-account", "mammoflow-trainer"])
+    status = main(
+        [
+            "pipeline",
+            "submit",
+            "--package",
+            package,
+            "--host",
+            host,
+            "--experiment",
+            "mias-study",
+            "--run-name",
+            "first",
+            "--param",
+            "image_size=256",
+            "--param",
+            'finetune_settings={"lr": 0.001}',
+            "--param",
+            'sources=["mias=gs://data/mini-MIAS"]',
+            "--pipeline-root",
+            "gs://bucket/pipeline-root",
+            "--service-account",
+            "mammoflow-trainer",
+        ]
+    )
     assert status == 0 and "run run-1 submitted" in capsys.readouterr().out
     sent = posts(received)
     assert sent["/apis/v2beta1/experiments"]["display_name"] == "mias-study"
     run = sent["/apis/v2beta1/runs"]
     assert run["display_name"] == "first" and run["experiment_id"] == "exp-1"
     assert run["pipeline_spec"] == yaml.safe_load(open(package))  # the compiled file, whole
-    assert run["runtime_config"] == {"parameters": {"image_size": 256, "finetune_settings": {"lr": 0.001},
-                                                    "sources": ["mias=gs://data/mini-MIAS"]},
-                                     "pipeline_root": "gs://bucket/pipeline-root"}
+    assert run["runtime_config"] == {
+        "parameters": {"image_size": 256, "finetune_settings": {"lr": 0.001}, "sources": ["mias=gs://data/mini-MIAS"]},
+        "pipeline_root": "gs://bucket/pipeline-root",
+    }
     assert run["service_account"] == "mammoflow-trainer"
 
 
 def test_kfp_cli_submits_the_compiled_file(kubeflow, package):
     host, received = kubeflow
     kfp = Path(sys.executable).parent / "kfp"  # the kfp package's console script, beside this interpreter
-    result = subprocess.run([str(kfp), "--endpoint", host, "run", "submit", "-e", "mias-study",
-                             "-r", "first", "-f", package, "finetune_epochs=3"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            str(kfp),
+            "--endpoint",
+            host,
+            "run",
+            "submit",
+            "-e",
+            "mias-study",
+            "-r",
+            "first",
+            "-f",
+            package,
+            "finetune_epochs=3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     run = posts(received)["/apis/v2beta1/runs"]
     assert run["pipeline_spec"] == yaml.safe_load(open(package))
@@ -163,13 +213,45 @@ def test_kfp_cli_submits_the_compiled_file(kubeflow, package):
 def test_mammo_submits_a_vertex_pipeline_job(vertex, tmp_path, capsys):
     url, received, bucket, public_key = vertex
     package = str(tmp_path / "vertex.yaml")
-    pipeline_main(["compile", "--target", "vertex", "--registry", "us-docker.pkg.dev/lab/mammoflow",
-                   "--accelerator", "finetune=nvidia-l4:1", "--output", package])
-    status = main(["pipeline", "submit", "--package", package, "--project", "lab", "--region", "us-central1",
-                   "--pipeline-root", f"gs://{bucket}/pipeline-root", "--service-account",
-                   "pipeline-runner@lab.iam.gserviceaccount.com", "--api-endpoint", url, "--run-name", "first",
-                   "--experiment", "mias-study", "--param", 'sources=["mias=gs://data/mini-MIAS"]',
-                   "--param", "finetune_epochs=3"])
+    pipeline_main(
+        [
+            "compile",
+            "--target",
+            "vertex",
+            "--registry",
+            "us-docker.pkg.dev/lab/mammoflow",
+            "--accelerator",
+            "finetune=nvidia-l4:1",
+            "--output",
+            package,
+        ]
+    )
+    status = main(
+        [
+            "pipeline",
+            "submit",
+            "--package",
+            package,
+            "--project",
+            "lab",
+            "--region",
+            "us-central1",
+            "--pipeline-root",
+            f"gs://{bucket}/pipeline-root",
+            "--service-account",
+            "pipeline-runner@lab.iam.gserviceaccount.com",
+            "--api-endpoint",
+            url,
+            "--run-name",
+            "first",
+            "--experiment",
+            "mias-study",
+            "--param",
+            'sources=["mias=gs://data/mini-MIAS"]',
+            "--param",
+            "finetune_epochs=3",
+        ]
+    )
     assert status == 0, capsys.readouterr().err
     assert "projects/lab/locations/us-central1/pipelineJobs/job-7 submitted" in capsys.readouterr().out
     [(path, job, headers)] = [(p, b, h) for m, p, b, h in received if m == "POST" and "/pipelineJobs" in p]
@@ -187,14 +269,27 @@ def test_mammo_submits_a_vertex_pipeline_job(vertex, tmp_path, capsys):
 
 def test_vertex_submission_says_what_is_wrong_before_sending(vertex, package, tmp_path, capsys):
     url, received, bucket, _ = vertex
-    vertex_flags = ["--project", "lab", "--region", "us-central1", "--api-endpoint", url,
-                    "--param", 'sources=["mias=gs://data/mini-MIAS"]']
+    vertex_flags = [
+        "--project",
+        "lab",
+        "--region",
+        "us-central1",
+        "--api-endpoint",
+        url,
+        "--param",
+        'sources=["mias=gs://data/mini-MIAS"]',
+    ]
     gpu_package = str(tmp_path / "gke.yaml")
     pipeline_main(["compile", "--accelerator", "finetune=nvidia-l4:1", "--output", gpu_package])
-    assert main(["pipeline", "submit", "--package", gpu_package, *vertex_flags,
-                 "--pipeline-root", f"gs://{bucket}/root"]) == 2
+    assert (
+        main(["pipeline", "submit", "--package", gpu_package, *vertex_flags, "--pipeline-root", f"gs://{bucket}/root"])
+        == 2
+    )
     assert "compile it with --target vertex" in capsys.readouterr().err
-    assert main(["pipeline", "submit", "--package", package, *vertex_flags, "--pipeline-root", "gs://no-such-bucket/root"]) == 2
+    assert (
+        main(["pipeline", "submit", "--package", package, *vertex_flags, "--pipeline-root", "gs://no-such-bucket/root"])
+        == 2
+    )
     assert "gs://no-such-bucket does not exist" in capsys.readouterr().err
     assert main(["pipeline", "submit", "--package", package, *vertex_flags]) == 2
     assert "--pipeline-root gs://BUCKET" in capsys.readouterr().err
@@ -214,15 +309,28 @@ def test_submission_checks_the_file_and_parameters_first(kubeflow, package, tmp_
     assert not [r for r in received if r[0] == "POST"]
     with pytest.raises(ValueError, match="NAME=VALUE"):
         parse_parameters(["epochs"])
-    assert parse_parameters(["sources=[\"mias\"]", "note=plain text"]) == {"sources": ["mias"], "note": "plain text"}
+    assert parse_parameters(['sources=["mias"]', "note=plain text"]) == {"sources": ["mias"], "note": "plain text"}
 
 
 def test_an_unreachable_kubeflow_host_is_one_line_naming_the_port_forward(package, capsys):
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    assert main(["pipeline", "submit", "--package", package, "--host", f"http://127.0.0.1:{port}",
-                 "--param", 'sources=["mias=gs://data/mini-MIAS"]']) == 2
+    assert (
+        main(
+            [
+                "pipeline",
+                "submit",
+                "--package",
+                package,
+                "--host",
+                f"http://127.0.0.1:{port}",
+                "--param",
+                'sources=["mias=gs://data/mini-MIAS"]',
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"mammo pipeline: cannot reach http://127.0.0.1:{port}") and "port-forward" in error
     assert "\n" not in error and "Traceback" not in error

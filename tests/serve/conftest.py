@@ -1,4 +1,5 @@
 """A real ``mammo serve`` process on 127.0.0.1 over the session's tiny trained runs."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ class Server:
         command = [sys.executable, "-m", "mammolibs.cli", "serve", *args]
         if "AIP_HTTP_PORT" not in (env or {}):
             command += ["--port", str(self.port)]
-        self.process = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, **(env or {})})
+        self.process = subprocess.Popen(
+            command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
         deadline = time.time() + 120
         while True:
             try:
@@ -70,8 +72,18 @@ def everywhere_point(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def server(runs, everywhere_point):
     """The chain of the session's runs, served with a 12 MiB upload limit (so that 'too large' is cheap to send)."""
-    served = Server(["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier"),
-                     "--operating-point", str(everywhere_point), "--max-upload-mb", "12"])
+    served = Server(
+        [
+            "--unet",
+            str(runs / "finetune"),
+            "--classifier",
+            str(runs / "classifier"),
+            "--operating-point",
+            str(everywhere_point),
+            "--max-upload-mb",
+            "12",
+        ]
+    )
     yield served
     served.stop()
 
@@ -91,10 +103,12 @@ def bad_uploads(tmp_path_factory) -> dict[str, tuple[Path, str]]:
     folder = tmp_path_factory.mktemp("bad-uploads")
     (folder / "notes.png").write_text("a text file named like an image\n")
     data = real_dicom().read_bytes()
-    (folder / "broken.dcm").write_bytes(data[:len(data) // 2])
+    (folder / "broken.dcm").write_bytes(data[: len(data) // 2])
     Image.new("1", (12000, 9000)).save(folder / "bomb.png")  # a few kB that would decode to 108 M pixels
     (folder / "huge.png").write_bytes(b"\x89PNG" + bytes(13 * 1024 * 1024))  # over the 12 MiB limit
-    return {"notes.png": (folder / "notes.png", "not a readable image"),
-            "broken.dcm": (folder / "broken.dcm", "truncated or damaged"),
-            "bomb.png": (folder / "bomb.png", "refused before decoding"),
-            "huge.png": (folder / "huge.png", "limit")}
+    return {
+        "notes.png": (folder / "notes.png", "not a readable image"),
+        "broken.dcm": (folder / "broken.dcm", "truncated or damaged"),
+        "bomb.png": (folder / "bomb.png", "refused before decoding"),
+        "huge.png": (folder / "huge.png", "limit"),
+    }

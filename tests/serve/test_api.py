@@ -1,5 +1,6 @@
 """The HTTP API of ``mammo serve``, called over HTTP on 127.0.0.1: predictions from uploads, JSON and
 URLs, Vertex AI's contract, and a clear 4xx for every bad input."""
+
 from __future__ import annotations
 
 import base64
@@ -47,8 +48,9 @@ def test_json_base64_and_multipart_give_the_same_answer(server, busi_dir):
     image = busi_dir / "Dataset_BUSI_with_GT" / "malignant" / "malignant (103).png"
     by_upload = upload(server, image).json()["predictions"][0]
     encoded = base64.b64encode(image.read_bytes()).decode()
-    by_json = requests.post(f"{server.url}/v1/predict", json={"instances": [{"b64": encoded, "name": image.name}]},
-                            timeout=120).json()["predictions"][0]
+    by_json = requests.post(
+        f"{server.url}/v1/predict", json={"instances": [{"b64": encoded, "name": image.name}]}, timeout=120
+    ).json()["predictions"][0]
     assert by_json["lesions"] == by_upload["lesions"] and by_json["image"] == image.name
     assert by_upload["modality"] == "US" and "ultrasound" in by_upload["warnings"][0]  # a BUSI frame, detected
     as_film = upload(server, image, modality="MG").json()["predictions"][0]
@@ -74,14 +76,30 @@ def test_every_bad_input_gets_a_4xx_with_one_line(server, bad_uploads):
         error = answer.json()["error"]
         assert reason in error and "\n" not in error, (name, error)
     refusals = [
-        (requests.post(f"{server.url}/v1/predict", data=b"hello", headers={"Content-Type": "text/plain"}, timeout=10), 415),
-        (requests.post(f"{server.url}/v1/predict", data=b"{not json", headers={"Content-Type": "application/json"},
-                       timeout=10), 400),
+        (
+            requests.post(
+                f"{server.url}/v1/predict", data=b"hello", headers={"Content-Type": "text/plain"}, timeout=10
+            ),
+            415,
+        ),
+        (
+            requests.post(
+                f"{server.url}/v1/predict", data=b"{not json", headers={"Content-Type": "application/json"}, timeout=10
+            ),
+            400,
+        ),
         (requests.post(f"{server.url}/v1/predict", json={"instances": [{"b64": "***"}]}, timeout=10), 400),
-        (requests.post(f"{server.url}/v1/predict", json={"instances": [{"gcs_uri": "gs://any/x.dcm"}]}, timeout=10), 403),
+        (
+            requests.post(f"{server.url}/v1/predict", json={"instances": [{"gcs_uri": "gs://any/x.dcm"}]}, timeout=10),
+            403,
+        ),
         (requests.post(f"{server.url}/v1/predict", files={"other": ("", b"")}, timeout=10), 400),
-        (requests.post(f"{server.url}/v1/predict", files={"file": ("a.png", b"x")}, data={"threshold": "2"},
-                       timeout=10), 400),
+        (
+            requests.post(
+                f"{server.url}/v1/predict", files={"file": ("a.png", b"x")}, data={"threshold": "2"}, timeout=10
+            ),
+            400,
+        ),
     ]
     for answer, status in refusals:
         assert answer.status_code == status and "\n" not in answer.json()["error"], answer.text
@@ -99,8 +117,9 @@ def test_every_bad_input_gets_a_4xx_with_one_line(server, bad_uploads):
 def test_the_server_listens_on_localhost_only_and_keeps_uploads_off_disk(runs, everywhere_point, mias_dir, tmp_path):
     private = tmp_path / "tmp"
     private.mkdir()
-    served = Server(["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier")],
-                    env={"TMPDIR": str(private)})
+    served = Server(
+        ["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier")], env={"TMPDIR": str(private)}
+    )
     try:
         answer = upload(served, mias_dir / "mdb012.pgm")
         assert answer.status_code == 200
@@ -114,13 +133,29 @@ def test_the_server_listens_on_localhost_only_and_keeps_uploads_off_disk(runs, e
 
 def test_vertex_ai_contract(runs, everywhere_point, mias_dir, busi_dir):
     port = free_port()
-    env = {"AIP_HTTP_PORT": str(port), "AIP_HEALTH_ROUTE": "/v1/endpoints/1/deployedModels/2",
-           "AIP_PREDICT_ROUTE": "/v1/endpoints/1/deployedModels/2:predict"}
-    served = Server(["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier"),
-                     "--operating-point", str(everywhere_point)], env=env, port=port, health=env["AIP_HEALTH_ROUTE"])
+    env = {
+        "AIP_HTTP_PORT": str(port),
+        "AIP_HEALTH_ROUTE": "/v1/endpoints/1/deployedModels/2",
+        "AIP_PREDICT_ROUTE": "/v1/endpoints/1/deployedModels/2:predict",
+    }
+    served = Server(
+        [
+            "--unet",
+            str(runs / "finetune"),
+            "--classifier",
+            str(runs / "classifier"),
+            "--operating-point",
+            str(everywhere_point),
+        ],
+        env=env,
+        port=port,
+        health=env["AIP_HEALTH_ROUTE"],
+    )
     try:
         film = base64.b64encode((mias_dir / "mdb012.pgm").read_bytes()).decode()
-        frame = base64.b64encode((busi_dir / "Dataset_BUSI_with_GT" / "benign" / "benign (100).png").read_bytes()).decode()
+        frame = base64.b64encode(
+            (busi_dir / "Dataset_BUSI_with_GT" / "benign" / "benign (100).png").read_bytes()
+        ).decode()
         body = {"instances": [{"b64": film}, {"image": {"b64": frame}}], "parameters": {"threshold": 0.0}}
         answer = requests.post(f"http://127.0.0.1:{port}{env['AIP_PREDICT_ROUTE']}", json=body, timeout=120)
         assert answer.status_code == 200, answer.text
@@ -135,9 +170,19 @@ def test_images_are_read_from_allowed_gcs_prefixes_only(runs, everywhere_point, 
     bucket, client = gcs_bucket
     client.bucket(bucket).blob("allowed/mdb012.pgm").upload_from_filename(str(mias_dir / "mdb012.pgm"))
     client.bucket(bucket).blob("private/mdb012.pgm").upload_from_filename(str(mias_dir / "mdb012.pgm"))
-    served = Server(["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier"),
-                     "--operating-point", str(everywhere_point), "--allow-url", f"gs://{bucket}/allowed/"],
-                    env={"STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"]})
+    served = Server(
+        [
+            "--unet",
+            str(runs / "finetune"),
+            "--classifier",
+            str(runs / "classifier"),
+            "--operating-point",
+            str(everywhere_point),
+            "--allow-url",
+            f"gs://{bucket}/allowed/",
+        ],
+        env={"STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"]},
+    )
 
     def ask(url: str) -> requests.Response:
         return requests.post(f"{served.url}/v1/predict", json={"instances": [{"gcs_uri": url}]}, timeout=120)
@@ -146,9 +191,14 @@ def test_images_are_read_from_allowed_gcs_prefixes_only(runs, everywhere_point, 
         good = ask(f"gs://{bucket}/allowed/mdb012.pgm")
         assert good.status_code == 200, good.text
         assert good.json()["predictions"][0]["image"] == "mdb012.pgm"
-        for url in (f"gs://{bucket}/private/mdb012.pgm", f"gs://{bucket}/allowed/../private/mdb012.pgm",
-                    f"gs://{bucket}/allowed-not/mdb012.pgm", "/etc/passwd", "file:///etc/passwd",
-                    f"gs://{bucket}/allowed/./mdb012.pgm"):
+        for url in (
+            f"gs://{bucket}/private/mdb012.pgm",
+            f"gs://{bucket}/allowed/../private/mdb012.pgm",
+            f"gs://{bucket}/allowed-not/mdb012.pgm",
+            "/etc/passwd",
+            "file:///etc/passwd",
+            f"gs://{bucket}/allowed/./mdb012.pgm",
+        ):
             answer = ask(url)
             assert answer.status_code == 403 and "\n" not in answer.json()["error"], (url, answer.text)
         assert ask(f"gs://{bucket}/allowed/absent.pgm").status_code == 404
@@ -157,8 +207,9 @@ def test_images_are_read_from_allowed_gcs_prefixes_only(runs, everywhere_point, 
 
 
 def test_requests_beyond_capacity_get_503_and_the_server_stays_up(runs, everywhere_point, mias_dir):
-    served = Server(["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier"),
-                     "--workers", "1", "--queue", "1"])
+    served = Server(
+        ["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier"), "--workers", "1", "--queue", "1"]
+    )
     try:
         with concurrent.futures.ThreadPoolExecutor(12) as pool:
             answers = list(pool.map(lambda _: upload(served, mias_dir / "mdb012.pgm"), range(12)))

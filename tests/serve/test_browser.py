@@ -2,6 +2,7 @@
 installed by ``make test``): real images uploaded, findings read from the table and from the canvas's
 pixels, the controls used from the keyboard, downloads checked, bad inputs answered on the page.
 Screenshots go to ``test-artifacts/browser/`` (``$MAMMOFLOW_TEST_ARTIFACTS``)."""
+
 from __future__ import annotations
 
 import json
@@ -71,8 +72,11 @@ def wait(condition, timeout: float = 60, what: str = "the page"):
 def result_named(browser, name: str):
     from selenium.webdriver.common.by import By
 
-    return next(a for a in browser.find_elements(By.CSS_SELECTOR, "article.result")
-                if a.find_element(By.CSS_SELECTOR, ".name").text == name)
+    return next(
+        a
+        for a in browser.find_elements(By.CSS_SELECTOR, "article.result")
+        if a.find_element(By.CSS_SELECTOR, ".name").text == name
+    )
 
 
 def test_real_images_get_findings_a_person_can_check(browser, server, mias_dir, busi_dir):
@@ -80,7 +84,9 @@ def test_real_images_get_findings_a_person_can_check(browser, server, mias_dir, 
     from selenium.webdriver.common.keys import Keys
 
     browser.get(server.url)
-    models = wait(lambda: "finetune" in browser.find_element(By.ID, "models").text and browser.find_element(By.ID, "models"))
+    models = wait(
+        lambda: "finetune" in browser.find_element(By.ID, "models").text and browser.find_element(By.ID, "models")
+    )
     assert "classifier" in models.text and "val_dice" in models.text and "mias (24)" in models.text
     assert "not a medical device" in browser.find_element(By.ID, "notice").text
     film, frame = mias_dir / "mdb012.pgm", busi_dir / "Dataset_BUSI_with_GT" / "benign" / "benign (100).png"
@@ -89,13 +95,16 @@ def test_real_images_get_findings_a_person_can_check(browser, server, mias_dir, 
     assert browser.find_element(By.ID, "errors").text == ""
 
     with open(film, "rb") as f:  # what the API says of the same film
-        expected = requests.post(f"{server.url}/v1/predict", files={"file": (film.name, f)}, timeout=120).json()["predictions"][0]
+        expected = requests.post(f"{server.url}/v1/predict", files={"file": (film.name, f)}, timeout=120).json()[
+            "predictions"
+        ][0]
     article = result_named(browser, "mdb012.pgm")
     rows = article.find_elements(By.CSS_SELECTOR, ".findings tbody tr")
     [lesion] = expected["lesions"]
     x0, y0, x1, y1 = lesion["box"]
-    assert len(rows) == 1 and rows[0].text.startswith(f"1 {round((x0 + x1) / 2)}, {round((y0 + y1) / 2)} "
-                                                      f"{x1 - x0} × {y1 - y0}")
+    assert len(rows) == 1 and rows[0].text.startswith(
+        f"1 {round((x0 + x1) / 2)}, {round((y0 + y1) / 2)} {x1 - x0} × {y1 - y0}"
+    )
     assert lesion["malignancy_text"] in rows[0].text
     canvas = article.find_element(By.CSS_SELECTOR, "canvas.view")
     article.location_once_scrolled_into_view
@@ -121,7 +130,10 @@ def test_real_images_get_findings_a_person_can_check(browser, server, mias_dir, 
     [row] = article.find_elements(By.CSS_SELECTOR, ".findings tbody tr")  # the table is drawn anew
     assert row.text.split()[-4] == "malignant"
     threshold.send_keys(Keys.END)  # threshold 1
-    assert "not called malignant" in verdict.text and "benign" in article.find_element(By.CSS_SELECTOR, ".findings tbody").text
+    assert (
+        "not called malignant" in verdict.text
+        and "benign" in article.find_element(By.CSS_SELECTOR, ".findings tbody").text
+    )
 
     article.find_element(By.CSS_SELECTOR, ".download-json").click()
     saved = wait(lambda: next(browser.downloads.glob("mdb012.findings.json"), None), what="the JSON download")
@@ -153,8 +165,13 @@ def test_bad_inputs_get_one_line_reasons_on_the_page(browser, server, bad_upload
     browser.find_element(By.ID, "files").send_keys("\n".join(str(path) for path, _ in bad_uploads.values()))
     browser.find_element(By.ID, "url").send_keys("gs://someone-elses-bucket/scan.dcm")
     browser.find_element(By.CSS_SELECTOR, "#url-form button").click()
-    errors = wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#errors li")) == len(bad_uploads) + 1
-                  and browser.find_elements(By.CSS_SELECTOR, "#errors li"), what="every refusal")
+    errors = wait(
+        lambda: (
+            len(browser.find_elements(By.CSS_SELECTOR, "#errors li")) == len(bad_uploads) + 1
+            and browser.find_elements(By.CSS_SELECTOR, "#errors li")
+        ),
+        what="every refusal",
+    )
     lines = [item.text for item in errors]
     for name, (_, reason) in bad_uploads.items():
         assert any(line.startswith(name) and reason in line for line in lines), (name, lines)

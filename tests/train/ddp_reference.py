@@ -1,12 +1,13 @@
 """The pieces test_torchrun runs both under torchrun and in one process: the same model, optimizer and batch."""
+
 from __future__ import annotations
 
 import contextlib
 
 import torch
 
-from mammolibs.data.shards import iter_shard
 from mammolibs.data.manifest import shard_urls
+from mammolibs.data.shards import iter_shard
 from mammolibs.models import create_model
 from mammolibs.train import distributed
 from mammolibs.train.engine import TrainConfig, build_optimizer, train_step
@@ -33,5 +34,6 @@ def make_run_parts(config: TrainConfig, runtime: distributed.Runtime):
 
 def run_steps(model, optimizer, scheduler, batch, steps: int) -> list[torch.Tensor]:
     scaler = torch.amp.GradScaler("cuda", enabled=False)
-    return [train_step(STAGE, model, batch, optimizer, scheduler, scaler, contextlib.nullcontext())
-            for _ in range(steps)]
+    return [
+        train_step(STAGE, model, batch, optimizer, scheduler, scaler, contextlib.nullcontext()) for _ in range(steps)
+    ]

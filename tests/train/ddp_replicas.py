@@ -3,6 +3,7 @@ global batch, then save this replica's weights and the losses averaged over repl
 
     python -m torch.distributed.run --standalone --nproc_per_node=2 ddp_replicas.py SHARDS OUT STEPS
 """
+
 from __future__ import annotations
 
 import sys
@@ -17,9 +18,11 @@ if __name__ == "__main__":
     data, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
     runtime = distributed.start_runtime()
     share = GLOBAL_BATCH // runtime.world_size
-    batch = tuple(t[runtime.rank * share:(runtime.rank + 1) * share] for t in fixed_batch(data))
+    batch = tuple(t[runtime.rank * share : (runtime.rank + 1) * share] for t in fixed_batch(data))
     model, optimizer, scheduler = make_run_parts(TrainConfig(data=data, out=out, batch_size=share), runtime)
-    losses = [distributed.sum_over_replicas(loss, runtime).item() / runtime.world_size
-              for loss in run_steps(model, optimizer, scheduler, batch, steps)]
+    losses = [
+        distributed.sum_over_replicas(loss, runtime).item() / runtime.world_size
+        for loss in run_steps(model, optimizer, scheduler, batch, steps)
+    ]
     torch.save({"model": distributed.unwrap(model).state_dict(), "losses": losses}, f"{out}/rank{runtime.rank}.pt")
     distributed.stop_runtime(runtime)

@@ -1,5 +1,6 @@
 """Every registered model keeps its contract, trains a few steps in its stages and round-trips its
 checkpoint; weights move between stages only where the encoder matches; the losses behave."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,8 @@ import torch
 
 from mammolibs.data.views import NO_CLASS
 from mammolibs.models import MODEL_NAMES, create_model, encoder_names
-from mammolibs.models.transfer import transfer
 from mammolibs.models.catalog import CLASSIFICATION, models_for
+from mammolibs.models.transfer import transfer
 from mammolibs.train.checkpoints import load_checkpoint, load_model
 from mammolibs.train.engine import TrainConfig, fit
 from mammolibs.train.stages import STAGES
@@ -63,14 +64,22 @@ def test_stages_chain_by_name_and_refuse_an_encoder_that_does_not_fit(small_shar
 
 def test_transfer_takes_the_encoder_of_a_contrastive_checkpoint_and_nothing_else():
     encoder = create_model("deeplabv3", "contrastive", width=4)
-    checkpoint = {"model": encoder.state_dict(), "model_name": "deeplabv3", "model_role": "contrastive",
-                  "model_kwargs": {"width": 4}}
+    checkpoint = {
+        "model": encoder.state_dict(),
+        "model_name": "deeplabv3",
+        "model_role": "contrastive",
+        "model_kwargs": {"width": 4},
+    }
     unet = create_model("deeplabv3", width=4)
     taken = transfer(unet, "deeplabv3", "segmentation", 4, checkpoint, "encoder.pt")
     assert set(taken) == encoder_names("deeplabv3", 4)  # the decoder never trained: not taken
     assert torch.equal(unet.state_dict()["stem.0.weight"], encoder.state_dict()["net.stem.0.weight"])
-    resnet = {"model": create_model("resnet18", "classifier").state_dict(), "model_name": "resnet18",
-              "model_role": "classifier", "model_kwargs": {"num_classes": 3}}
+    resnet = {
+        "model": create_model("resnet18", "classifier").state_dict(),
+        "model_name": "resnet18",
+        "model_role": "classifier",
+        "model_kwargs": {"num_classes": 3},
+    }
     with pytest.raises(ValueError, match="cannot start a deeplabv3 segmentation"):
         transfer(unet, "deeplabv3", "segmentation", 4, resnet, "resnet.pt")
 
@@ -128,8 +137,13 @@ def test_training_keeps_freed_memory_instead_of_faulting_it_in_every_step():
     import sys
 
     def faults(setting: str) -> tuple[str, int]:
-        done = subprocess.run([sys.executable, "-c", FAULTS], capture_output=True, text=True, check=True,
-                              env={**os.environ, "MAMMOFLOW_MALLOC": setting})
+        done = subprocess.run(
+            [sys.executable, "-c", FAULTS],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "MAMMOFLOW_MALLOC": setting},
+        )
         applied, count = done.stdout.split()
         return applied, int(count)
 

@@ -1,4 +1,5 @@
 """What a run shows: TensorBoard scalars, pictures, PR curve and hparams, locally and on gs://; progress output."""
+
 from __future__ import annotations
 
 import io
@@ -69,8 +70,18 @@ def test_a_run_on_gs_loses_no_event(small_shards, gcs_bucket, tmp_path):
 
 
 def test_logs_get_plain_progress_lines_and_terminals_a_bar(small_shards, tmp_path, caplog, monkeypatch):
-    args = ["--data", small_shards, "--out", str(tmp_path / "run"), "--batch-size", "4", "--width", "4",
-            "--log-every", "1"]
+    args = [
+        "--data",
+        small_shards,
+        "--out",
+        str(tmp_path / "run"),
+        "--batch-size",
+        "4",
+        "--width",
+        "4",
+        "--log-every",
+        "1",
+    ]
     with caplog.at_level(logging.INFO, logger="mammolibs.train.monitor"):
         main("finetune", args)
     lines = [r.getMessage() for r in caplog.records if r.name == "mammolibs.train.monitor"]
@@ -99,8 +110,9 @@ def test_each_sync_to_gs_sends_only_the_new_events(gcs_bucket, tmp_path):
     logs = RunLog(f"gs://{bucket}/runs/rotation")
     sent = []
     for sync in range(30):
-        logs.scalars({f"train/value{i}": float(sync * 40 + step) for i in range(5)
-                      for step in range(40)}, step=sync)  # the values differ, the steps say which sync
+        logs.scalars(
+            {f"train/value{i}": float(sync * 40 + step) for i in range(5) for step in range(40)}, step=sync
+        )  # the values differ, the steps say which sync
         for step in range(40):
             logs.scalars({"train/loss": 1.0 / (1 + sync * 40 + step)}, step=sync * 40 + step)
         sent.append(logs.sync())

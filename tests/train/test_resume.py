@@ -1,5 +1,6 @@
 """A run killed with SIGKILL at a random step and resumed ends bit for bit where an uninterrupted run ends
 (on random patches, with the image-class objective: every random draw is seeded by position)."""
+
 from __future__ import annotations
 
 import random
@@ -18,8 +19,27 @@ SCRIPT = ROOT / "train" / "unet" / "autoencoder" / "train_autoencoder.py"
 
 
 def _command(data: str, out: Path) -> list[str]:
-    return [sys.executable, str(SCRIPT), "--data", data, "--out", str(out), "--epochs", "3", "--batch-size", "2",
-            "--width", "8", "--patch-size", "32", "--checkpoint-every", "1", "--log-every", "2", "--no-progress"]
+    return [
+        sys.executable,
+        str(SCRIPT),
+        "--data",
+        data,
+        "--out",
+        str(out),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "2",
+        "--width",
+        "8",
+        "--patch-size",
+        "32",
+        "--checkpoint-every",
+        "1",
+        "--log-every",
+        "2",
+        "--no-progress",
+    ]
 
 
 def _latest_step(out: Path) -> int:
@@ -35,8 +55,9 @@ def test_sigkill_at_a_random_step_then_resume_gives_identical_weights(small_shar
     kill_after = random.Random().randint(2, total - 4)
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(_command(small_shards, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               cwd=ROOT)
+    process = subprocess.Popen(
+        _command(small_shards, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
+    )
     deadline = time.monotonic() + 300
     while _latest_step(killed) < kill_after and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -1,4 +1,5 @@
 """The four stages, chained as the pipeline chains them, on real films and DICOMs for a few steps."""
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ from mammolibs.models import create_model
 from mammolibs.train.checkpoints import load_model
 from mammolibs.train.cli import get_args_parser, main
 from tests.conftest import REPO
+
 
 def _rows(out) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -61,8 +63,9 @@ def test_finetune_overfits_a_little(runs):
 
 
 def test_evaluate_writes_metrics_in_range(runs, small_shards, tmp_path):
-    metrics = evaluate(small_shards, str(runs / "finetune"), str(runs / "classifier"), str(tmp_path / "eval"),
-                       split="test")
+    metrics = evaluate(
+        small_shards, str(runs / "finetune"), str(runs / "classifier"), str(tmp_path / "eval"), split="test"
+    )
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
     overall = metrics["overall"]
     seg = overall["segmentation"]
@@ -74,8 +77,11 @@ def test_evaluate_writes_metrics_in_range(runs, small_shards, tmp_path):
     assert lesions["cases"] > lesions["positives"] > 0
     assert metrics["unet"]["url"].endswith("finetune/checkpoints/best.pt")
     point = json.loads((runs / "classifier" / "operating_point.json").read_text())
-    assert point == metrics["operating_point"] and point["unet_threshold"] in [0.1 * i for i in range(1, 10)] or \
-        point["unet_threshold"] == pytest.approx(round(point["unet_threshold"], 1))
+    assert (
+        point == metrics["operating_point"]
+        and point["unet_threshold"] in [0.1 * i for i in range(1, 10)]
+        or point["unet_threshold"] == pytest.approx(round(point["unet_threshold"], 1))
+    )
     page = (tmp_path / "eval" / "report.html").read_text()
     assert "Figures per source" in page and "not a medical device" in page
 
@@ -83,8 +89,11 @@ def test_evaluate_writes_metrics_in_range(runs, small_shards, tmp_path):
 def test_predict_writes_an_overlay_and_lesions_in_original_pixels(runs, mias_subset, tmp_path):
     point = tmp_path / "point.json"  # U-Net threshold 0: every pixel is lesion, one finding, kept whatever its class
     point.write_text(json.dumps({"unet_threshold": 0.0, "lesion_threshold": 0.0, "malignancy_threshold": 0.5}))
-    report = predict(str(mias_subset / "mdb012.pgm"), load_models(str(runs / "finetune"), str(runs / "classifier"),
-                                                                 operating_point=str(point)), str(tmp_path))
+    report = predict(
+        str(mias_subset / "mdb012.pgm"),
+        load_models(str(runs / "finetune"), str(runs / "classifier"), operating_point=str(point)),
+        str(tmp_path),
+    )
     assert len(report["lesions"]) == 1
     lesion = report["lesions"][0]
     top, bottom, left, right = breast_region(read_grey(str(mias_subset / "mdb012.pgm")))
@@ -115,11 +124,18 @@ def test_missing_locations_fail_with_what_to_set():
 
 def test_a_train_script_given_a_missing_folder_says_so_in_one_line(tmp_path):
     script = REPO / "train" / "unet" / "finetune.py"
-    done = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    done = subprocess.run(
+        [sys.executable, str(script), "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1] == (f"finetune.py: {tmp_path / 'absent'}/manifest.json not found: run "
-                                                    f"'mammo standardize --output {tmp_path / 'absent'}' first")
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"finetune.py: {tmp_path / 'absent'}/manifest.json not found: run "
+        f"'mammo standardize --output {tmp_path / 'absent'}' first"
+    )
 
 
 def test_onnx_export_matches_pytorch_and_predicts_the_same(runs, mias_subset, tmp_path):

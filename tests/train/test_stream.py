@@ -1,4 +1,5 @@
 """Streaming shards into batches: disjoint replicas, equal batch counts, per-epoch shuffles, exact restarts."""
+
 from __future__ import annotations
 
 import torch
@@ -98,8 +99,10 @@ def test_evaluation_streams_cover_every_usable_sample_once_in_full_batches(small
 
 def test_every_replica_gets_usable_samples_whenever_there_are_enough():
     def shard(name, usable):  # two samples, the first ``usable`` of them localized
-        return {"name": name, "contents": [{"key": f"{name}-{i}", "label": "benign", "localized": i < usable}
-                                           for i in range(2)]}
+        return {
+            "name": name,
+            "contents": [{"key": f"{name}-{i}", "label": "benign", "localized": i < usable} for i in range(2)],
+        }
 
     view = SegmentationView()
     alternate = [shard("a", 2), shard("b", 0), shard("c", 2), shard("d", 0)]  # dealt whole: a+c vs b+d

@@ -1,4 +1,5 @@
 """Data parallel on CPU processes: ``torchrun --nproc_per_node=2`` with gloo, against one process."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,14 @@ STEPS = 3
 
 def _torchrun(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_two_processes_hold_identical_weights_and_the_loss_of_one_process(small_shards, tmp_path):
@@ -39,8 +46,20 @@ def test_two_processes_hold_identical_weights_and_the_loss_of_one_process(small_
 
 def test_a_training_script_runs_under_torchrun_with_a_replica_per_process(small_shards, tmp_path):
     out = tmp_path / "classifier"  # ResNet: its batch norm is synced between the processes
-    done = _torchrun(str(ROOT / "train" / "resnet" / "train_resnet.py"), "--data", small_shards, "--out", str(out),
-                     "--batch-size", "2", "--snip-size", "32", "--epochs", "2", "--no-progress")
+    done = _torchrun(
+        str(ROOT / "train" / "resnet" / "train_resnet.py"),
+        "--data",
+        small_shards,
+        "--out",
+        str(out),
+        "--batch-size",
+        "2",
+        "--snip-size",
+        "32",
+        "--epochs",
+        "2",
+        "--no-progress",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "cpu, 2 process(es)" in done.stderr
     final = torch.load(out / "checkpoints" / "final.pt", weights_only=True)

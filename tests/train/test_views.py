@@ -1,5 +1,6 @@
 """What the segmentation stages see: lesion-balanced mammogram patches, whole ultrasound frames, and
 whole images predicted back from patches by sliding window."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The torch-xla path for real, on two CPU XLA devices under SPMD: compiled once, data parallel, end to end."""
+
 from __future__ import annotations
 
 import copy
@@ -60,8 +61,9 @@ def test_spmd_over_two_devices_gives_the_loss_and_gradients_of_one_device(small_
     for name, model in models.items():
         optimizer, scheduler = build_optimizer(model, config, runtime, total_steps=10)
         scaler = torch.amp.GradScaler("cuda", enabled=False)
-        losses[name] = train_step(stage, model, batches[name], optimizer, scheduler, scaler,
-                                  distributed.autocast(runtime, "fp32"))
+        losses[name] = train_step(
+            stage, model, batches[name], optimizer, scheduler, scaler, distributed.autocast(runtime, "fp32")
+        )
         distributed.step_done(runtime)
     split, whole = losses["split"].cpu().item(), losses["whole"].cpu().item()
     assert abs(split - whole) <= 1e-5 * whole
@@ -72,8 +74,19 @@ def test_spmd_over_two_devices_gives_the_loss_and_gradients_of_one_device(small_
 
 def test_a_stage_trains_on_xla_and_writes_loadable_checkpoints(small_shards, tmp_path):
     out = tmp_path / "classifier"
-    result = fit("classifier", TrainConfig(data=small_shards, out=str(out), batch_size=2, epochs=2, snip_size=32,
-                                           log_every=2, checkpoint_every=3, progress=False))
+    result = fit(
+        "classifier",
+        TrainConfig(
+            data=small_shards,
+            out=str(out),
+            batch_size=2,
+            epochs=2,
+            snip_size=32,
+            log_every=2,
+            checkpoint_every=3,
+            progress=False,
+        ),
+    )
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
     assert all(row["train_loss"] > 0 and row["val_loss"] is not None for row in rows)

@@ -3,6 +3,7 @@
 A reader takes the folder of a source in its published layout and yields :class:`SourceItem`\\ s;
 each item loads lazily so that a bad file becomes one reject, not a failed run.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -46,4 +47,14 @@ def reader_names() -> list[str]:
 
 def _load_builtin_readers() -> None:
     from mammolibs.data.readers import (  # noqa: F401  (importing registers them)
-        busi, cbis_ddsm, cmmd, csv_folder, dicom_folder, dmid, inbreast, kau_bcmd, mias, vindr)
+        busi,
+        cbis_ddsm,
+        cmmd,
+        csv_folder,
+        dicom_folder,
+        dmid,
+        inbreast,
+        kau_bcmd,
+        mias,
+        vindr,
+    )

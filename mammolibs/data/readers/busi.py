@@ -4,6 +4,7 @@ Each image has ``<class> (N)_mask.png`` and, when it shows several lesions, ``_m
 ``_mask_2.png``...; the standard mask is their union. Labels come from the folder (normal, benign,
 malignant). BUSI publishes no patient ids, so each image counts as its own patient.
 """
+
 from __future__ import annotations
 
 import re
@@ -44,12 +45,18 @@ def read_busi(root: str) -> Iterator[SourceItem]:
             masks = [n for n in names if re.fullmatch(re.escape(stem) + _MASK, n, re.I)]
             claimed.update([filename, *masks])
             url = storage.join(root, folder, filename)
-            yield SourceItem(name=url, key=f"{label}-{match.group(2)}",
-                             load=partial(_load, url, [storage.join(root, folder, n) for n in masks], label))
+            yield SourceItem(
+                name=url,
+                key=f"{label}-{match.group(2)}",
+                load=partial(_load, url, [storage.join(root, folder, n) for n in masks], label),
+            )
         for filename in sorted(set(names) - claimed):
             relative = f"{folder}/{filename}" if folder else filename
-            reason = ("not in a normal/benign/malignant folder" if label not in CLASSES else
-                      f"not a BUSI file name ('{label} (N).png' or its '_mask.png'); rename or remove it")
+            reason = (
+                "not in a normal/benign/malignant folder"
+                if label not in CLASSES
+                else f"not a BUSI file name ('{label} (N).png' or its '_mask.png'); rename or remove it"
+            )
             yield unread(storage.join(root, relative), relative, reason)
 
 
@@ -66,6 +73,11 @@ def _load(path: str, mask_paths: list[str], label: str) -> RawSample:
     if label == "normal" and mask.any():
         raise RejectedInput(f"{path}: a 'normal' image has a non-empty mask; check the folder it is in")
     return RawSample(
-        image=image, mask=mask, label=label, source="busi",
-        patient_id=f"busi-{storage.basename(path)}", laterality="", meta={"modality": "US"},
+        image=image,
+        mask=mask,
+        label=label,
+        source="busi",
+        patient_id=f"busi-{storage.basename(path)}",
+        laterality="",
+        meta={"modality": "US"},
     )

@@ -15,6 +15,7 @@ folder the ROI mask and the cropped lesion are told apart by SeriesDescription, 
 (the mask is image-sized, the crop small). One item per full mammogram: its abnormalities' masks
 are joined; MALIGNANT anywhere makes it malignant, BENIGN and BENIGN_WITHOUT_CALLBACK benign.
 """
+
 from __future__ import annotations
 
 import re
@@ -43,8 +44,10 @@ def read_cbis_ddsm(root: str) -> Iterator[SourceItem]:
     files = storage.list_files(root)
     tables = [f for f in files if CASE_TABLES.fullmatch(f.rsplit("/", 1)[-1])]
     if not tables:
-        raise FileNotFoundError(f"{root}: no CBIS-DDSM case-description CSVs (mass_case_description_train_set.csv, "
-                                "...) found; put them beside the CBIS-DDSM folder")
+        raise FileNotFoundError(
+            f"{root}: no CBIS-DDSM case-description CSVs (mass_case_description_train_set.csv, "
+            "...) found; put them beside the CBIS-DDSM folder"
+        )
     dicoms_by_folder: dict[str, list[str]] = {}
     for relative in files:
         if relative.lower().endswith(DICOM_SUFFIXES):
@@ -58,9 +61,16 @@ def read_cbis_ddsm(root: str) -> Iterator[SourceItem]:
             images.setdefault(_top_folder(column(row, "image file path", table=table)), []).append(row)
     for folder, rows in sorted(images.items()):
         abnormalities = [(_top_folder(r["ROI mask file path"]), r) for r in rows]
-        yield SourceItem(name=storage.join(root, folder), key=folder,
-                         load=partial(_load, folder, dicoms_by_folder.get(folder, []),
-                                      [(dicoms_by_folder.get(f, []), r) for f, r in abnormalities]))
+        yield SourceItem(
+            name=storage.join(root, folder),
+            key=folder,
+            load=partial(
+                _load,
+                folder,
+                dicoms_by_folder.get(folder, []),
+                [(dicoms_by_folder.get(f, []), r) for f, r in abnormalities],
+            ),
+        )
 
 
 def _top_folder(csv_path: str) -> str:
@@ -69,16 +79,19 @@ def _top_folder(csv_path: str) -> str:
 
 def _load(folder: str, full: list[str], abnormalities: list[tuple[list[str], dict]]) -> RawSample:
     if len(full) != 1:
-        raise RejectedInput(f"{folder}: expected one full-mammogram DICOM in this folder, found {len(full)}; "
-                            "is the download complete?")
+        raise RejectedInput(
+            f"{folder}: expected one full-mammogram DICOM in this folder, found {len(full)}; is the download complete?"
+        )
     image, ds = read_dicom(full[0])
     mask = np.zeros(image.shape, dtype=bool)
     labels, kinds = set(), set()
     for files, row in abnormalities:
         pathology = row.get("pathology", "").strip().upper()
         if pathology not in PATHOLOGY:
-            raise RejectedInput(f"{full[0]}: unknown pathology {pathology!r} for abnormality "
-                                f"{row.get('abnormality id')}; expected one of {', '.join(PATHOLOGY)}")
+            raise RejectedInput(
+                f"{full[0]}: unknown pathology {pathology!r} for abnormality "
+                f"{row.get('abnormality id')}; expected one of {', '.join(PATHOLOGY)}"
+            )
         labels.add(PATHOLOGY[pathology])
         kinds.add(row.get("abnormality type", "").strip().lower())
         mask |= _roi_mask(files, image.shape, f"{folder} abnormality {row.get('abnormality id')}")
@@ -91,9 +104,13 @@ def _load(folder: str, full: list[str], abnormalities: list[tuple[list[str], dic
         source="cbis-ddsm",
         patient_id=row["patient_id"],
         laterality=row.get("left or right breast", "")[:1].upper(),
-        meta={**dicom_meta(ds, full[0]), "view": row.get("image view", ""),
-              "abnormality": sorted(kinds), "birads": max(assessments, default=None),
-              "density": row.get("breast_density", row.get("breast density", ""))},
+        meta={
+            **dicom_meta(ds, full[0]),
+            "view": row.get("image view", ""),
+            "abnormality": sorted(kinds),
+            "birads": max(assessments, default=None),
+            "density": row.get("breast_density", row.get("breast density", "")),
+        },
         official_split="test" if "-Test_" in folder else "train",
     )
 
@@ -108,8 +125,10 @@ def _roi_mask(files: list[str], shape: tuple[int, int], what: str) -> np.ndarray
     mask, _ = read_dicom(url)
     if mask.shape != shape:
         if max(abs(a - b) / b for a, b in zip(mask.shape, shape)) > MASK_SIZE_TOLERANCE:
-            raise RejectedInput(f"{url}: ROI mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
-                                f"{shape[1]}x{shape[0]} pixels; the mask belongs to another image")
+            raise RejectedInput(
+                f"{url}: ROI mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                f"{shape[1]}x{shape[0]} pixels; the mask belongs to another image"
+            )
         rows = np.minimum(np.arange(shape[0]) * mask.shape[0] // shape[0], mask.shape[0] - 1)
         cols = np.minimum(np.arange(shape[1]) * mask.shape[1] // shape[1], mask.shape[1] - 1)
         mask = mask[np.ix_(rows, cols)]

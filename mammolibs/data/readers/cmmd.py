@@ -9,6 +9,7 @@ Each table row is one breast (``ID1`` + ``LeftRight``); each image gets the clas
 (Benign / Malignant) of its breast, found by its patient folder and ImageLaterality. Images of a
 breast the table does not list are kept as ``unknown`` (pretraining only).
 """
+
 from __future__ import annotations
 
 import re
@@ -45,8 +46,11 @@ def read_cmmd(root: str) -> Iterator[SourceItem]:
         if patient is None:
             continue
         url = storage.join(root, relative)
-        yield SourceItem(name=url, key=relative, load=partial(_load, url, patient,
-                                                                {side: breasts.get((patient, side)) for side in "LR"}))
+        yield SourceItem(
+            name=url,
+            key=relative,
+            load=partial(_load, url, patient, {side: breasts.get((patient, side)) for side in "LR"}),
+        )
 
 
 def _load(url: str, patient: str, breasts: dict[str, tuple[str, str] | None]) -> RawSample:
@@ -54,10 +58,15 @@ def _load(url: str, patient: str, breasts: dict[str, tuple[str, str] | None]) ->
     laterality = dicom_laterality(ds)
     classification, abnormality = breasts.get(laterality) or ("", "")
     if classification and classification not in CLASSIFICATION:
-        raise RejectedInput(f"{url}: unknown classification {classification!r} for {patient} {laterality}; "
-                            "expected Benign or Malignant")
+        raise RejectedInput(
+            f"{url}: unknown classification {classification!r} for {patient} {laterality}; expected Benign or Malignant"
+        )
     return RawSample(
-        image=image, mask=None, label=CLASSIFICATION.get(classification, "unknown"), source="cmmd",
-        patient_id=patient, laterality=laterality,
+        image=image,
+        mask=None,
+        label=CLASSIFICATION.get(classification, "unknown"),
+        source="cmmd",
+        patient_id=patient,
+        laterality=laterality,
         meta={**dicom_meta(ds, url), "abnormality": abnormality},
     )

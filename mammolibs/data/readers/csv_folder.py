@@ -12,6 +12,7 @@ Columns (only ``image`` and ``label`` are required)::
 A row with an empty ``mask`` on a benign or malignant image is kept label-only; a row with a
 normal label and no mask gets an empty mask.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -29,10 +30,13 @@ from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 @register_reader("csv")
 def read_csv_folder(root: str) -> Iterator[SourceItem]:
     """Yield one item per row of ``root/labels.csv`` (or ``labels.xlsx``)."""
-    table = next((storage.join(root, n) for n in ("labels.csv", "labels.xlsx") if storage.exists(storage.join(root, n))),
-                 None)
+    table = next(
+        (storage.join(root, n) for n in ("labels.csv", "labels.xlsx") if storage.exists(storage.join(root, n))), None
+    )
     if table is None:
-        raise FileNotFoundError(f"{root}: labels.csv not found; write one with columns image,label[,patient_id,mask,...]")
+        raise FileNotFoundError(
+            f"{root}: labels.csv not found; write one with columns image,label[,patient_id,mask,...]"
+        )
     for number, row in enumerate(read_table(table), start=2):
         if not row.get("image"):
             raise ValueError(f"{table} line {number}: the 'image' column is empty")
@@ -59,7 +63,11 @@ def _load(url: str, row: dict, root: str) -> RawSample:
     if split not in ("", "train", "test"):
         raise RejectedInput(f"{url}: split {split!r} must be train, test or empty")
     return RawSample(
-        image=image, mask=mask, label=label, source="csv", patient_id=row.get("patient_id") or row["image"],
+        image=image,
+        mask=mask,
+        label=label,
+        source="csv",
+        patient_id=row.get("patient_id") or row["image"],
         laterality=row.get("laterality", "")[:1].upper(),
         meta={"modality": row.get("modality", "") or "MG", "view": row.get("view", "")},
         official_split=split,

@@ -3,6 +3,7 @@
 Also the DICOM attributes every DICOM-based reader keeps: laterality, view, modality. Nothing
 else of a DICOM header is used; the patient id is hashed downstream.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -45,6 +46,12 @@ def read_dicom_folder(root: str) -> Iterator[SourceItem]:
 
 def _load(url: str) -> RawSample:
     image, ds = read_dicom(url)
-    return RawSample(image=image, mask=None, label="unknown", source="dicom",
-                     patient_id=str(ds.get("PatientID", "")) or url.rsplit("/", 1)[0],
-                     laterality=dicom_laterality(ds), meta=dicom_meta(ds, url))
+    return RawSample(
+        image=image,
+        mask=None,
+        label="unknown",
+        source="dicom",
+        patient_id=str(ds.get("PatientID", "")) or url.rsplit("/", 1)[0],
+        laterality=dicom_laterality(ds),
+        meta=dicom_meta(ds, url),
+    )

@@ -10,6 +10,7 @@ follow the mini-MIAS format with DMID's image names::
 Label: NORM normal, else the severity B/M. A lesion image without a mask is kept label-only.
 DMID publishes no patient ids, so each image counts as its own patient.
 """
+
 from __future__ import annotations
 
 import re
@@ -55,6 +56,10 @@ def _load(url: str, lines: list[dict] | None, mask_url: str | None) -> RawSample
     label = film_label(lines, url)
     mask = read_mask(mask_url) if mask_url else (np.zeros(image.shape, dtype=bool) if label == "normal" else None)
     return RawSample(
-        image=image, mask=mask, label=label, source="dmid", patient_id=f"dmid-{url.rsplit('/', 1)[-1]}",
+        image=image,
+        mask=mask,
+        label=label,
+        source="dmid",
+        patient_id=f"dmid-{url.rsplit('/', 1)[-1]}",
         meta={"modality": "MG", "tissue": lines[0]["tissue"], "classes": sorted({line["class"] for line in lines})},
     )

@@ -10,6 +10,7 @@ ROIs hold ``Point_px`` strings ``"(x, y)"``: polygons are filled, single points 
 become small discs. Labels come from the BI-RADS column (INbreast has no pathology for every
 image): 1 normal, 2-3 benign, 4-6 malignant.
 """
+
 from __future__ import annotations
 
 import plistlib
@@ -40,8 +41,10 @@ def read_inbreast(root: str) -> Iterator[SourceItem]:
     tables = [f for f in files if re.fullmatch(r"inbreast\.(xls|xlsx|csv)", f.rsplit("/", 1)[-1].lower())]
     if not tables:
         raise FileNotFoundError(f"{root}: INbreast.xls (the BI-RADS table) not found beside AllDICOMs/ and AllXML/")
-    birads = {column(row, "File Name", table=tables[0]): column(row, "Bi-Rads", "Bi-RADS", table=tables[0])
-              for row in read_table(storage.join(root, tables[0]))}
+    birads = {
+        column(row, "File Name", table=tables[0]): column(row, "Bi-Rads", "Bi-RADS", table=tables[0])
+        for row in read_table(storage.join(root, tables[0]))
+    }
     xml = {f.rsplit("/", 1)[-1][:-4]: storage.join(root, f) for f in files if f.lower().endswith(".xml")}
     dicoms = [f for f in files if "AllDICOMs/" in f and f.lower().endswith(".dcm")]
     if not dicoms:
@@ -50,8 +53,11 @@ def read_inbreast(root: str) -> Iterator[SourceItem]:
         url = storage.join(root, relative)
         match = _DICOM.fullmatch(relative.rsplit("/", 1)[-1])
         file_id = match.group(1) if match else ""
-        yield SourceItem(name=url, key=file_id or relative,
-                         load=partial(_load, url, match and match.groups(), birads.get(file_id), xml.get(file_id)))
+        yield SourceItem(
+            name=url,
+            key=file_id or relative,
+            load=partial(_load, url, match and match.groups(), birads.get(file_id), xml.get(file_id)),
+        )
 
 
 def _load(url: str, name_parts: tuple[str, ...] | None, birads: str | None, xml_url: str | None) -> RawSample:
@@ -65,7 +71,11 @@ def _load(url: str, name_parts: tuple[str, ...] | None, birads: str | None, xml_
     if mask is None and label == "normal":
         mask = np.zeros(image.shape, dtype=bool)  # BI-RADS 1: nothing to outline
     return RawSample(
-        image=image, mask=mask, label=label, source="inbreast", patient_id=name_parts[1],
+        image=image,
+        mask=mask,
+        label=label,
+        source="inbreast",
+        patient_id=name_parts[1],
         laterality=name_parts[2].upper(),
         meta={**dicom_meta(ds, url), "view": name_parts[3].upper(), "birads": birads},
     )

@@ -10,6 +10,7 @@ The label comes from the category folder (1 normal, 2-3 benign, 4-6 malignant); 
 view from the file name; the patient from the case folder (or the file-name prefix when the
 images sit directly in the category folder). No masks: label-only.
 """
+
 from __future__ import annotations
 
 import re
@@ -39,8 +40,11 @@ def read_kau_bcmd(root: str) -> Iterator[SourceItem]:
         stem = parts[-1].rsplit(".", 1)[0]
         case = parts[category + 1] if len(parts) > category + 2 else _VIEW.split(stem)[0]
         url = storage.join(root, relative)
-        yield SourceItem(name=url, key=relative,
-                         load=partial(_load, url, _CATEGORY.fullmatch(parts[category].strip()).group(1), case, stem))
+        yield SourceItem(
+            name=url,
+            key=relative,
+            load=partial(_load, url, _CATEGORY.fullmatch(parts[category].strip()).group(1), case, stem),
+        )
     if not found:
         raise FileNotFoundError(f"{root}: no BI-RADS category folders (Birad1, BIRADS 3, ...) with images found")
 
@@ -48,7 +52,11 @@ def read_kau_bcmd(root: str) -> Iterator[SourceItem]:
 def _load(url: str, category: str, case: str, stem: str) -> RawSample:
     view = _VIEW.search(stem)
     return RawSample(
-        image=read_any(url), mask=None, label=birads_label(category), source="kau-bcmd", patient_id=f"kau-{case}",
+        image=read_any(url),
+        mask=None,
+        label=birads_label(category),
+        source="kau-bcmd",
+        patient_id=f"kau-{case}",
         laterality=view.group(1).upper() if view else "",
         meta={"modality": "MG", "view": view.group(2).upper() if view else "", "birads": category},
     )

@@ -5,6 +5,7 @@ centre x y and radius in pixels with the origin at the *bottom-left*. A film may
 lines (several abnormalities); calcification lines may carry no coordinates (``*NOTE 3*``), and
 then the film is label-only. Films 2k-1 (right) and 2k (left) are one patient.
 """
+
 from __future__ import annotations
 
 import re
@@ -103,7 +104,9 @@ def read_mias(root: str) -> Iterator[SourceItem]:
         if filename in ("Info.txt", "Licence.txt") or filename.rpartition("/")[2].startswith("."):
             continue
         if not re.fullmatch(r"mdb\d{3}\.pgm", filename):
-            yield unread(storage.join(root, filename), filename, "not a mini-MIAS film name (mdbNNN.pgm); rename or remove it")
+            yield unread(
+                storage.join(root, filename), filename, "not a mini-MIAS film name (mdbNNN.pgm); rename or remove it"
+            )
             continue
         ref = filename[:-4]
         url = storage.join(root, filename)

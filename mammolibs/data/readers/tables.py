@@ -1,4 +1,5 @@
 """Tabular metadata as sources publish it (CSV with any delimiter, XLSX, legacy XLS) and BI-RADS labels."""
+
 from __future__ import annotations
 
 import csv

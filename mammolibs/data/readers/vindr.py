@@ -11,6 +11,7 @@ Labels come from ``breast_birads`` (1 normal, 2-3 benign, 4-5 malignant); findin
 filled rectangles of the mask; the official ``training``/``test`` split is kept. Studies stand in
 for patients (VinDr publishes no patient id).
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -31,7 +32,10 @@ SPLITS = {"training": "train", "test": "test"}
 @register_reader("vindr-mammo")
 def read_vindr(root: str) -> Iterator[SourceItem]:
     """Yield one item per row of ``breast-level_annotations.csv`` under ``root``."""
-    breast_url, finding_url = storage.join(root, "breast-level_annotations.csv"), storage.join(root, "finding_annotations.csv")
+    breast_url, finding_url = (
+        storage.join(root, "breast-level_annotations.csv"),
+        storage.join(root, "finding_annotations.csv"),
+    )
     if not storage.exists(breast_url):
         raise FileNotFoundError(f"{breast_url} not found; point --input at the VinDr-Mammo folder (with images/)")
     boxes: dict[str, list[tuple[float, ...]]] = {}
@@ -39,7 +43,8 @@ def read_vindr(root: str) -> Iterator[SourceItem]:
         for row in read_table(finding_url):
             if row.get("xmin") not in ("", None, "nan"):
                 boxes.setdefault(row["image_id"], []).append(
-                    tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")))
+                    tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+                )
     for row in read_table(breast_url):
         url = storage.join(root, "images", row["study_id"], f"{row['image_id']}.dicom")
         yield SourceItem(name=url, key=row["image_id"], load=partial(_load, url, row, boxes.get(row["image_id"], [])))
@@ -54,11 +59,19 @@ def _load(url: str, row: dict, boxes: list[tuple[float, ...]]) -> RawSample:
     if boxes or label == "normal":
         mask = np.zeros(image.shape, dtype=bool)
         for x0, y0, x1, y1 in boxes:
-            mask[max(0, int(y0)):int(np.ceil(y1)), max(0, int(x0)):int(np.ceil(x1))] = True
+            mask[max(0, int(y0)) : int(np.ceil(y1)), max(0, int(x0)) : int(np.ceil(x1))] = True
     return RawSample(
-        image=image, mask=mask, label=label, source="vindr-mammo", patient_id=row["study_id"],
+        image=image,
+        mask=mask,
+        label=label,
+        source="vindr-mammo",
+        patient_id=row["study_id"],
         laterality=row.get("laterality", "")[:1].upper(),
-        meta={**dicom_meta(ds, url), "view": row.get("view_position", ""), "birads": row.get("breast_birads", ""),
-              "density": row.get("breast_density", "")},
+        meta={
+            **dicom_meta(ds, url),
+            "view": row.get("view_position", ""),
+            "birads": row.get("breast_birads", ""),
+            "density": row.get("breast_density", ""),
+        },
         official_split=SPLITS[row["split"]],
     )
