@@ -51,6 +51,7 @@ browser: ## install Debian's chromium and chromium-driver (the page's tests driv
 test: install browser $(XLA_VENV)/.installed $(TOOLS_VENV)/.installed ## lint and format check, the test suite, then the torch-xla suite on CPU XLA devices
 	$(TOOLS_VENV)/bin/ruff check .
 	$(TOOLS_VENV)/bin/ruff format --check .
+	$(TOOLS_VENV)/bin/mypy --python-executable $(BIN)/python
 	MAMMOFLOW_CHECKOV=$(TOOLS_VENV)/bin/checkov MAMMOFLOW_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests
 	PJRT_DEVICE=CPU $(XLA_VENV)/bin/python -m pytest tests/xla
 

@@ -41,8 +41,8 @@ def check_reachable(url: str) -> None:
     if endpoint in _REACHED:
         return
     address = endpoint.split("://", 1)[-1].rstrip("/")
-    host, _, port = address.rpartition(":") if address.rpartition(":")[2].isdigit() else (address, "", "")
-    port = int(port) if port else (80 if endpoint.startswith("http://") else 443)
+    host, _, number = address.rpartition(":") if address.rpartition(":")[2].isdigit() else (address, "", "")
+    port = int(number) if number else (80 if endpoint.startswith("http://") else 443)
     timeout = float(os.environ.get(NETWORK_TIMEOUT, "10"))
     try:
         socket.create_connection((host, port), timeout=timeout).close()

@@ -8,7 +8,7 @@ refused without allocating it.
 from __future__ import annotations
 
 import io
-from typing import IO
+from typing import IO, BinaryIO, cast
 
 import numpy as np
 import pydicom
@@ -67,7 +67,7 @@ def dicom_pixels(f: IO[bytes], name: str) -> tuple[np.ndarray, pydicom.Dataset]:
     check_size(int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0), name, int(ds.get("NumberOfFrames", 1) or 1))
     f.seek(0)
     try:
-        pixels = pixel_array(f)
+        pixels = pixel_array(cast(BinaryIO, f))
     except AttributeError as err:
         raise RejectedInput(f"{name}: DICOM has no pixel data (not an image object?)") from err
     except Exception as err:  # pydicom raises many types for undecodable data

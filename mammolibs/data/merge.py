@@ -69,7 +69,9 @@ def merge_shard_sets(inputs: list[str], output: str, progress: bool = True) -> d
 
 def _plan(inputs: list[str]) -> list[tuple[str, str, dict]]:
     """``(input URL, shard name there, index under its merged name)`` for every shard, numbered per split."""
-    plan, numbers, owner = [], {}, {}
+    plan: list[tuple[str, str, dict]] = []
+    numbers: dict[str, int] = {}
+    owner: dict[str, str] = {}
     for url in inputs:
         for shard in sorted(committed_shards(url), key=lambda s: s["name"]):
             for entry in shard["contents"]:

@@ -16,7 +16,7 @@ from scipy.ndimage import gaussian_filter
 SIZE = 1024
 
 
-def _breast(rng: np.random.Generator, right: bool) -> np.ndarray:
+def _breast(rng: np.random.Generator, right: bool) -> tuple[np.ndarray, np.ndarray]:
     rows, cols = np.mgrid[:SIZE, :SIZE].astype(np.float32)
     depth, height = rng.uniform(0.55, 0.75) * SIZE, rng.uniform(0.40, 0.48) * SIZE
     chest = SIZE - 1 - cols if right else cols  # chest wall on the image edge of that side

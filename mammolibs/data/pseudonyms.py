@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 SALT_VARIABLE = "MAMMOFLOW_SALT"
 MIN_SALT_LENGTH = 16
-_KDF = {"salt": b"mammoflow-pseudonyms-1", "n": 2**15, "r": 8, "p": 1, "maxmem": 64 * 2**20, "dklen": 32}
+_KDF_SALT, _KDF_N, _KDF_R, _KDF_MAXMEM = b"mammoflow-pseudonyms-1", 2**15, 8, 64 * 2**20
 
 
 def resolve_salt(salt: str | None = None, salt_file: str | None = None) -> str:
@@ -71,7 +71,7 @@ def _salt_from_file(url: str) -> str:
 
 def pseudonym_key(salt: str) -> bytes:
     """The key every pseudonym is made with: scrypt of ``salt`` (slow on purpose: see the module)."""
-    return hashlib.scrypt(salt.encode(), **_KDF)
+    return hashlib.scrypt(salt.encode(), salt=_KDF_SALT, n=_KDF_N, r=_KDF_R, p=1, maxmem=_KDF_MAXMEM, dklen=32)
 
 
 def pseudonym(value: str, key: bytes) -> str:
@@ -98,7 +98,7 @@ class InputNames:
         relative = url[len(root) :].lstrip("/") if root is not None else url
         if self.redact:
             return f"file-{pseudonym(relative, self.key)}"
-        return relative or root.rpartition("/")[2]  # a whole input folder: by its own name
+        return relative or url.rstrip("/").rpartition("/")[2]  # a whole input folder: by its own name
 
     def text(self, text: str) -> str:
         """``text`` with every path under an input folder named as :meth:`name` names it (a redacted

@@ -19,7 +19,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator
+from typing import Iterator, cast
 
 import numpy as np
 from PIL import Image
@@ -195,7 +195,7 @@ def read_shard(url: str) -> dict[str, dict[str, memoryview]]:
 def shard_members(data: bytes, url: str) -> dict[str, dict[str, memoryview]]:
     """:func:`read_shard` of a shard's bytes already read from ``url``: member names checked
     (:func:`validate.member`), every sample complete."""
-    blob, parts = memoryview(data), {}
+    blob, parts = memoryview(data), cast(dict[str, dict[str, memoryview]], {})
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:  # BytesIO shares the bytes, copies nothing
             for member in tar:
@@ -259,7 +259,7 @@ def _npy_view(data: memoryview, where: str = "shard") -> np.ndarray:
         raise ValueError(f"{where}: the image is not a C-ordered 2-D uint16 array ({err}); rerun standardize") from None
 
 
-def decode_mask_png(data: bytes, shape: tuple[int, int], where: str = "shard") -> np.ndarray:
+def decode_mask_png(data: bytes | memoryview, shape: tuple[int, int], where: str = "shard") -> np.ndarray:
     """A mask PNG of ``shape`` (its image's) as a 0/1 uint8 array; those written by :func:`encode_mask_png`
     skip Pillow entirely. Bounded: a mask of another size, or whose data inflates past its size (a
     decompression bomb), is refused before it is decoded."""

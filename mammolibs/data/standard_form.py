@@ -45,11 +45,11 @@ class Placement:
     def to_original(self, box: tuple[int, int, int, int]) -> list[int]:
         """Map a box ``(x0, y0, x1, y1)`` in the square back to original pixel coordinates
         (clipped to the cropped region, since padding has no original pixels)."""
-        x0, y0, x1, y1 = box[0] - self.left, box[1] - self.top, box[2] - self.left, box[3] - self.top
+        left, top, right, bottom = box[0] - self.left, box[1] - self.top, box[2] - self.left, box[3] - self.top
         if self.flipped:
-            x0, x1 = self.resized[1] - x1, self.resized[1] - x0
-        x0, x1 = (min(max(x / self.scale, 0), self.crop_width) + self.crop_left for x in (x0, x1))
-        y0, y1 = (min(max(y / self.scale, 0), self.crop_height) + self.crop_top for y in (y0, y1))
+            left, right = self.resized[1] - right, self.resized[1] - left
+        x0, x1 = (min(max(x / self.scale, 0), self.crop_width) + self.crop_left for x in (left, right))
+        y0, y1 = (min(max(y / self.scale, 0), self.crop_height) + self.crop_top for y in (top, bottom))
         return [round(x0), round(y0), round(x1), round(y1)]
 
     def to_original_map(self, square: np.ndarray, shape: tuple[int, int], nearest: bool = False) -> np.ndarray:

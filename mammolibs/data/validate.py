@@ -39,7 +39,7 @@ def shard_name(value: object, where: str, of_split: str | None = None) -> str:
     match = SHARD_NAME.fullmatch(value) if isinstance(value, str) else None
     if not match or (of_split is not None and match.group(1) != of_split):
         raise _refuse(where, "shard name", value, f"a name like shard-{of_split or 'train'}-00000.tar")
-    return value
+    return match.group(0)
 
 
 def sample_key(value: object, where: str) -> str:
@@ -67,8 +67,9 @@ def _label_and_source(fields: object, where: str, what: str) -> dict:
 
 def content_entry(entry: object, where: str) -> dict:
     """One sample as a shard index lists it: key, label, source, localized."""
-    sample_key(_label_and_source(entry, where, "sample entry").get("key"), where)
-    return entry
+    checked = _label_and_source(entry, where, "sample entry")
+    sample_key(checked.get("key"), where)
+    return checked
 
 
 def shard_index(index: object, where: str, file_name: str | None = None) -> dict:
@@ -107,8 +108,9 @@ def manifest(value: object, where: str) -> dict:
 
 def sample_meta(meta: object, where: str) -> dict:
     """A sample's own metadata (``<key>.json``): its label, source and split checked."""
-    split(_label_and_source(meta, where, "sample metadata").get("split"), where)
-    return meta
+    checked = _label_and_source(meta, where, "sample metadata")
+    split(checked.get("split"), where)
+    return checked
 
 
 def member(name: str, where: str) -> tuple[str, str]:

@@ -135,11 +135,8 @@ class Patches:
             crop.set_random_state(seed=seed)
             return crop({**item, "tissue": (item["image"] > TISSUE).astype(np.float32)})[0]
         focus = item["mask"][0] if lesion else item["image"][0] > TISSUE
-        centre = (
-            tuple(int(c) for c in np.argwhere(focus).mean(axis=0))
-            if focus.any()
-            else (focus.shape[0] // 2, focus.shape[1] // 2)
-        )
+        where = np.argwhere(focus).mean(axis=0) if focus.any() else np.array(focus.shape) / 2
+        centre = (int(where[0]), int(where[1]))
         return {k: centre_crop(item[k], centre, self.patch_size) for k in self.keys}
 
     def image(self, sample: StandardSample, seed: int | None) -> torch.Tensor:

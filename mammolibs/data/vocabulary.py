@@ -25,7 +25,7 @@ def vocabulary_value(value: object) -> str:
 
 def checked_meta(meta: dict) -> dict:
     """The fields of :data:`VOCABULARY` in ``meta`` whose values it holds; every other field and value is dropped."""
-    kept = {}
+    kept: dict[str, str | list[str]] = {}
     for field, allowed in VOCABULARY.items():
         value = meta.get(field)
         if isinstance(value, (list, tuple, set)):

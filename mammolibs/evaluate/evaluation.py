@@ -148,8 +148,8 @@ def group_metrics(
     normal = [r for r in records if r.localized and r.label == "normal"]
     segmentation = {
         "lesion_images": len(lesion),
-        "dice": summarize([r.dice for r in lesion], seed),
-        "iou": summarize([r.iou for r in lesion], seed),
+        "dice": summarize([r.dice for r in lesion if r.dice is not None], seed),
+        "iou": summarize([r.iou for r in lesion if r.iou is not None], seed),
         "normal_images": len(normal),
         "normal_images_with_findings": float(np.mean([r.findings > 0 for r in normal])) if normal else None,
     }
@@ -304,7 +304,9 @@ def evaluate(
     snips = snip_scores(detector, samples, seed)
     threshold = point["malignancy_threshold"]
     sources = sorted({r.source for r in records})
-    all_snips = tuple(np.concatenate([snips[s][i] for s in snips]) for i in (0, 1)) if snips else None
+    all_snips = (
+        (np.concatenate([snips[s][0] for s in snips]), np.concatenate([snips[s][1] for s in snips])) if snips else None
+    )
     metrics = {
         "split": split,
         "data": data,
@@ -351,5 +353,6 @@ def _pictures(records: list[ImageRecord], sheet: dict, out: str) -> dict[str, by
         pictures["roc.png"] = save_roc(drawn, storage.join(out, "roc.png"))
     for number, (source, tiles) in enumerate(sorted(sheet.items())):
         name = f"segmentation-{source if SAFE_NAME.fullmatch(source) else number}.png"  # a name from data, checked
-        pictures[name] = save_segmentation_sheet(*map(list, zip(*tiles)), storage.join(out, name))
+        images, truths, predictions = (list(column) for column in zip(*tiles))
+        pictures[name] = save_segmentation_sheet(images, truths, predictions, storage.join(out, name))
     return pictures

@@ -8,13 +8,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+from typing import cast
 
 import numpy as np
 import torch
 
 from mammolibs import storage
 from mammolibs.evaluate.evaluation import load_detector
-from mammolibs.evaluate.inference import Detector
+from mammolibs.evaluate.inference import Detector, Net
 from mammolibs.evaluate.operating_point import load_operating_point
 from mammolibs.models import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
 
@@ -28,16 +29,16 @@ PREPROCESSING = (
 )
 
 
-def _export(model: torch.nn.Module, side: int, path: str, metadata: dict) -> None:
+def _export(model: Net, side: int, path: str, metadata: dict) -> None:
     """One model to ``path`` with a dynamic batch, its ``metadata`` as JSON in the file's metadata."""
     import onnx
 
     buffer = io.BytesIO()
     try:
         torch.onnx.export(
-            model.eval(),
+            cast(torch.nn.Module, model).eval(),  # the PyTorch models of load_detector
             (torch.zeros(1, 1, side, side),),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # a file object works; torch's annotation names paths only
             input_names=["image"],
             output_names=["logits"],
             dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
@@ -83,7 +84,7 @@ def export_onnx(unet_url: str, classifier_url: str, out: str, operating_point: s
         },
     )
     whole_image = detector.snip_size is None
-    classifier_side = image_size if whole_image else detector.snip_size
+    classifier_side = detector.snip_size if detector.snip_size is not None else image_size
     classes = WHOLE_IMAGE_CLASSES if whole_image else SNIP_CLASSES
     _export(
         detector.classifier,

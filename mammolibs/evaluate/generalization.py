@@ -67,7 +67,7 @@ def _labelled(manifest: dict, source: str) -> bool:
 
 def training_sets(sources: list[str]) -> dict[str, tuple[str, ...]]:
     """Name -> the sources it trains on: each alone, all, and all but one (three or more sources)."""
-    sets = {name: (name,) for name in sources}
+    sets: dict[str, tuple[str, ...]] = {name: (name,) for name in sources}
     if len(sources) > 1:
         sets["all"] = tuple(sources)
     if len(sources) > 2:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Callable, cast
 
 import numpy as np
 import torch
@@ -21,6 +22,8 @@ from mammolibs.data.snips import Box, crop_snip
 from mammolibs.data.views import in_patches
 from mammolibs.models import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
 
+Net = Callable[[torch.Tensor], torch.Tensor]
+"""A model as inference calls it: a torch module, or an ONNX one called the same way (``export.OnnxNet``)."""
 MIN_AREA = 9
 """Smallest finding, in standard-image pixels: fewer pixels above the threshold are noise."""
 
@@ -31,7 +34,7 @@ def model_device(model) -> torch.device:
     return weights.device if weights is not None else torch.device("cpu")
 
 
-def mirrored_probability(unet: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+def mirrored_probability(unet: Net, batch: torch.Tensor) -> torch.Tensor:
     """Lesion probabilities of an (N, 1, H, W) batch, averaged with those of its left-right mirror
     (test-time augmentation)."""
     return (torch.sigmoid(unet(batch)) + torch.sigmoid(unet(batch.flip(-1))).flip(-1)) / 2
@@ -39,7 +42,7 @@ def mirrored_probability(unet: nn.Module, batch: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def segment(
-    unet: nn.Module, images: np.ndarray, patch_size: int = 0, modalities: list[str] | None = None, batch_size: int = 8
+    unet: Net, images: np.ndarray, patch_size: int = 0, modalities: list[str] | None = None, batch_size: int = 8
 ) -> np.ndarray:
     """Lesion probability maps, shape (N, H, W), for standard-form images of shape (N, H, W), with
     mirror test-time augmentation. A U-Net trained on patches (``patch_size``) sees a mammogram by
@@ -56,23 +59,26 @@ def segment(
         patches = [in_patches({"modality": m}, patch_size) for m in modalities[start : start + len(batch)]]
         for index, (image, patched) in enumerate(zip(batch, patches), start=start):
             if patched:
-                found = sliding_window_inference(
-                    image[None],
-                    (patch_size, patch_size),
-                    batch_size,
-                    partial(mirrored_probability, unet),
-                    overlap=0.5,
-                    mode="gaussian",
+                found = cast(
+                    torch.Tensor,
+                    sliding_window_inference(
+                        image[None],
+                        (patch_size, patch_size),
+                        batch_size,
+                        partial(mirrored_probability, unet),
+                        overlap=0.5,
+                        mode="gaussian",
+                    ),
                 )
             else:
                 small = F.interpolate(image[None], size=(patch_size, patch_size), mode="area")
-                found = F.interpolate(mirrored_probability(unet, small), size=image.shape[-2:], mode="bilinear")
+                found = F.interpolate(mirrored_probability(unet, small), size=tuple(image.shape[-2:]), mode="bilinear")
             maps[index] = found[0, 0].cpu().numpy()
     return maps
 
 
 @torch.no_grad()
-def class_probabilities(classifier: nn.Module, crops: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def class_probabilities(classifier: Net, crops: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Softmax over the classifier's classes for grey crops of shape (N, S, S)."""
     device = model_device(classifier)
     rows = [
@@ -142,8 +148,8 @@ def regions(probability: np.ndarray, threshold: float, min_area: int = MIN_AREA)
 class Detector:
     """The deployed chain: a U-Net, a lesion classifier on snips (or a whole-image one), and thresholds."""
 
-    unet: nn.Module
-    classifier: nn.Module
+    unet: Net
+    classifier: Net
     snip_size: int | None  # None: the classifier scores whole images (benign, malignant)
     unet_threshold: float = 0.5
     min_area: int = MIN_AREA

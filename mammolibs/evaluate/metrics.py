@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torchmetrics.functional.classification import binary_auroc, binary_roc
 from torchmetrics.functional.segmentation import dice_score, mean_iou
 
@@ -41,7 +42,7 @@ def bootstrap_interval(
     return [float(low), float(high)]
 
 
-def summarize(values: np.ndarray, seed: int) -> dict:
+def summarize(values: ArrayLike, seed: int) -> dict:
     """Mean, median and a bootstrap 95% interval of the mean of per-case values (``None`` when there are none)."""
     values = np.asarray(values, dtype=np.float64)
     if len(values) == 0:
@@ -76,7 +77,7 @@ def overlap_per_image(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndar
     return dice.astype(np.float64), iou.astype(np.float64)
 
 
-def froc(lesion_scores: np.ndarray, false_scores: np.ndarray, images: int, rates=FROC_RATES) -> dict:
+def froc(lesion_scores: ArrayLike, false_scores: ArrayLike, images: int, rates=FROC_RATES) -> dict:
     """Detection sensitivity at each number of false positives per image in ``rates``.
 
     Args:

@@ -13,10 +13,12 @@ import dataclasses
 import json
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
+from torch import nn
 
 from mammolibs import storage
 from mammolibs.data.images import decode_upload, read_file_bytes
@@ -114,8 +116,8 @@ def load_models(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device cuda: this machine has no CUDA device that torch can use; give cpu")
-    detector.unet.to(device)
-    detector.classifier.to(device)
+    for model in (detector.unet, detector.classifier):
+        cast(nn.Module, model).to(device)
     point = load_operating_point(operating_point, classifier_checkpoint["url"])
     cards = [model_card("unet", unet_checkpoint), model_card("classifier", classifier_checkpoint)]
     return Models(detector, unet_checkpoint["image_size"], point, backend, cards, device)
@@ -237,11 +239,12 @@ def overlay_png(prediction: Prediction, max_side: int | None = None) -> bytes:
     picture = picture.convert("RGB")
     side, scale = max(picture.size), picture.size[0] / prediction.report["width"]
     draw, width = ImageDraw.Draw(picture), max(2, side // 400)
-    font = ImageFont.load_default(size=max(12, side // 45))
+    size = max(12, side // 45)
+    font = ImageFont.load_default(size=size)
     for number, lesion in enumerate(prediction.report["lesions"], start=1):
         x0, y0, x1, y1 = (round(v * scale) for v in lesion["box"])
         draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=BOX, width=width)
-        draw.text((x0, max(0, y0 - font.size - width)), f"{number}: {lesion['malignancy_text']}", fill=BOX, font=font)
+        draw.text((x0, max(0, y0 - size - width)), f"{number}: {lesion['malignancy_text']}", fill=BOX, font=font)
     rgb = np.asarray(picture).copy()
     rgb[outline] = OUTLINE  # the shapes over their boxes
     return png(Image.fromarray(rgb))

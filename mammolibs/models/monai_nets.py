@@ -53,7 +53,7 @@ def padded(network: type[nn.Module], multiple: int) -> type[nn.Module]:
     """``network`` for any image side: the input padded up to a multiple of its total stride, the
     output cropped back (parameter names unchanged)."""
 
-    class Padded(network):
+    class Padded(network):  # type: ignore[valid-type, misc]  # a subclass made for each network
         def forward(self, x):
             height, width = x.shape[-2:]
             return super().forward(F.pad(x, (0, -width % multiple, 0, -height % multiple)))[..., :height, :width]

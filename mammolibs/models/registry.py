@@ -26,6 +26,13 @@ class Architecture:
     build: Callable[..., nn.Module]
     bottleneck: str | None  # the module whose output is the encoder's deepest features (segmentation models)
 
+    @property
+    def encoder_end(self) -> str:
+        """:attr:`bottleneck` of a segmentation model (a classifier has none)."""
+        if self.bottleneck is None:
+            raise ValueError(f"{self.name} is a classifier: it has no encoder bottleneck")
+        return self.bottleneck
+
 
 ARCHITECTURES: dict[str, Architecture] = {}
 
@@ -123,7 +130,7 @@ class WithImageClasses(nn.Module):
         self.net, self.bottleneck = net, bottleneck
         self.head = nn.Linear(encoder_channels(net, bottleneck), num_classes)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
         output, features = run_net(self.net, self.bottleneck, x, whole=True)
         return output, self.head(features)
 
@@ -144,16 +151,16 @@ def create_model(name: str, role: str = "segmentation", width: int = 16, num_cla
     if role == "segmentation":
         return net
     if role == "contrastive":
-        return Contrastive(net, architecture.bottleneck)
+        return Contrastive(net, architecture.encoder_end)
     if role == "autoencoder":
-        return WithImageClasses(net, architecture.bottleneck, num_classes)
-    return EncoderClassifier(net, architecture.bottleneck, num_classes)
+        return WithImageClasses(net, architecture.encoder_end, num_classes)
+    return EncoderClassifier(net, architecture.encoder_end, num_classes)
 
 
 def encoder_names(name: str, width: int) -> set[str]:
     """The state-dict names of the architecture's encoder: the parameters that a pass through it to its
     bottleneck reaches, and the buffers (batch-norm statistics) of their modules."""
-    probe = OnEncoder(ARCHITECTURES[name].build(width=width), ARCHITECTURES[name].bottleneck)
+    probe = OnEncoder(ARCHITECTURES[name].build(width=width), ARCHITECTURES[name].encoder_end)
     probe.features(torch.zeros(PROBE)).sum().backward()
     reached = {n for n, p in probe.net.named_parameters() if p.grad is not None}
     modules = {n.rpartition(".")[0] for n in reached}

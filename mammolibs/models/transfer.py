@@ -13,7 +13,7 @@ import logging
 import torch
 from torch import nn
 
-from mammolibs.models.catalog import CLASSIFICATION, MODEL_NAMES
+from mammolibs.models.catalog import CLASSIFICATION, DEFAULT_WIDTH, MODEL_NAMES
 from mammolibs.models.registry import encoder_names
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def describe(checkpoint: dict) -> str:
     return f"{checkpoint['model_name']}" + (f" (width {kwargs['width']})" if "width" in kwargs else "")
 
 
-def transfer(model: nn.Module, name: str, role: str, width: int, checkpoint: dict, origin: str) -> list[str]:
+def transfer(model: nn.Module, name: str, role: str, width: int | None, checkpoint: dict, origin: str) -> list[str]:
     """Load what fits of ``checkpoint`` into ``model`` (model ``name`` built for ``role`` at ``width``);
     returns the names taken. Refuses, loading nothing, when the encoder does not match."""
     own = model.state_dict()
@@ -49,7 +49,7 @@ def transfer(model: nn.Module, name: str, role: str, width: int, checkpoint: dic
         )
     else:
         prefix = "net." if isinstance(getattr(model, "net", None), nn.Module) else ""  # a wrapper of the architecture
-        encoder = encoder_names(name, width)
+        encoder = encoder_names(name, width if width is not None else DEFAULT_WIDTH)
         source = architecture_state(checkpoint)
         if checkpoint.get("model_role") == "contrastive":
             source = {k: v for k, v in source.items() if k in encoder}

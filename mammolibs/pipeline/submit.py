@@ -73,7 +73,7 @@ def submit_to_kubeflow(
     return run.run_id
 
 
-def _is_connection_error(err: BaseException) -> bool:
+def _is_connection_error(err: BaseException | None) -> bool:
     """Whether ``err`` (or what it wraps) is a refused, reset or timed-out connection."""
     import urllib3
 
@@ -102,7 +102,7 @@ def submit_to_vertex(
     ``pipeline_root`` must be an existing bucket (``infra/`` makes one): Vertex AI would otherwise make
     one of its own choosing. ``experiment`` becomes a label of the job.
     """
-    from google.cloud import aiplatform, storage
+    from google.cloud import aiplatform, storage  # type: ignore[attr-defined]  # a namespace package
 
     documents = read_package(package, parameters)
     if len(documents) > 1 or any(

@@ -16,12 +16,13 @@ import base64
 import json
 import logging
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from mammolibs.data.images import decode_upload
 from mammolibs.data.sample import RejectedInput
@@ -58,7 +59,7 @@ class Settings:
     extra_routes: dict[str, str] = field(default_factory=dict)  # {"health": route, "predict": route} (Vertex AI)
 
 
-def vertex_settings(settings: Settings, environ: dict = os.environ) -> Settings:
+def vertex_settings(settings: Settings, environ: Mapping[str, str] = os.environ) -> Settings:
     """``settings`` with Vertex AI's custom-container variables applied where they are set: its port,
     every interface (the platform routes to the container, not to localhost), its routes."""
     if "AIP_HTTP_PORT" not in environ:
@@ -147,8 +148,12 @@ def request_limit(limits: Limits) -> int:
 async def read_multipart(request: web.Request, limits: Limits) -> list[Upload]:
     """Files of a multipart upload (any field with a file name), read in memory and counted as they
     come; the other fields are options for every file (modality, threshold, pictures)."""
-    reader, files, fields, total = await request.multipart(), [], {}, 0
+    reader, total = await request.multipart(), 0
+    files: list[Upload] = []
+    fields: dict[str, str] = {}
     while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise BadInput(400, "a multipart inside the upload: send each file as a field of its own")
         data = bytearray()
         while chunk := await part.read_chunk(256 * 1024):
             data += chunk
@@ -163,7 +168,7 @@ async def read_multipart(request: web.Request, limits: Limits) -> list[Upload]:
             if len(files) >= limits.max_images:
                 raise BadInput(413, f"more than {limits.max_images} files in one request")
             files.append(Upload(display_name(part.filename, f"image-{len(files) + 1}"), bytes(data)))
-        elif part.name in ("modality", "threshold", "pictures"):
+        elif part.name is not None and part.name in ("modality", "threshold", "pictures"):
             fields[part.name] = data.decode("utf-8", "replace")
     if not files:
         raise BadInput(400, "no file in the upload: send the image in a multipart field with a file name")

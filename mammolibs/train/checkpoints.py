@@ -10,6 +10,7 @@ run continues exactly where the interrupted one was. All of it loads with ``weig
 from __future__ import annotations
 
 import random
+from typing import cast
 
 import numpy as np
 import torch
@@ -97,7 +98,7 @@ def load_model(url: str, stages: tuple[str, ...] = (), image_size: int | None = 
 
 def rng_states() -> dict:
     """Every random generator a run uses, as tensors and plain values (loadable with weights_only)."""
-    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    kind, keys, position, has_gauss, gauss = cast(tuple, np.random.get_state(legacy=True))
     states = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),

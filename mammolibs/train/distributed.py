@@ -115,7 +115,7 @@ def distribute(model: nn.Module, runtime: Runtime) -> nn.Module:
     synced on GPUs)."""
     model = model.to(runtime.device)
     if runtime.device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
     if runtime.world_size > 1:
         unused = getattr(model, "uses_part_of_net", False)  # an encoder without its decoder
         if runtime.device.type != "cuda":  # batch norm per process: gloo cannot sync it

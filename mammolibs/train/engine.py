@@ -16,8 +16,10 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from typing import Any, cast
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from mammolibs import storage
@@ -153,16 +155,16 @@ class Run:
 
         model = create_model(self.model_name, stage.role, **self.model_kwargs)
         if init is not None:
-            transfer(model, self.model_name, stage.role, self.model_kwargs.get("width"), init, config.init)
-        self.model = distributed.distribute(model, runtime)
+            transfer(model, self.model_name, stage.role, self.model_kwargs.get("width"), init, str(config.init))
+        self.model: nn.Module = distributed.distribute(model, runtime)
         if config.compile:
-            self.model = torch.compile(self.model)
+            self.model = cast(nn.Module, torch.compile(self.model))
         self.optimizer, self.scheduler = build_optimizer(
             self.model, config, runtime, config.epochs * self.steps_per_epoch
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        self.state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "loss_sum": 0.0, "loss_steps": 0}
-        if self.resuming:
+        self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": None, "loss_sum": 0.0, "loss_steps": 0}
+        if source is not None and self.resuming:
             self._restore(source)
 
     def _streams(self) -> tuple[ShardStream, ShardStream]:

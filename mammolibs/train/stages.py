@@ -62,7 +62,8 @@ class Stage:
     def model_spec(self, config: dict, source: dict | None = None) -> tuple[str, dict]:
         """(model name, build arguments): ``--model`` and ``--width`` where given, else those of ``source``
         (the checkpoint resumed or started from) where this stage can train its model, else the defaults."""
-        inherited = source is not None and source["model_name"] in models_for(self.name)
+        source = source or {}
+        inherited = source.get("model_name") in models_for(self.name)
         name = check_model(
             self.name, config.get("model") or (source["model_name"] if inherited else STAGE_DEFAULT_MODEL[self.name])
         )

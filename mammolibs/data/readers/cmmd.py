@@ -42,14 +42,14 @@ def read_cmmd(root: str) -> Iterator[SourceItem]:
     for relative in files:
         if not relative.lower().endswith(DICOM_SUFFIXES):
             continue
-        patient = next((p for p in relative.split("/") if _PATIENT.fullmatch(p)), None)
-        if patient is None:
+        folder = next((p for p in relative.split("/") if _PATIENT.fullmatch(p)), None)
+        if folder is None:
             continue
         url = storage.join(root, relative)
         yield SourceItem(
             name=url,
             key=relative,
-            load=partial(_load, url, patient, {side: breasts.get((patient, side)) for side in "LR"}),
+            load=partial(_load, url, folder, {side: breasts.get((folder, side)) for side in "LR"}),
         )
 
 

@@ -91,7 +91,10 @@ def roi_mask(xml: bytes, shape: tuple[int, int], name: str) -> np.ndarray:
     draw = ImageDraw.Draw(canvas)
     for entry in document.get("Images", []):
         for roi in entry.get("ROIs", []):
-            points = [(float(x), float(y)) for x, y in (_POINT.match(p).groups() for p in roi.get("Point_px", []))]
+            found = [_POINT.match(p) for p in roi.get("Point_px", [])]
+            if not all(found):
+                raise RejectedInput(f"{name}: a ROI point that is not '(x, y)' in its Point_px list")
+            points = [(float(m.group(1)), float(m.group(2))) for m in found if m]
             if len(points) >= 3:
                 draw.polygon(points, fill=1, outline=1)
             elif points:

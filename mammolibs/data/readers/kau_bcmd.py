@@ -34,7 +34,8 @@ def read_kau_bcmd(root: str) -> Iterator[SourceItem]:
     for relative in storage.list_files(root, IMAGE_SUFFIXES + DICOM_SUFFIXES):
         parts = relative.split("/")
         category = next((i for i, p in enumerate(parts[:-1]) if _CATEGORY.fullmatch(p.strip())), None)
-        if category is None:
+        matched = _CATEGORY.fullmatch(parts[category].strip()) if category is not None else None
+        if category is None or matched is None:
             continue
         found = True
         stem = parts[-1].rsplit(".", 1)[0]
@@ -43,7 +44,7 @@ def read_kau_bcmd(root: str) -> Iterator[SourceItem]:
         yield SourceItem(
             name=url,
             key=relative,
-            load=partial(_load, url, _CATEGORY.fullmatch(parts[category].strip()).group(1), case, stem),
+            load=partial(_load, url, matched.group(1), case, stem),
         )
     if not found:
         raise FileNotFoundError(f"{root}: no BI-RADS category folders (Birad1, BIRADS 3, ...) with images found")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from functools import partial
-from typing import Iterator
+from typing import Iterator, cast
 
 import numpy as np
 
@@ -69,7 +69,7 @@ def lesion_labels(shape: tuple[int, int], lines: list[dict]) -> list[tuple[str, 
     located = [line for line in lines if line["class"] != "NORM" and line["centre"] is not None]
     if len({line["severity"] for line in located}) < 2:
         return []
-    return [(SEVERITY[line["severity"]], circle_mask(shape, [line])) for line in located]
+    return [(SEVERITY[line["severity"]], cast(np.ndarray, circle_mask(shape, [line]))) for line in located]  # located
 
 
 def circle_mask(shape: tuple[int, int], lines: list[dict]) -> np.ndarray | None:
