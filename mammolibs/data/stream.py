@@ -23,8 +23,8 @@ import torch
 from torch.utils.data import IterableDataset, default_collate, get_worker_info
 
 from mammolibs import storage
-from mammolibs.data.manifest import read_manifest
-from mammolibs.data.shards import committed_shards, decode_sample, read_shard, sample_parts
+from mammolibs.data.shard_set import ShardSet
+from mammolibs.data.shards import decode_sample, read_shard, sample_parts
 from mammolibs.data.views import View
 
 
@@ -37,16 +37,8 @@ class ShardPart:
 
 
 def split_shards(data_url: str, split: str) -> list[dict]:
-    """The index of every shard of ``split`` that the manifest lists, in name order."""
-    listed = {s["name"] for s in read_manifest(data_url)["shards"] if s["split"] == split}
-    found = sorted((s for s in committed_shards(data_url) if s["name"] in listed), key=lambda s: s["name"])
-    missing = listed - {s["name"] for s in found}
-    if missing:
-        raise FileNotFoundError(
-            f"{data_url}: shards {sorted(missing)} are in the manifest but have no index; "
-            "rerun 'mammo standardize' on the same output to repair it"
-        )
-    return found
+    """The index of every shard of ``split`` that the manifest lists, in name order (:class:`ShardSet`)."""
+    return ShardSet.open(data_url).shards(split)
 
 
 def replica_parts(shards: list[dict], view: View, rank: int, world: int) -> list[ShardPart]:

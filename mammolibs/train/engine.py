@@ -23,8 +23,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mammolibs import storage
-from mammolibs.data.manifest import read_manifest
-from mammolibs.data.stream import ShardStream, replica_parts, split_shards, usable_count
+from mammolibs.data.shard_set import ShardSet
+from mammolibs.data.stream import ShardStream, replica_parts, usable_count
 from mammolibs.data.views import effective_patch, unpack_batch
 from mammolibs.models import create_model
 from mammolibs.models.transfer import transfer
@@ -75,7 +75,7 @@ def train_step(stage: Stage, model, batch, optimizer, scheduler, scaler, autocas
 
 
 def data_streams(
-    stage: Stage, settings: dict, image_size: int, config: TrainConfig, runtime: distributed.Runtime
+    stage: Stage, settings: dict, data: ShardSet, config: TrainConfig, runtime: distributed.Runtime
 ) -> tuple[ShardStream, ShardStream, int]:
     """The train and val streams of this process (its part of the shards, :attr:`Runtime.data_part`)
     and the number of usable train samples; every process gets the same number of steps."""
@@ -83,8 +83,8 @@ def data_streams(
     if config.batch_size < stage.min_batch:
         raise ValueError(f"stage '{stage.name}' needs --batch-size of at least {stage.min_batch}")
     global_batch = config.batch_size * replicas
-    train_view = stage.view(settings, image_size, train=True)
-    train_shards = split_shards(config.data, "train")
+    train_view = stage.view(settings, data.image_size, train=True)
+    train_shards = data.shards("train")
     usable = usable_count(train_shards, train_view)
     steps = usable // global_batch
     if config.max_steps:
@@ -110,10 +110,10 @@ def data_streams(
         shuffle=True,
         steps=steps,
     )
-    val_view = stage.view(settings, image_size, train=False)
+    val_view = stage.view(settings, data.image_size, train=False)
     val = ShardStream(
         config.data,
-        replica_parts(split_shards(config.data, "val"), val_view, rank, world),
+        replica_parts(data.shards("val"), val_view, rank, world),
         val_view,
         batch,
         config.seed,
@@ -132,9 +132,9 @@ class Run:
         self.precision = distributed.resolve_precision(config.precision, runtime)
         self.autocast = distributed.autocast(runtime, self.precision)
         torch.manual_seed(config.seed)
-        manifest = read_manifest(config.data)
-        self.image_size = manifest["image_size"]
-        self.trained_on = {"data": config.data, "sources": manifest["counts"]["source"]}
+        self.data = ShardSet.open(config.data)
+        self.image_size = self.data.image_size
+        self.trained_on = {"data": config.data, "sources": self.data.manifest["counts"]["source"]}
         self.latest = checkpoint_url(config.out, "latest")
         self.resuming = config.resume and storage.exists(self.latest)
         init = load_checkpoint(config.init) if config.init and not self.resuming else None
@@ -168,7 +168,7 @@ class Run:
             self._restore(source)
 
     def _streams(self) -> tuple[ShardStream, ShardStream]:
-        train, val, usable = data_streams(self.stage, self.settings, self.image_size, self.config, self.runtime)
+        train, val, usable = data_streams(self.stage, self.settings, self.data, self.config, self.runtime)
         log.info(
             "%s on %s: %d steps per epoch of %d images (%d usable in train), precision %s",
             self.stage.name,

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -67,8 +68,7 @@ class RunLog:
         self.writer.add_hparams(simple, finite, run_name=".")
 
     def _new_writer(self) -> SummaryWriter:
-        self.files += 1
-        return SummaryWriter(self.folder, filename_suffix=f".{self.files}")
+        return SummaryWriter(self.folder)
 
     def sync(self) -> int:
         """Flush events; for a remote ``out``, close the event file, upload it and start another.
@@ -77,13 +77,21 @@ class RunLog:
         if not self.remote:
             return 0
         self.writer.close()
-        sent = sum(
-            os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(self.folder) for name in names
-        )
+        sent = 0
+        for path in sorted((e for e in os.scandir(self.folder) if e.is_file()), key=lambda e: e.stat().st_mtime_ns):
+            sent += path.stat().st_size
+            os.rename(path.path, os.path.join(self.folder, self._next_name()))
         for name in storage.upload_folder(self.folder, storage.join(self.out, TENSORBOARD)):
             os.remove(os.path.join(self.folder, name))
         self.writer = self._new_writer()
         return sent
+
+    def _next_name(self) -> str:
+        """An event file name that sorts after every earlier one of the run: TensorBoard reads a folder's
+        files in name order and skips one that sorts before a file it has read (the writer's own names
+        put a counter before the suffix, so a tenth file would sort before the second)."""
+        self.files += 1
+        return f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{self.files:06d}"
 
     def close(self) -> None:
         self.sync()

@@ -116,6 +116,7 @@ def test_each_host_of_a_tpu_slice_reads_its_own_part_for_its_own_devices(small_s
     each host reads its own half of the shards, in batches for its two devices, for the same number of steps."""
     from dataclasses import asdict
 
+    from mammolibs.data.shard_set import ShardSet
     from mammolibs.train.distributed import Runtime
     from mammolibs.train.engine import TrainConfig, data_streams
     from mammolibs.train.stages import STAGES
@@ -124,8 +125,10 @@ def test_each_host_of_a_tpu_slice_reads_its_own_part_for_its_own_devices(small_s
     settings = {**asdict(config), "patch_size": 0}
     stage = STAGES["autoencoder"]
 
+    data = ShardSet.open(small_shards)
+
     def streams(runtime: Runtime):
-        return data_streams(stage, settings, 64, config, runtime)
+        return data_streams(stage, settings, data, config, runtime)
 
     hosts = [Runtime(device=torch.device("cpu"), xla_devices=4, host=h, hosts=2) for h in (0, 1)]
     whole = Runtime(device=torch.device("cpu"), xla_devices=4)
