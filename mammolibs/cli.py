@@ -295,6 +295,31 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_chain_flags(parser: argparse.ArgumentParser, default: str) -> None:
+    """The models of the chain, as predict and serve take them (``default``: where they are when not given;
+    empty: they must be given)."""
+    where = f" [default: {default}]" if default else ""
+    for flag, stage in (("--unet", "the finetune stage"), ("--classifier", "the classifier stage")):
+        parser.add_argument(
+            flag,
+            required=not default,
+            help=f"checkpoint (.pt) or --out folder of {stage}; or {flag[2:]}.onnx / the 'mammo export' folder{where}",
+        )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="torch: the checkpoints in PyTorch; onnx: the exported files in onnxruntime; auto: onnx "
+        "when both --unet and --classifier are exported files",
+    )
+    parser.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
+    parser.add_argument(
+        "--operating-point",
+        help="operating_point.json (or the evaluation folder holding it) [default: the one 'mammo evaluate' stored "
+        "beside the classifier, or the one stored in the export; 0.5 thresholds without one]",
+    )
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mammo", description="mammoflow: breast-imaging pipeline (research software, not a medical device)."
@@ -481,34 +506,12 @@ def get_parser() -> argparse.ArgumentParser:
         "--input",
         help="a folder or URL (gs://...): predict every image file below it, resumable (a rerun skips the images done)",
     )
-    pr.add_argument(
-        "--unet",
-        required=True,
-        help="U-Net checkpoint (.pt) or the finetune stage's --out folder; or unet.onnx / the 'mammo export' folder",
-    )
-    pr.add_argument(
-        "--classifier",
-        required=True,
-        help="classifier checkpoint (.pt) or its stage's --out folder; or classifier.onnx / the 'mammo export' folder",
-    )
-    pr.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="auto",
-        help="torch: the checkpoints in PyTorch; onnx: the exported files in onnxruntime; auto: onnx "
-        "when both --unet and --classifier are exported files",
-    )
+    add_chain_flags(pr, default="")
     pr.add_argument("--out", required=True, help="folder or URL for the overlays and findings")
-    pr.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
     pr.add_argument(
         "--threshold",
         type=float,
         help="U-Net probability above which a pixel is lesion [default: the operating point's]",
-    )
-    pr.add_argument(
-        "--operating-point",
-        help="operating_point.json (or the evaluation folder holding it) [default: the "
-        "one 'mammo evaluate' stored beside the classifier; 0.5 thresholds without one]",
     )
     pr.add_argument(
         "--modality",
@@ -533,25 +536,7 @@ def get_parser() -> argparse.ArgumentParser:
         "AIP_PREDICT_ROUTE too, with the models at AIP_STORAGE_URI by default. Research software, "
         "not a medical device.",
     )
-    sv.add_argument(
-        "--unet", help="U-Net run folder or checkpoint, or a 'mammo export' folder [default: $AIP_STORAGE_URI]"
-    )
-    sv.add_argument(
-        "--classifier",
-        help="classifier run folder or checkpoint, or a 'mammo export' folder [default: $AIP_STORAGE_URI]",
-    )
-    sv.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="auto",
-        help="torch: checkpoints in PyTorch; onnx: exported files in onnxruntime; auto: onnx when both "
-        "are exported files",
-    )
-    sv.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
-    sv.add_argument(
-        "--operating-point",
-        help="operating_point.json to use [default: the one beside the classifier, or stored in the export]",
-    )
+    add_chain_flags(sv, default="$AIP_STORAGE_URI")
     sv.add_argument(
         "--host",
         default="127.0.0.1",

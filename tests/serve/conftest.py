@@ -62,6 +62,12 @@ class Server:
         self.log.close()
 
 
+def chain_flags(runs: Path, point: Path | None = None) -> list[str]:
+    """``mammo serve`` flags for the session's trained runs (and an operating point)."""
+    flags = ["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier")]
+    return flags + (["--operating-point", str(point)] if point else [])
+
+
 @pytest.fixture(scope="session")
 def everywhere_point(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("point") / "operating_point.json"
@@ -72,18 +78,7 @@ def everywhere_point(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def server(runs, everywhere_point):
     """The chain of the session's runs, served with a 12 MiB upload limit (so that 'too large' is cheap to send)."""
-    served = Server(
-        [
-            "--unet",
-            str(runs / "finetune"),
-            "--classifier",
-            str(runs / "classifier"),
-            "--operating-point",
-            str(everywhere_point),
-            "--max-upload-mb",
-            "12",
-        ]
-    )
+    served = Server([*chain_flags(runs, everywhere_point), "--max-upload-mb", "12"])
     yield served
     served.stop()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pydicom
 import requests
 
-from tests.serve.conftest import Server, free_port, real_dicom
+from tests.serve.conftest import Server, chain_flags, free_port, real_dicom
 
 
 def upload(server: Server, path: Path, **fields) -> requests.Response:
@@ -117,9 +117,7 @@ def test_every_bad_input_gets_a_4xx_with_one_line(server, bad_uploads):
 def test_the_server_listens_on_localhost_only_and_keeps_uploads_off_disk(runs, everywhere_point, mias_dir, tmp_path):
     private = tmp_path / "tmp"
     private.mkdir()
-    served = Server(
-        ["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier")], env={"TMPDIR": str(private)}
-    )
+    served = Server(chain_flags(runs), env={"TMPDIR": str(private)})
     try:
         answer = upload(served, mias_dir / "mdb012.pgm")
         assert answer.status_code == 200
@@ -140,12 +138,7 @@ def test_vertex_ai_contract(runs, everywhere_point, mias_dir, busi_dir):
     }
     served = Server(
         [
-            "--unet",
-            str(runs / "finetune"),
-            "--classifier",
-            str(runs / "classifier"),
-            "--operating-point",
-            str(everywhere_point),
+            *chain_flags(runs, everywhere_point),
         ],
         env=env,
         port=port,
@@ -172,12 +165,7 @@ def test_images_are_read_from_allowed_gcs_prefixes_only(runs, everywhere_point, 
     client.bucket(bucket).blob("private/mdb012.pgm").upload_from_filename(str(mias_dir / "mdb012.pgm"))
     served = Server(
         [
-            "--unet",
-            str(runs / "finetune"),
-            "--classifier",
-            str(runs / "classifier"),
-            "--operating-point",
-            str(everywhere_point),
+            *chain_flags(runs, everywhere_point),
             "--allow-url",
             f"gs://{bucket}/allowed/",
         ],
@@ -207,9 +195,7 @@ def test_images_are_read_from_allowed_gcs_prefixes_only(runs, everywhere_point, 
 
 
 def test_requests_beyond_capacity_get_503_and_the_server_stays_up(runs, everywhere_point, mias_dir):
-    served = Server(
-        ["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier"), "--workers", "1", "--queue", "1"]
-    )
+    served = Server([*chain_flags(runs), "--workers", "1", "--queue", "1"])
     try:
         with concurrent.futures.ThreadPoolExecutor(12) as pool:
             answers = list(pool.map(lambda _: upload(served, mias_dir / "mdb012.pgm"), range(12)))
