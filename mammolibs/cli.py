@@ -320,15 +320,8 @@ def add_chain_flags(parser: argparse.ArgumentParser, default: str) -> None:
     )
 
 
-def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mammo", description="mammoflow: breast-imaging pipeline (research software, not a medical device)."
-    )
-    parser.add_argument("--version", action="version", version=f"mammoflow {__version__}")
-    add_verbosity_flags(parser)
-    commands = parser.add_subparsers(dest="command", required=True, help="what to do")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-
+def _add_standardize_command(commands: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    """``mammo standardize``."""
     std = commands.add_parser(
         "standardize",
         formatter_class=fmt,
@@ -377,6 +370,9 @@ def get_parser() -> argparse.ArgumentParser:
     std.add_argument("--no-progress", action="store_true", help="hide progress bars")
     std.set_defaults(run=_standardize)
 
+
+def _add_data_command(commands: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    """``mammo data inspect`` and ``mammo data merge``."""
     data = commands.add_parser("data", help="look at standardized data").add_subparsers(
         dest="data_command", required=True, help="what to do with the shards"
     )
@@ -397,6 +393,9 @@ def get_parser() -> argparse.ArgumentParser:
     mer.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     mer.set_defaults(run=_merge)
 
+
+def _add_train_command(commands: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    """``mammo train STAGE``."""
     tr = commands.add_parser(
         "train",
         help="run one training stage (the train/ scripts' command line)",
@@ -410,6 +409,9 @@ def get_parser() -> argparse.ArgumentParser:
     tr.add_argument("flags", nargs=argparse.REMAINDER, help="the stage's flags, e.g. --data shards/ --out runs/encoder")
     tr.set_defaults(run=_train)
 
+
+def _add_evaluate_command(commands: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    """``mammo evaluate``."""
     ev = commands.add_parser(
         "evaluate",
         formatter_class=fmt,
@@ -464,6 +466,9 @@ def get_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ev.set_defaults(run=_evaluate)
 
+
+def _add_generalize_command(commands: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    """``mammo generalize``."""
     gen = commands.add_parser(
         "generalize",
         formatter_class=fmt,
@@ -490,6 +495,9 @@ def get_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
     gen.set_defaults(run=_generalize)
 
+
+def _add_predict_command(commands: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    """``mammo predict``."""
     pr = commands.add_parser(
         "predict",
         formatter_class=fmt,
@@ -525,6 +533,9 @@ def get_parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-progress", action="store_true", help="no progress bar (with --input)")
     pr.set_defaults(run=_predict)
 
+
+def _add_serve_command(commands: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    """``mammo serve``."""
     sv = commands.add_parser(
         "serve",
         formatter_class=fmt,
@@ -567,6 +578,9 @@ def get_parser() -> argparse.ArgumentParser:
     )
     sv.set_defaults(run=_serve)
 
+
+def _add_export_command(commands: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    """``mammo export``."""
     ex = commands.add_parser(
         "export",
         formatter_class=fmt,
@@ -583,6 +597,9 @@ def get_parser() -> argparse.ArgumentParser:
     )
     ex.set_defaults(run=_export)
 
+
+def _add_pipeline_command(commands: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    """``mammo pipeline compile|run-local|submit``."""
     pipeline = commands.add_parser(
         "pipeline", help="compile the pipeline, run it here, or start it in the cloud"
     ).add_subparsers(dest="pipeline_command", required=True, help="what to do with the pipeline")
@@ -630,6 +647,25 @@ def get_parser() -> argparse.ArgumentParser:
         "(Kubeflow) or an IAM service account e-mail (Vertex AI), e.g. infra/'s pipeline runner",
     )
     sub.set_defaults(run=_submit)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mammo", description="mammoflow: breast-imaging pipeline (research software, not a medical device)."
+    )
+    parser.add_argument("--version", action="version", version=f"mammoflow {__version__}")
+    add_verbosity_flags(parser)
+    commands = parser.add_subparsers(dest="command", required=True, help="what to do")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    _add_standardize_command(commands, fmt)
+    _add_data_command(commands, fmt)
+    _add_train_command(commands, fmt)
+    _add_evaluate_command(commands, fmt)
+    _add_generalize_command(commands, fmt)
+    _add_predict_command(commands, fmt)
+    _add_serve_command(commands, fmt)
+    _add_export_command(commands, fmt)
+    _add_pipeline_command(commands, fmt)
     return parser
 
 
