@@ -14,7 +14,7 @@ import multiprocessing
 import threading
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -118,35 +118,9 @@ def standardize(
     writers = {
         split: ShardWriter(output, split, samples_per_shard, next_shard_number(shards, split)) for split in SPLITS
     }
-    todo, seen = [], set(written)
-    for key, item in items:
-        if key in written:
-            continue
-        if key in seen:
-            rejects.append(
-                Rejected(
-                    item.name,
-                    _source_of(key),
-                    key,
-                    f"{item.name}: appears twice in this run "
-                    "(the same file under two sources?); standardize each source folder once",
-                )
-            )
-            continue
-        seen.add(key)
-        todo.append((key, item))
+    todo = _still_to_do(items, written, rejects)
     results = _prepare_all(todo, image_size, secret, workers)
-    names = {key: item.name for key, item in todo}
-    for result in tqdm(results, total=len(todo), desc="standardize", unit="image", disable=not progress):
-        if isinstance(result, Rejected):
-            log.warning("rejected %s", shown.text(result.reason))
-            rejects.append(result)
-        else:
-            if "label_only" in result.meta:
-                log.warning("%s kept label-only: %s", shown.name(names[result.key]), result.meta["label_only"])
-            writers[result.meta["split"]].add(result)
-    for writer in writers.values():
-        writer.flush()
+    _write_results(results, todo, writers, rejects, shown, progress)
     unusable = _unusable_sources(sources, items, rejects, shown)
     rejects = [Rejected(shown.name(r.file), r.source, r.key, shown.text(r.reason)) for r in rejects]
     _write_if_changed(storage.join(output, REJECTS), "".join(json.dumps(r.__dict__) + "\n" for r in rejects))
@@ -160,6 +134,49 @@ def standardize(
         new_shards=sum(len(w.shards) for w in writers.values()),
         unusable_sources=unusable,
     )
+
+
+def _still_to_do(
+    items: list[tuple[str, SourceItem]], written: set[str], rejects: list[Rejected]
+) -> list[tuple[str, SourceItem]]:
+    """The items not in a committed shard yet; a second item of the same key is rejected."""
+    todo, seen = [], set(written)
+    for key, item in items:
+        if key in written:
+            continue
+        if key in seen:
+            reason = (
+                f"{item.name}: appears twice in this run (the same file under two sources?); "
+                "standardize each source folder once"
+            )
+            rejects.append(Rejected(item.name, _source_of(key), key, reason))
+            continue
+        seen.add(key)
+        todo.append((key, item))
+    return todo
+
+
+def _write_results(
+    results: Iterable,
+    todo: list[tuple[str, SourceItem]],
+    writers: dict[str, ShardWriter],
+    rejects: list[Rejected],
+    shown: InputNames,
+    progress: bool,
+) -> None:
+    """Each prepared sample into the shard of its split (every shard committed at the end), each failure
+    into ``rejects``."""
+    names = {key: item.name for key, item in todo}
+    for result in tqdm(results, total=len(todo), desc="standardize", unit="image", disable=not progress):
+        if isinstance(result, Rejected):
+            log.warning("rejected %s", shown.text(result.reason))
+            rejects.append(result)
+        else:
+            if "label_only" in result.meta:
+                log.warning("%s kept label-only: %s", shown.name(names[result.key]), result.meta["label_only"])
+            writers[result.meta["split"]].add(result)
+    for writer in writers.values():
+        writer.flush()
 
 
 def _unusable_sources(
