@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, cast
 
@@ -121,6 +121,15 @@ def data_streams(
         shuffle=False,
     )
     return train, val, usable
+
+
+@dataclass
+class Interval:
+    """The steps since the loss was last read: how many, the time spent waiting for data, when it began."""
+
+    steps: int = 0
+    waited: float = 0.0
+    since: float = field(default_factory=time.perf_counter)
 
 
 class Run:
@@ -304,39 +313,26 @@ class Run:
         )
         progress.bar.update(state["batch"] * images_per_step)
         running = torch.zeros((), device=runtime.device)
-        interval_steps, waited, since = 0, 0.0, time.perf_counter()
+        interval = Interval()
         batches = iter(distributed.on_device(self._loader(self.train_stream), runtime))
         try:
             while state["batch"] < self.steps_per_epoch:
                 asked = time.perf_counter()
                 batch = next(batches)
-                waited += time.perf_counter() - asked
+                interval.waited += time.perf_counter() - asked
                 running += train_step(
                     self.stage, self.model, batch, self.optimizer, self.scheduler, self.scaler, self.autocast
                 )
                 distributed.step_done(runtime)
                 state["step"] += 1
                 state["batch"] += 1
-                interval_steps += 1
+                interval.steps += 1
                 progress.advance()
                 last = state["batch"] == self.steps_per_epoch
                 checkpoint = config.checkpoint_every and state["step"] % config.checkpoint_every == 0 and not last
-                if interval_steps == config.log_every or last or checkpoint:
-                    loss = self._read_loss(running, interval_steps)
-                    elapsed = time.perf_counter() - since
-                    values = {
-                        "loss": loss,
-                        "lr": self.scheduler.get_last_lr()[0],
-                        "images_per_s": interval_steps * images_per_step / elapsed,
-                        "data_wait": waited / elapsed,
-                    }
-                    progress.report(state["batch"], values)
-                    if logs:
-                        logs.scalars({f"train/{k}": v for k, v in values.items()}, state["step"])
-                    state["loss_sum"] += loss * interval_steps
-                    state["loss_steps"] += interval_steps
-                    running.zero_()
-                    interval_steps, waited, since = 0, 0.0, time.perf_counter()
+                if interval.steps == config.log_every or last or checkpoint:
+                    self._end_interval(interval, running, progress, logs, images_per_step)
+                    interval = Interval()
                 if checkpoint:
                     self.save("latest")
                     if logs:
@@ -344,6 +340,26 @@ class Run:
         finally:
             progress.close()
         return state["loss_sum"] / max(state["loss_steps"], 1)
+
+    def _end_interval(
+        self, interval: Interval, running: torch.Tensor, progress: Progress, logs: RunLog | None, images_per_step: int
+    ) -> None:
+        """Read the interval's mean loss (the one host sync), show and log it with the interval's speed
+        and data wait, and start the next interval's sum."""
+        loss = self._read_loss(running, interval.steps)
+        elapsed = time.perf_counter() - interval.since
+        values = {
+            "loss": loss,
+            "lr": self.scheduler.get_last_lr()[0],
+            "images_per_s": interval.steps * images_per_step / elapsed,
+            "data_wait": interval.waited / elapsed,
+        }
+        progress.report(self.state["batch"], values)
+        if logs:
+            logs.scalars({f"train/{k}": v for k, v in values.items()}, self.state["step"])
+        self.state["loss_sum"] += loss * interval.steps
+        self.state["loss_steps"] += interval.steps
+        running.zero_()
 
     def _read_loss(self, running: torch.Tensor, steps: int) -> float:
         """The mean loss of the last ``steps`` steps over all replicas: the only host sync of training."""
