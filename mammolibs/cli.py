@@ -188,10 +188,6 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings(args.host, args.port, args.workers, args.queue, limits)
     if args.host == "127.0.0.1" and args.port == DEFAULT_PORT:
         settings = vertex_settings(settings)
-    print(
-        f"mammoflow: open http://{settings.host}:{settings.port}/ (research software, not a medical device)",
-        file=sys.stderr,
-    )
     serve(models, settings)
     return 0
 

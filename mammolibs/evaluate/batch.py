@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from mammolibs import storage
-from mammolibs.data.images import DICOM_SUFFIXES, IMAGE_SUFFIXES, decode_upload, read_file_bytes
+from mammolibs.data.images import DICOM_SUFFIXES, IMAGE_SUFFIXES, read_file_bytes
 from mammolibs.data.pseudonyms import InputNames
 from mammolibs.data.sample import RejectedInput
-from mammolibs.evaluate.predict import Models, overlay_png, predict_pixels
+from mammolibs.evaluate.predict import Models, overlay_png, predict_bytes
 
 FINDINGS, REJECTS, RESULTS, OVERLAYS = "findings.jsonl", "rejects.jsonl", "results", "overlays"
 UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -64,8 +64,7 @@ def predict_folder(
             continue
         url = storage.join(input_url, relative)
         try:
-            pixels, declared = decode_upload(read_file_bytes(url), url)
-            prediction = predict_pixels(models, pixels, relative, modality, declared, threshold)
+            prediction = predict_bytes(models, read_file_bytes(url), relative, modality, threshold)
         except RejectedInput as err:
             rejects.append({"file": relative, "reason": names.text(str(err))})
             continue

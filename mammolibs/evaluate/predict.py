@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from dataclasses import dataclass
 from typing import cast
 
@@ -28,8 +27,6 @@ from mammolibs.evaluate.inference import Detector
 from mammolibs.evaluate.operating_point import load_operating_point, run_folder
 from mammolibs.evaluate.report import NOTE
 from mammolibs.pictures import BOX, OUTLINE, png
-
-log = logging.getLogger(__name__)
 
 BOX_FORMAT = (
     "[x_min, y_min, x_max, y_max] in pixels of the original image: origin at its top-left corner, "
@@ -250,20 +247,27 @@ def overlay_png(prediction: Prediction, max_side: int | None = None) -> bytes:
     return png(Image.fromarray(rgb))
 
 
-def outline_png(prediction: Prediction, max_side: int | None = None) -> bytes:
-    """The findings' outlines alone, on a transparent layer the size of :meth:`Prediction.pictures`."""
-    _, outline = prediction.pictures(max_side)
+def outline_png(outline: np.ndarray) -> bytes:
+    """Outlines (from :meth:`Prediction.pictures`) alone, on a transparent layer of their size."""
     layer = np.zeros((*outline.shape, 4), dtype=np.uint8)
     layer[outline] = (*OUTLINE, 255)
     return png(Image.fromarray(layer))
+
+
+def predict_bytes(
+    models: Models, data: bytes, name: str, modality: str = "auto", threshold: float | None = None
+) -> Prediction:
+    """:func:`predict_pixels` of an image file's bytes (DICOM, PGM, PNG, TIFF, JPEG) called ``name``; one
+    that cannot be read raises :class:`RejectedInput` naming it."""
+    pixels, declared = decode_upload(data, name)
+    return predict_pixels(models, pixels, name, modality, declared, threshold)
 
 
 def predict(image_url: str, models: Models, out: str, modality: str = "auto", threshold: float | None = None) -> dict:
     """One image file through the chain; writes ``<name>.overlay.png`` (full resolution) and
     ``<name>.lesions.json`` under ``out`` and returns the findings."""
     name = storage.basename(image_url)
-    pixels, declared = decode_upload(read_file_bytes(image_url), image_url)
-    prediction = predict_pixels(models, pixels, image_url, modality, declared, threshold)
+    prediction = predict_bytes(models, read_file_bytes(image_url), image_url, modality, threshold)
     stem = name.rsplit(".", 1)[0]
     storage.write_bytes_atomic(storage.join(out, f"{stem}.overlay.png"), overlay_png(prediction))
     storage.write_text_atomic(storage.join(out, f"{stem}.lesions.json"), json.dumps(prediction.report, indent=2))

@@ -24,12 +24,11 @@ from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
-from mammolibs.data.images import decode_upload
 from mammolibs.data.sample import RejectedInput
-from mammolibs.evaluate.predict import Models, outline_png, predict_pixels
+from mammolibs.evaluate.predict import Models, outline_png, predict_bytes
 from mammolibs.evaluate.report import NOTE
 from mammolibs.pictures import png
-from mammolibs.serve.inputs import BadInput, Limits, Upload, display_name, from_json, options_of
+from mammolibs.serve.inputs import OPTION_KEYS, BadInput, Limits, Upload, display_name, from_json, options_of
 
 log = logging.getLogger(__name__)
 
@@ -99,20 +98,19 @@ def predict_image(models: Models, image: Upload) -> dict:
     """One image through the chain: its findings, and with ``pictures`` the image and the outline
     layer as PNG data URLs for the page. A DICOM's header never reaches the answer."""
     try:
-        pixels, declared = decode_upload(image.data, image.name)
-        prediction = predict_pixels(
-            models, pixels, image.name, image.options.get("modality", "auto"), declared, image.options.get("threshold")
+        prediction = predict_bytes(
+            models, image.data, image.name, image.options.get("modality", "auto"), image.options.get("threshold")
         )
     except RejectedInput as err:
         raise BadInput(422, " ".join(str(err).split())) from None
     result = prediction.report
     if image.options.get("pictures"):
-        picture, _ = prediction.pictures(DISPLAY_SIDE)
+        picture, outline = prediction.pictures(DISPLAY_SIDE)
         result["pictures"] = {
             "width": picture.size[0],
             "height": picture.size[1],
             "image": data_url(png(picture)),
-            "outline": data_url(outline_png(prediction, DISPLAY_SIDE)),
+            "outline": data_url(outline_png(outline)),
         }
     return result
 
@@ -168,7 +166,7 @@ async def read_multipart(request: web.Request, limits: Limits) -> list[Upload]:
             if len(files) >= limits.max_images:
                 raise BadInput(413, f"more than {limits.max_images} files in one request")
             files.append(Upload(display_name(part.filename, f"image-{len(files) + 1}"), bytes(data)))
-        elif part.name is not None and part.name in ("modality", "threshold", "pictures"):
+        elif part.name is not None and part.name in OPTION_KEYS:
             fields[part.name] = data.decode("utf-8", "replace")
     if not files:
         raise BadInput(400, "no file in the upload: send the image in a multipart field with a file name")

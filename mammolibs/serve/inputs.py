@@ -101,15 +101,17 @@ def read_url(url: str, limits: Limits) -> bytes:
     try:
         fs, path = storage.filesystem(url)
         size = fs.size(path)
+        if size is None or size > limits.max_bytes:
+            raise BadInput(413, f"{url[:200]}: larger than the {limits.max_bytes:,}-byte limit")
+        return fs.cat_file(path)
+    except BadInput:
+        raise
     except FileNotFoundError:
         raise BadInput(404, f"{url[:200]}: no such file") from None
     except ConnectionError:
         raise BadInput(502, f"{url[:200]}: the storage service cannot be reached") from None
     except Exception as err:  # no permission, a bad bucket name, ...
         raise BadInput(400, f"{url[:200]}: cannot be read ({type(err).__name__})") from None
-    if size is None or size > limits.max_bytes:
-        raise BadInput(413, f"{url[:200]}: larger than the {limits.max_bytes:,}-byte limit")
-    return storage.read_bytes(url)
 
 
 def from_json(body: object, limits: Limits) -> list[Upload]:

@@ -91,7 +91,7 @@ def data_streams(
         steps = min(steps, config.max_steps)
     if steps == 0:
         raise ValueError(
-            f"{config.data}: the train split has {usable} samples usable by stage "
+            f"{data.url}: the train split has {usable} samples usable by stage "
             f"'{stage.name}', fewer than one global batch ({config.batch_size} x {replicas} "
             "replicas); lower --batch-size or standardize more data (shards made by an older "
             "mammoflow may lack the 'localized' index field: standardize them again)"
@@ -101,7 +101,7 @@ def data_streams(
     rank, world = runtime.data_part
     batch = config.batch_size * runtime.devices_fed
     train = ShardStream(
-        config.data,
+        data.url,
         replica_parts(train_shards, train_view, rank, world),
         train_view,
         batch,
@@ -112,7 +112,7 @@ def data_streams(
     )
     val_view = stage.view(settings, data.image_size, train=False)
     val = ShardStream(
-        config.data,
+        data.url,
         replica_parts(data.shards("val"), val_view, rank, world),
         val_view,
         batch,
