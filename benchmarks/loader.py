@@ -7,7 +7,9 @@ Images: the real mini-MIAS films and BUSI ultrasound images (``MAMMOFLOW_SHARED_
 ../shared/data) standardized to 512 px. The PNG folder holds the same pixels, saved by Pillow with
 its default settings. Batches of 8 images and masks, as each side hands them to the device: the
 PNG folder as float32, mammoflow as 16-bit pixels and 8-bit masks (floats are made on the device,
-``mammolibs.data.views.unpack_batch``). Goal: shards >= 10x.
+``mammolibs.data.views.unpack_batch``). Each sample is read by a range read at the byte span its shard
+index gives, so worker processes read only the samples of their own batches. Goals: shards >= 10x with
+no worker processes, >= 8x with 2.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from mammolibs.data.stream import ShardStream, replica_parts, split_shards  # no
 from mammolibs.data.views import SegmentationView  # noqa: E402
 
 IMAGE_SIZE, BATCH = 512, 8
+GOALS = {0: 10.0, 2: 8.0}  # DataLoader workers -> shards / PNG folder
 
 
 class PngFolder(Dataset):
@@ -162,7 +165,10 @@ def report(out: Path, count: int, results: dict, sizes: tuple[int, int]) -> None
         "",
         "| DataLoader workers | PNG folder + Pillow, images/s | shards, images/s | ratio | goal |",
         "|---|---|---|---|---|",
-        *[f"| {w} | {base:.1f} | {ours:.1f} | {ours / base:.2f}x | >= 10x |" for w, (base, ours) in results.items()],
+        *[
+            f"| {w} | {base:.1f} | {ours:.1f} | {ours / base:.2f}x | {_goal(w, ours / base)} |"
+            for w, (base, ours) in results.items()
+        ],
         "",
         f"On disk: PNG folder {sizes[0] / 1e6:.1f} MB, shards {sizes[1] / 1e6:.1f} MB.",
         "",
@@ -170,6 +176,11 @@ def report(out: Path, count: int, results: dict, sizes: tuple[int, int]) -> None
     ]
     (out / "loader.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _goal(workers: int, ratio: float) -> str:
+    goal = GOALS.get(workers)
+    return "" if goal is None else f">= {goal:g}x, {'met' if ratio >= goal else 'NOT met'}"
 
 
 if __name__ == "__main__":

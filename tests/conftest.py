@@ -215,3 +215,68 @@ def gcs_bucket():
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+class CountingProxy:
+    """A TCP relay on 127.0.0.1 in front of ``port`` that counts the bytes the server sends back: what
+    every client process (DataLoader workers too) really received over the network."""
+
+    def __init__(self, port: int):
+        import socket
+        import threading
+
+        self.target, self.received, self.lock = port, 0, threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._pipe, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
+
+    def _pipe(self, source, target, count: bool) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                if count:
+                    with self.lock:
+                        self.received += len(data)
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):
+                try:
+                    end.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def counted_gcs(gcs_bucket):
+    """The GCS emulator reached through a :class:`CountingProxy`: ``(bucket, client, proxy)``; gcsfs
+    instances made before are dropped so that every read goes through the proxy."""
+    import gcsfs
+
+    bucket, client = gcs_bucket
+    direct = os.environ["STORAGE_EMULATOR_HOST"]
+    proxy = CountingProxy(int(direct.rsplit(":", 1)[1]))
+    gcsfs.GCSFileSystem.clear_instance_cache()
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{proxy.port}"
+    try:
+        yield bucket, client, proxy
+    finally:
+        os.environ["STORAGE_EMULATOR_HOST"] = direct
+        gcsfs.GCSFileSystem.clear_instance_cache()
+        proxy.close()

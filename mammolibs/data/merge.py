@@ -1,8 +1,9 @@
 """``mammo data merge``: one shard set from several standardized ones (one per source, made in parallel).
 
 Shards are copied whole and renumbered per split; each one's bytes are checked against the SHA-256 of
-its index first. The merged manifest adds up the inputs, so ``inputs == written + rejected`` still holds,
-and the rejects of every input are kept. Merging the same inputs again gives the same files.
+its index first, and each sample against its span there. The merged manifest adds up the inputs, so
+``inputs == written + rejected`` still holds, and the rejects of every input are kept. Merging the same
+inputs again gives the same files.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from tqdm import tqdm
 
 from mammolibs import storage
 from mammolibs.data.manifest import MANIFEST, REJECTS, build_manifest, read_json, read_manifest
-from mammolibs.data.shards import INDEX_SUFFIX, committed_shards, shard_members
+from mammolibs.data.shards import INDEX_SUFFIX, committed_shards, shard_members, span_members
 from mammolibs.data.standardize import SETTINGS
 
 
@@ -44,12 +45,11 @@ def merge_shard_sets(inputs: list[str], output: str, progress: bool = True) -> d
                 f"{storage.join(source_url, original)} does not match the SHA-256 in its index; "
                 "it was changed or truncated after standardize wrote it: standardize that source again"
             )
-        keys = list(shard_members(blob, storage.join(source_url, original)))
-        if keys != [entry["key"] for entry in index["contents"]]:
-            raise ValueError(
-                f"{storage.join(source_url, original)} holds other samples than its index lists; "
-                "standardize that source again"
-            )
+        where = storage.join(source_url, original)
+        if list(shard_members(blob, where)) != [entry["key"] for entry in index["contents"]]:
+            raise ValueError(f"{where} holds other samples than its index lists; standardize that source again")
+        for entry in index["contents"]:  # the loaders read each sample at its span alone
+            span_members(blob[entry["span"][0] : sum(entry["span"])], where, entry)
         storage.write_bytes_atomic(storage.join(output, index["name"]), blob)
         storage.write_text_atomic(storage.join(output, index["name"][:-4] + INDEX_SUFFIX), json.dumps(index))
     rejects = "".join(

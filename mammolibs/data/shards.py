@@ -5,6 +5,9 @@ Images are stored uncompressed (NumPy ``.npy``): training reads them without dec
 times faster than inflating a PNG. Masks, mostly zeros, are 1-bit PNGs (a few hundred bytes,
 quick to inflate); any PNG or NumPy reader opens both.
 
+Each shard's index lists its samples with their byte span in the tar (their three members, headers
+included), so a loader reads one sample with one range read (:func:`read_samples`).
+
 A shard becomes visible only when complete (see :func:`mammolibs.storage.write_bytes_atomic`) and
 counts as written only once its index is written after it (see :class:`ShardWriter`).
 """
@@ -119,9 +122,10 @@ class ShardWriter:
         if not self.buffer:
             return
         name = f"shard-{self.split}-{self.number:05d}.tar"
-        data = io.BytesIO()
+        data, spans = io.BytesIO(), []
         with tarfile.open(fileobj=data, mode="w") as tar:
             for sample in self.buffer:
+                start = tar.offset
                 for member, payload in (
                     (f"{sample.key}.npy", sample.image_npy),
                     (f"{sample.key}.mask.png", sample.mask_png),
@@ -130,6 +134,7 @@ class ShardWriter:
                     info = tarfile.TarInfo(member)
                     info.size, info.mode, info.mtime = len(payload), 0o644, 0
                     tar.addfile(info, io.BytesIO(payload))
+                spans.append([start, tar.offset - start])
         blob = data.getvalue()
         storage.write_bytes_atomic(storage.join(self.url, name), blob)
         index = {
@@ -143,8 +148,9 @@ class ShardWriter:
                     "label": s.meta["label"],
                     "source": s.meta["source"],
                     "localized": bool(s.meta.get("localized")),
+                    "span": span,
                 }
-                for s in self.buffer
+                for s, span in zip(self.buffer, spans)
             ],
         }
         storage.write_text_atomic(storage.join(self.url, name[:-4] + INDEX_SUFFIX), json.dumps(index))
@@ -192,6 +198,26 @@ def read_shard(url: str) -> dict[str, dict[str, memoryview]]:
     return shard_members(storage.read_bytes(url), url)
 
 
+def read_samples(samples: list[tuple[str, dict]]) -> list[dict[str, memoryview]]:
+    """The members of several samples, each ``(shard URL, its entry in the shard's index)``, with one
+    range read per sample (:func:`storage.read_ranges`): only the bytes of those samples are fetched."""
+    chunks = storage.read_ranges([(url, entry["span"][0], sum(entry["span"])) for url, entry in samples])
+    return [span_members(chunk, url, entry) for chunk, (url, entry) in zip(chunks, samples)]
+
+
+def span_members(chunk: bytes, url: str, entry: dict) -> dict[str, memoryview]:
+    """The members of the sample of index ``entry`` from the bytes of its span, checked to be its own,
+    whole: an index that does not match its shard is an error, never another sample's pixels."""
+    start, size = entry["span"]
+    members = shard_members(chunk, url) if len(chunk) == size else {}
+    if list(members) != [entry["key"]]:
+        raise ValueError(
+            f"{url}: sample {entry['key']} is listed in its index but missing from the shard at bytes "
+            f"{start}-{start + size}; the shard set is damaged: rerun standardize"
+        )
+    return members[entry["key"]]
+
+
 def shard_members(data: bytes, url: str) -> dict[str, dict[str, memoryview]]:
     """:func:`read_shard` of a shard's bytes already read from ``url``: member names checked
     (:func:`validate.member`), every sample complete."""
@@ -204,6 +230,10 @@ def shard_members(data: bytes, url: str) -> dict[str, dict[str, memoryview]]:
                         f"{url}: member {member.name!r} is not a regular file; the shard is damaged, rerun standardize"
                     )
                 key, kind = validate.member(member.name, url)
+                if member.offset_data + member.size > len(data):
+                    raise ValueError(
+                        f"{url}: member {member.name!r} is cut short; the shard is damaged, rerun standardize"
+                    )
                 parts.setdefault(key, {})[kind] = blob[member.offset_data : member.offset_data + member.size]
     except tarfile.TarError as err:
         raise ValueError(f"{url}: not a readable tar shard ({err}); rerun standardize") from None

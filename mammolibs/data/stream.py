@@ -1,7 +1,9 @@
 """Streaming shards into fixed-size batches, one stream per data-parallel replica.
 
-Nothing is held in memory beyond the shards being read. The plan of an epoch comes from the
-shard indexes alone (no decoding) and from ``(seed, epoch, replica)``:
+Nothing is held in memory beyond the batch being built, and each DataLoader worker reads only the
+samples of its own batches: one range read per sample, at the byte span its shard index gives, so
+an epoch reads the dataset's bytes once whatever the number of workers (locally and on ``gs://``).
+The plan of an epoch comes from the shard indexes alone (no decoding) and from ``(seed, epoch, replica)``:
 
 - replicas are dealt the shards that hold usable samples, whole (``[rank::world]``); with fewer
   such shards than replicas, the usable samples are dealt one by one instead;
@@ -24,16 +26,20 @@ from torch.utils.data import IterableDataset, default_collate, get_worker_info
 
 from mammolibs import storage
 from mammolibs.data.shard_set import ShardSet
-from mammolibs.data.shards import decode_sample, read_shard, sample_parts
+from mammolibs.data.shards import decode_sample, read_samples
 from mammolibs.data.views import View
 
 
 @dataclass(frozen=True)
 class ShardPart:
-    """The keys of the samples of one shard that one replica reads."""
+    """The samples of one shard that one replica reads: their entries in the shard's index."""
 
     name: str
-    keys: tuple[str, ...]
+    entries: tuple[dict, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(entry["key"] for entry in self.entries)
 
 
 def split_shards(data_url: str, split: str) -> list[dict]:
@@ -47,12 +53,12 @@ def replica_parts(shards: list[dict], view: View, rank: int, world: int) -> list
     Shards with a usable sample are dealt out whole; with fewer of them than replicas, the usable
     samples are dealt out one by one instead, so every replica has some whenever there are ``world``.
     """
-    usable = [(s["name"], tuple(e["key"] for e in s["contents"] if view.keep(e))) for s in shards]
-    usable = [(name, keys) for name, keys in usable if keys]
+    usable = [(s["name"], tuple(e for e in s["contents"] if view.keep(e))) for s in shards]
+    usable = [(name, entries) for name, entries in usable if entries]
     if len(usable) >= world:
-        return [ShardPart(name, keys) for name, keys in usable[rank::world]]
-    dealt = [(name, key) for name, keys in usable for key in keys][rank::world]
-    return [ShardPart(name, tuple(k for n, k in dealt if n == name)) for name in dict.fromkeys(n for n, _ in dealt)]
+        return [ShardPart(name, entries) for name, entries in usable[rank::world]]
+    dealt = [(name, entry) for name, entries in usable for entry in entries][rank::world]
+    return [ShardPart(name, tuple(e for n, e in dealt if n == name)) for name in dict.fromkeys(n for n, _ in dealt)]
 
 
 def usable_count(shards: list[dict], view: View) -> int:
@@ -85,7 +91,7 @@ class ShardStream(IterableDataset):
     ):
         self.data_url, self.parts, self.view = data_url, parts, view
         self.batch_size, self.seed, self.rank, self.shuffle = batch_size, seed, rank, shuffle
-        samples = sum(len(p.keys) for p in parts)
+        samples = sum(len(p.entries) for p in parts)
         self.steps = steps if steps is not None else -(-samples // batch_size)
         self.epoch, self.start = 0, 0
 
@@ -103,14 +109,14 @@ class ShardStream(IterableDataset):
         if not self.shuffle:
             for _ in range(self.batch_size):  # enough repeats to fill the last batch
                 for part in self.parts:
-                    for position in range(len(part.keys)):
+                    for position in range(len(part.entries)):
                         yield part, position
             return
         for repeat in range(2**31):
             rng = np.random.default_rng([self.seed, self.epoch, self.rank, repeat])
             for index in rng.permutation(len(self.parts)):
                 part = self.parts[index]
-                for position in rng.permutation(len(part.keys)):
+                for position in rng.permutation(len(part.entries)):
                     yield part, int(position)
 
     def batches(self) -> Iterator[list[tuple[ShardPart, int]]]:
@@ -125,16 +131,15 @@ class ShardStream(IterableDataset):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         worker = get_worker_info()
         workers, me = (worker.num_workers, worker.id) if worker else (1, 0)
-        cache: dict[str, dict] = {}
         for number, batch in enumerate(self.batches()):
             if number < self.start or (number - self.start) % workers != me:
                 continue
-            items = []
-            for slot, (part, position) in enumerate(batch):
-                if part.name not in cache:  # keep only the shards this batch still needs
-                    cache = {name: members for name, members in cache.items() if any(p.name == name for p, _ in batch)}
-                    cache[part.name] = read_shard(storage.join(self.data_url, part.name))
-                url, key = storage.join(self.data_url, part.name), part.keys[position]
-                sample = decode_sample(key, sample_parts(cache[part.name], key, url), url)
-                items.append(self.view(sample, sample_seed(self.seed, self.epoch, self.rank, number, slot)))
+            samples = [(storage.join(self.data_url, part.name), part.entries[position]) for part, position in batch]
+            items = [
+                self.view(
+                    decode_sample(entry["key"], members, url),
+                    sample_seed(self.seed, self.epoch, self.rank, number, slot),
+                )
+                for slot, ((url, entry), members) in enumerate(zip(samples, read_samples(samples)))
+            ]
             yield default_collate(items)

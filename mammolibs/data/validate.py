@@ -16,6 +16,8 @@ SHARD_NAME = re.compile(r"shard-(train|val|test)-(\d{5})\.tar")
 SAMPLE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
+MAX_SPAN = 1 << 30
+"""The most bytes one sample may take in a shard (a 16-bit image of 23,000 x 23,000 pixels)."""
 MEMBER_KINDS = ("npy", "mask.png", "json")
 """The members of one sample in a shard: ``<key>.npy``, ``<key>.mask.png``, ``<key>.json``."""
 
@@ -66,9 +68,18 @@ def _label_and_source(fields: object, where: str, what: str) -> dict:
 
 
 def content_entry(entry: object, where: str) -> dict:
-    """One sample as a shard index lists it: key, label, source, localized."""
+    """One sample as a shard index lists it: key, label, source, localized, and its span: ``[offset, size]``
+    of its members' bytes in the shard, whole tar blocks."""
     checked = _label_and_source(entry, where, "sample entry")
     sample_key(checked.get("key"), where)
+    span = checked.get("span")
+    if (
+        not isinstance(span, list)
+        or len(span) != 2
+        or any(not isinstance(n, int) or isinstance(n, bool) or n < 0 or n % 512 for n in span)
+        or not 0 < span[1] <= MAX_SPAN
+    ):
+        raise _refuse(where, "span", span, "[offset, size] of the sample's bytes in its shard, in 512-byte blocks")
     return checked
 
 

@@ -156,4 +156,7 @@ def test_names_and_free_text_never_leave_standardize(tmp_path, caplog, capsys):
     assert re.fullmatch(r"dicom-[0-9a-f]{16}", sample.key)
     index = json.loads(shard.with_name(shard.name[:-4] + ".index.json").read_text())
     assert set(index) == {"name", "split", "samples", "sha256", "contents"}
-    assert index["contents"] == [{"key": sample.key, "label": "unknown", "source": "dicom", "localized": False}]
+    span = index["contents"][0]["span"]
+    assert index["contents"] == [
+        {"key": sample.key, "label": "unknown", "source": "dicom", "localized": False, "span": [0, span[1]]}
+    ]

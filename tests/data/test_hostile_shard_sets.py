@@ -181,6 +181,28 @@ def test_a_sample_listed_but_missing_is_a_clear_error_not_a_key_error(hostile, t
         list(stream)
 
 
+@pytest.mark.parametrize("aim", ["another sample", "past the end", "half a sample"])
+def test_a_span_that_does_not_hold_its_sample_is_refused_never_read_as_it(hostile, tmp_path, aim):
+    data, _ = hostile
+    first, second = json.loads(first_index(data).read_text())["contents"][:2]
+    span = {
+        "another sample": second["span"],
+        "past the end": [second["span"][0] + (1 << 20), first["span"][1]],
+        "half a sample": [first["span"][0], first["span"][1] // 1024 * 512],
+    }[aim]
+    edit_json(first_index(data), lambda i: i["contents"][0].update(span=span))
+    complaint = (
+        f"sample {first['key']} is listed in its index but missing from the shard at bytes|"
+        f"member '{first['key']}.npy' is cut short"
+    )
+    with pytest.raises(ValueError, match=complaint):
+        merge_shard_sets([str(data)], str(tmp_path / "out"), progress=False)
+    view = SegmentationView(0, "none")
+    stream = ShardStream(str(data), replica_parts(split_shards(str(data), "train"), view, 0, 1), view, 2, 0, 0, False)
+    with pytest.raises(ValueError, match=complaint):
+        list(stream)
+
+
 def test_a_mask_that_inflates_like_a_bomb_is_refused_before_it_is_decoded(hostile, tmp_path):
     data, _ = hostile
     side = json.loads((data / "manifest.json").read_text())["image_size"]
@@ -207,8 +229,12 @@ def test_index_fields_that_are_not_what_mammoflow_writes_are_refused(hostile, tm
         (lambda i: i.update(samples=i["samples"] + 1), "samples"),
         (lambda i: i.update(sha256="../x"), "sha256"),
         (lambda i: i.update(name="shard-val-00000.tar"), "shard name"),
+        (lambda i: i["contents"][0].pop("span"), "span"),  # a set written before spans: standardize again
+        (lambda i: i["contents"][0].update(span=[1, 512]), "span"),
+        (lambda i: i["contents"][0].update(span=[0, 1 << 40]), "span"),
+        (lambda i: i["contents"][0].update(span="0-512"), "span"),
     ):
-        copy = tmp_path / f"set-{complaint.replace(' ', '-')}"
+        copy = tmp_path / f"set-{len(list(tmp_path.iterdir()))}"
         shutil.copytree(data, copy)
         edit_json(first_index(copy), change)
         with pytest.raises(ValueError, match=complaint):

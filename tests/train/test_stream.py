@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch.utils.data import DataLoader
 
@@ -140,3 +142,22 @@ def test_each_host_of_a_tpu_slice_reads_its_own_part_for_its_own_devices(small_s
     assert (train_0.batch_size, train_all.batch_size) == (2 * 2, 2 * 4)  # a host's share of each global batch
     assert [h.is_main for h in hosts] == [True, False]
     assert hosts[1].data_part == (1, 2) and whole.data_part == (0, 1)
+
+
+def test_an_epoch_reads_the_bytes_of_its_samples_once_whatever_the_workers(small_shards, counted_gcs):
+    bucket, client, proxy = counted_gcs
+    for path in sorted(Path(small_shards).iterdir()):
+        client.bucket(bucket).blob(f"stream/{path.name}").upload_from_filename(str(path))
+    data, view = f"gs://{bucket}/stream", KeyView()
+    shards = split_shards(data, "train")
+    batches = usable_count(shards, view) // 3
+    local = _keys(_stream(small_shards, view, 0, 1, batches))
+    stream = ShardStream(data, replica_parts(shards, view, 0, 1), view, 3, 0, 0, True, batches)
+    sample_bytes = sum(part.entries[position]["span"][1] for batch in stream.batches() for part, position in batch)
+    shard_bytes = sum(client.bucket(bucket).get_blob(f"stream/{s['name']}").size for s in shards)
+    assert sample_bytes < shard_bytes
+    for workers in (0, 1, 2, 3):
+        proxy.received = 0
+        assert _keys(stream, workers) == local
+        # the samples' bytes once, and an HTTP response head per sample (the emulator's are under 200 bytes)
+        assert sample_bytes <= proxy.received <= sample_bytes + 300 * batches * 3, (workers, proxy.received)
