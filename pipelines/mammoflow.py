@@ -4,7 +4,7 @@ batch predictions on them, and with ``generalization=True`` the matrix "trained 
 over the sources (``mammo generalize``).
 
     python -m pipelines.mammoflow compile --target vertex --registry us-docker.pkg.dev/P/mammoflow \\
-        --accelerator encoder=tpu-v5e:8 --accelerator finetune=nvidia-l4:1 --output mammoflow.yaml
+        --accelerator encoder=tpu-v5e:8 --accelerator finetune=nvidia-h100:8 --output mammoflow.yaml
     python -m pipelines.mammoflow run-local --workdir demo-output     # kfp.local, no cluster
 """
 
@@ -18,7 +18,7 @@ from components.evaluate import evaluate, generalize, predict
 from components.standardize import merge_shards, standardize_source
 from components.train import finetune_unet, train_autoencoder, train_classifier, train_encoder
 from mammolibs import __version__
-from mammolibs.pipeline.hardware import ACCELERATORS, MACHINES, STEPS, TARGETS, Hardware, parse_hardware
+from mammolibs.pipeline.hardware import ACCELERATORS, STEPS, TARGETS, Hardware, parse_hardware
 from mammolibs.train.recipe import DEFAULT_EPOCHS, check_schedule
 
 
@@ -44,19 +44,30 @@ def build_pipeline(hardware: Hardware = Hardware()):
         predict_images: str = "",
     ):
         with dsl.ParallelFor(sources, name="each-source") as source:
-            part = standardize_source(
-                source=source, image_size=image_size, workers=standardize_workers, salt_file=salt_file
+            part = hardware.task(
+                standardize_source,
+                "standardize",
+                source=source,
+                image_size=image_size,
+                workers=standardize_workers,
+                salt_file=salt_file,
             )
-            hardware.apply(part.set_caching_options(True), "standardize")
-        merged = hardware.apply(merge_shards(shard_sets=dsl.Collected(part.outputs["shards"])), "merge")
+            part.set_caching_options(True)
+        merged = hardware.task(merge_shards, "merge", shard_sets=dsl.Collected(part.outputs["shards"]))
         merged.set_caching_options(True)
         shards = merged.outputs["shards"]
 
         def train(component, step, epochs, settings, **inputs):
-            task = component(
-                shards=shards, epochs=epochs, settings=settings, processes=hardware.processes(step), **inputs
+            task = hardware.task(
+                component,
+                step,
+                shards=shards,
+                epochs=epochs,
+                settings=settings,
+                processes=hardware.processes(step),
+                **inputs,
             )
-            return hardware.apply(task.set_caching_options(False), step).outputs["model"]
+            return task.set_caching_options(False).outputs["model"]
 
         encoder = train(train_encoder, "encoder", encoder_epochs, pretrain_settings)
         autoencoder = train(train_autoencoder, "autoencoder", autoencoder_epochs, pretrain_settings, encoder=encoder)
@@ -64,13 +75,15 @@ def build_pipeline(hardware: Hardware = Hardware()):
         classifier = train(
             train_classifier, "classifier", classifier_epochs, classifier_settings, autoencoder=autoencoder
         )
-        scoring = evaluate(shards=shards, unet=unet, classifier=classifier).set_caching_options(False)
-        hardware.apply(scoring, "evaluate")
+        scoring = hardware.task(evaluate, "evaluate", shards=shards, unet=unet, classifier=classifier)
+        scoring.set_caching_options(False)
         with dsl.If(predict_images != "", name="batch-predict"):
-            batch = predict(images=predict_images, unet=unet, classifier=classifier).after(scoring)
-            hardware.apply(batch.set_caching_options(False), "predict")  # after evaluate: its operating point
+            batch = hardware.task(predict, "predict", images=predict_images, unet=unet, classifier=classifier)
+            batch.after(scoring).set_caching_options(False)  # after evaluate: its operating point
         with dsl.If(generalization == True, name="generalization"):  # noqa: E712 (a KFP condition, not a bool)
-            matrix = generalize(
+            matrix = hardware.task(
+                generalize,
+                "generalize",
                 shards=shards,
                 encoder_epochs=encoder_epochs,
                 autoencoder_epochs=autoencoder_epochs,
@@ -80,7 +93,7 @@ def build_pipeline(hardware: Hardware = Hardware()):
                 finetune_settings=finetune_settings,
                 classifier_settings=classifier_settings,
             )
-            hardware.apply(matrix.set_caching_options(False), "generalize")
+            matrix.set_caching_options(False)
 
     return mammoflow
 
@@ -127,17 +140,17 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="write the pipeline as KFP v2 YAML",
         description="Write the pipeline as KFP v2 YAML for Vertex AI Pipelines or Kubeflow, "
         "with each step's image, accelerator and machine.",
-        epilog=f"steps: {', '.join(STEPS)}. accelerators: {', '.join(ACCELERATORS)}. "
-        f"machine types Vertex AI sizes steps for: {', '.join(MACHINES)} (on Kubeflow any "
-        "GKE machine type).",
+        epilog=f"steps: {', '.join(STEPS)}. accelerators: {', '.join(ACCELERATORS)}. Machine types as "
+        "Compute Engine names them; on Vertex AI a step with either runs as a custom job on exactly that "
+        "machine (needs pip install 'mammoflow[vertex]'), an accelerator alone on the machine Vertex AI "
+        "pairs with that many of it.",
     )
     build.add_argument("--output", default="mammoflow.yaml", help="YAML file to write")
     build.add_argument(
         "--target",
         choices=TARGETS,
         default="kubeflow",
-        help="vertex: Vertex AI accelerator types and CPU/memory limits; kubeflow: GKE node selectors "
-        "and resource limits",
+        help="vertex: Vertex AI custom jobs on the machines named; kubeflow: GKE node selectors and resource limits",
     )
     build.add_argument(
         "--registry",
@@ -158,7 +171,8 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="STEP=TYPE",
-        help="machine of a step, e.g. standardize=n2-standard-16; repeat for several steps",
+        help="machine of a step, any machine type, e.g. standardize=n2-standard-16, "
+        "finetune=a3-highgpu-8g, encoder=ct5lp-hightpu-4t; repeat for several steps",
     )
     local = commands.add_parser(
         "run-local", formatter_class=fmt, help="run the whole pipeline on this machine (kfp.local, CPU)"
@@ -177,9 +191,10 @@ def main(argv=None, prog: str | None = None):
     if args.command == "compile":
         try:
             hardware = parse_hardware(args.target, args.accelerator, args.machine_type, args.registry, args.tag)
+            pipeline = build_pipeline(hardware)
         except ValueError as err:
             raise SystemExit(f"compile: {err}")
-        compiler.Compiler().compile(build_pipeline(hardware), args.output)
+        compiler.Compiler().compile(pipeline, args.output)
         print(
             f"pipeline written to {args.output} for {args.target}; submit it with 'mammo pipeline submit' "
             "(see the README)"

@@ -2,14 +2,18 @@
 
 Chosen when the pipeline is compiled (``python -m pipelines.mammoflow compile --help``)::
 
-    --target vertex   --accelerator encoder=tpu-v5e:8 --accelerator finetune=nvidia-l4:1
+    --target vertex   --accelerator encoder=tpu-v5e:8 --accelerator finetune=nvidia-h100:8
+    --target vertex   --machine-type standardize=c3-highcpu-22 --machine-type finetune=a2-ultragpu-1g \
+                      --accelerator finetune=nvidia-a100-80gb:1
     --target kubeflow --accelerator finetune=tpu-v5e:4 --machine-type standardize=n2-standard-16
 
-Vertex AI reads a step's accelerator type and count, and sizes its machine from the CPU and memory
-limits. GKE places the pod through node selectors (accelerator, TPU topology, machine type) and
-the accelerator's resource limit (``google.com/tpu``, ``nvidia.com/gpu``). A TPU step runs the TPU
-image with ``PJRT_DEVICE=TPU`` (one process, every chip); a step with N GPUs runs the CUDA image
-under ``torchrun`` with N processes.
+On Vertex AI a step with an accelerator or a machine type runs as a custom job (Google Cloud Pipeline
+Components' ``create_custom_training_job_from_component``) on exactly that machine, named as Vertex
+names it (``a3-highgpu-8g``, ``g2-standard-24``, ``ct5lp-hightpu-4t``, any other); an accelerator
+without a machine type gets the machine Vertex pairs with that many of it. GKE places the pod through
+node selectors (accelerator, TPU topology, machine type) and the accelerator's resource limit
+(``google.com/tpu``, ``nvidia.com/gpu``). A TPU step runs the TPU image with ``PJRT_DEVICE=TPU`` (one
+process, every chip); a step with N GPUs runs the CUDA image under ``torchrun`` with N processes.
 """
 
 from __future__ import annotations
@@ -31,48 +35,77 @@ class Accelerator:
     vertex_type: str  # Vertex AI's AcceleratorType
     gke_label: str  # the GKE node label value of such nodes
     image: str  # which mammoflow image runs on it: tpu or cuda
-    tpu_topologies: dict[int, str] = field(default_factory=dict)  # chips on one host -> GKE topology
+    vertex_machines: dict[int, str]  # count -> the Vertex AI machine type that carries that many
+    vertex_families: tuple[str, ...]  # prefixes of the Vertex AI machine types that carry it
+    tpu_topologies: dict[int, str] = field(default_factory=dict)  # chips on one host -> topology
 
     @property
     def is_tpu(self) -> bool:
         return self.image == "tpu"
 
 
+def _sizes(pattern: str, counts: tuple[int, ...]) -> dict[int, str]:
+    return {count: pattern.format(count) for count in counts}
+
+
 ACCELERATORS = {
     a.name: a
     for a in (
-        Accelerator("tpu-v5e", "TPU_V5_LITEPOD", "tpu-v5-lite-podslice", "tpu", {1: "1x1", 4: "2x2", 8: "2x4"}),
-        Accelerator("tpu-v4", "TPU_V4_POD", "tpu-v4-podslice", "tpu", {4: "2x2x1"}),
-        Accelerator("nvidia-t4", "NVIDIA_TESLA_T4", "nvidia-tesla-t4", "cuda"),
-        Accelerator("nvidia-l4", "NVIDIA_L4", "nvidia-l4", "cuda"),
-        Accelerator("nvidia-a100", "NVIDIA_TESLA_A100", "nvidia-tesla-a100", "cuda"),
-        Accelerator("nvidia-a100-80gb", "NVIDIA_A100_80GB", "nvidia-a100-80gb", "cuda"),
-        Accelerator("nvidia-h100", "NVIDIA_H100_80GB", "nvidia-h100-80gb", "cuda"),
+        Accelerator(
+            "tpu-v5e",
+            "TPU_V5_LITEPOD",
+            "tpu-v5-lite-podslice",
+            "tpu",
+            _sizes("ct5lp-hightpu-{}t", (1, 4, 8)),
+            ("ct5lp-",),
+            {1: "1x1", 4: "2x2", 8: "2x4"},
+        ),
+        Accelerator("tpu-v4", "TPU_V4_POD", "tpu-v4-podslice", "tpu", {4: "ct4p-hightpu-4t"}, ("ct4p-",), {4: "2x2x1"}),
+        Accelerator(
+            "nvidia-t4",
+            "NVIDIA_TESLA_T4",
+            "nvidia-tesla-t4",
+            "cuda",
+            {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32"},
+            ("n1-",),
+        ),
+        Accelerator(
+            "nvidia-l4",
+            "NVIDIA_L4",
+            "nvidia-l4",
+            "cuda",
+            {1: "g2-standard-8", 2: "g2-standard-24", 4: "g2-standard-48", 8: "g2-standard-96"},
+            ("g2-",),
+        ),
+        Accelerator(
+            "nvidia-a100",
+            "NVIDIA_TESLA_A100",
+            "nvidia-tesla-a100",
+            "cuda",
+            {**_sizes("a2-highgpu-{}g", (1, 2, 4, 8)), 16: "a2-megagpu-16g"},
+            ("a2-highgpu-", "a2-megagpu-"),
+        ),
+        Accelerator(
+            "nvidia-a100-80gb",
+            "NVIDIA_A100_80GB",
+            "nvidia-a100-80gb",
+            "cuda",
+            _sizes("a2-ultragpu-{}g", (1, 2, 4, 8)),
+            ("a2-ultragpu-",),
+        ),
+        Accelerator(
+            "nvidia-h100",
+            "NVIDIA_H100_80GB",
+            "nvidia-h100-80gb",
+            "cuda",
+            _sizes("a3-highgpu-{}g", (1, 2, 4, 8)),
+            ("a3-highgpu-", "a3-megagpu-", "a3-edgegpu-"),
+        ),
     )
 }
 
-MACHINES = {  # machine type -> (vCPUs, memory GB), for Vertex AI's CPU and memory limits
-    "e2-standard-4": (4, 16),
-    "e2-standard-8": (8, 32),
-    "e2-standard-16": (16, 64),
-    "e2-standard-32": (32, 128),
-    "n1-standard-4": (4, 15),
-    "n1-standard-8": (8, 30),
-    "n1-standard-16": (16, 60),
-    "n1-standard-32": (32, 120),
-    "n2-standard-8": (8, 32),
-    "n2-standard-16": (16, 64),
-    "n2-standard-32": (32, 128),
-    "n2-highmem-16": (16, 128),
-    "g2-standard-8": (8, 32),
-    "g2-standard-12": (12, 48),
-    "g2-standard-16": (16, 64),
-    "g2-standard-24": (24, 96),
-    "a2-highgpu-1g": (12, 85),
-    "a2-highgpu-2g": (24, 170),
-    "a2-highgpu-4g": (48, 340),
-    "a2-ultragpu-1g": (12, 170),
-}
+MACHINE_TYPE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)+")
+"""A Compute Engine machine type's form (``n2-standard-16``, ``a3-highgpu-8g``, ``ct5lp-hightpu-4t``)."""
 
 
 @dataclass(frozen=True)
@@ -109,19 +142,15 @@ class Hardware:
     def processes(self, step: str) -> int:
         return self.step(step).processes
 
-    def apply(self, task, step: str):
-        """Set ``task``'s image, accelerator, machine and environment for ``step``; returns the task."""
+    def task(self, component, step: str, **arguments):
+        """Call ``component`` with ``arguments`` as pipeline step ``step``, on its hardware; returns the task.
+        On Vertex AI a step with an accelerator or a machine type becomes a custom job on that machine."""
         hardware = self.step(step)
-        task.set_container_image(self.image(step))
+        if self.target == "vertex" and (hardware.accelerator or hardware.machine_type):
+            return self._custom_job(component, step)(**arguments)
+        task = component(**arguments).set_container_image(self.image(step))
         accelerator = hardware.accelerator
-        if accelerator and accelerator.is_tpu:
-            task.set_env_variable("PJRT_DEVICE", "TPU")
         if self.target == "vertex":
-            if accelerator:
-                task.set_accelerator_type(accelerator.vertex_type).set_accelerator_limit(hardware.count)
-            if hardware.machine_type:
-                cpus, memory = MACHINES[hardware.machine_type]
-                task.set_cpu_limit(str(cpus)).set_memory_limit(f"{memory}G")
             return task
         from kfp import kubernetes
 
@@ -129,6 +158,7 @@ class Hardware:
             resource = "google.com/tpu" if accelerator.is_tpu else "nvidia.com/gpu"
             task.set_accelerator_type(resource).set_accelerator_limit(hardware.count)
             if accelerator.is_tpu:
+                task.set_env_variable("PJRT_DEVICE", "TPU")
                 kubernetes.add_node_selector(task, "cloud.google.com/gke-tpu-accelerator", accelerator.gke_label)
                 kubernetes.add_node_selector(
                     task, "cloud.google.com/gke-tpu-topology", accelerator.tpu_topologies[hardware.count]
@@ -138,6 +168,31 @@ class Hardware:
         if hardware.machine_type:
             kubernetes.add_node_selector(task, "node.kubernetes.io/instance-type", hardware.machine_type)
         return task
+
+    def _custom_job(self, component, step: str):
+        """``component`` as a Vertex AI custom job on the step's machine, running the step's image."""
+        try:
+            from google_cloud_pipeline_components.v1.custom_job import create_custom_training_job_from_component
+        except ImportError:
+            raise ValueError(
+                f"{step}: placing a step on a Vertex AI machine needs Google Cloud Pipeline Components; "
+                "install them with: pip install 'mammoflow[vertex]'"
+            ) from None
+        hardware = self.step(step)
+        accelerator = hardware.accelerator
+        gpus = accelerator and not accelerator.is_tpu
+        job = create_custom_training_job_from_component(
+            component,
+            machine_type=hardware.machine_type or accelerator.vertex_machines[hardware.count],  # type: ignore[union-attr]
+            accelerator_type=accelerator.vertex_type if gpus else "",  # type: ignore[union-attr]
+            accelerator_count=hardware.count if gpus else 0,
+            env=[{"name": "PJRT_DEVICE", "value": "TPU"}] if accelerator and accelerator.is_tpu else None,
+        )
+        [pool] = job.component_spec.inputs["worker_pool_specs"].default
+        pool["container_spec"]["image_uri"] = self.image(step)
+        if accelerator and accelerator.is_tpu:
+            pool["machine_spec"]["tpu_topology"] = accelerator.tpu_topologies[hardware.count]
+        return job
 
 
 PLACEHOLDER = re.compile(r"(^|/)(REGISTRY|PROJECT|BUCKET|REGION)(/|$)|[<>$]|\.\.\.")
@@ -189,8 +244,7 @@ def parse_hardware(
         step, machine = _step_entry(entry, "--machine-type", "STEP=TYPE, e.g. standardize=n2-standard-16")
         chosen.setdefault(step, {})["machine_type"] = machine
     for step, settings in chosen.items():
-        if target == "vertex" and settings.get("machine_type"):
-            _check_vertex_machine(step, settings)
+        _check_machine(target, step, settings)
     _check_registry(target, registry)
     return Hardware(target, registry, tag, {step: StepHardware(**settings) for step, settings in chosen.items()})
 
@@ -204,16 +258,27 @@ def _step_entry(entry: str, flag: str, form: str) -> tuple[str, str]:
     return step, value
 
 
-def _check_vertex_machine(step: str, settings: dict) -> None:
-    machine = settings["machine_type"]
-    accelerator = settings.get("accelerator")
-    if accelerator and accelerator.is_tpu:
+def _check_machine(target: str, step: str, settings: dict) -> None:
+    """A machine type of a machine type's form; on Vertex AI one that carries the step's accelerator, or
+    an accelerator count that Vertex AI has a machine for."""
+    machine, accelerator = settings.get("machine_type"), settings.get("accelerator")
+    if machine is not None and not MACHINE_TYPE.fullmatch(machine):
         raise ValueError(
-            f"--machine-type {step}={machine}: on Vertex AI a TPU step's machine follows from its "
-            "accelerator; leave --machine-type out for that step"
+            f"--machine-type {step}={machine}: not a machine type; write it as Compute Engine names them, "
+            "e.g. n2-standard-16, a3-highgpu-8g, ct5lp-hightpu-4t"
         )
-    if machine not in MACHINES:
+    if target != "vertex" or accelerator is None:
+        return
+    count = settings["count"]
+    if machine is None and count not in accelerator.vertex_machines:
         raise ValueError(
-            f"--machine-type {step}={machine}: Vertex AI sizes a step by CPU and memory, known here for "
-            f"{', '.join(MACHINES)}"
+            f"--accelerator {step}={accelerator.name}:{count}: Vertex AI has machines with "
+            f"{' or '.join(map(str, accelerator.vertex_machines))} of them; choose one of those counts or "
+            "name the machine with --machine-type"
+        )
+    if machine is not None and not machine.startswith(accelerator.vertex_families):
+        raise ValueError(
+            f"--machine-type {step}={machine}: Vertex AI attaches {accelerator.name} to "
+            f"{', '.join(f + '*' for f in accelerator.vertex_families)} machines, e.g. "
+            f"{accelerator.vertex_machines[min(accelerator.vertex_machines)]}"
         )

@@ -5,6 +5,7 @@ pipeline signatures defined here.)"""
 import json
 import re
 import shutil
+import sys
 
 import pytest
 import yaml
@@ -91,7 +92,14 @@ def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
     assert "comp-mammoflow" in yaml.safe_load((tmp_path / "study.yaml").read_text())["components"]
 
 
-def test_vertex_yaml_carries_accelerators_machines_and_images(tmp_path):
+def custom_job(spec: dict, component: str) -> dict:
+    """The one worker pool of a step compiled as a Vertex AI custom job."""
+    parameters = spec["components"][f"comp-{component}"]["inputDefinitions"]["parameters"]
+    [pool] = parameters["worker_pool_specs"]["defaultValue"]
+    return pool
+
+
+def test_vertex_yaml_runs_steps_as_custom_jobs_on_the_machines_named(tmp_path):
     [spec] = compile_to(
         tmp_path,
         "--target",
@@ -103,31 +111,59 @@ def test_vertex_yaml_carries_accelerators_machines_and_images(tmp_path):
         "--accelerator",
         "encoder=tpu-v5e:8",
         "--accelerator",
-        "finetune=nvidia-l4:2",
+        "autoencoder=nvidia-a100-80gb:1",
         "--machine-type",
-        "finetune=g2-standard-24",
+        "autoencoder=a2-ultragpu-1g",
+        "--accelerator",
+        "finetune=nvidia-h100:8",
+        "--accelerator",
+        "classifier=nvidia-l4:2",
         "--machine-type",
-        "standardize=n2-standard-16",
+        "classifier=g2-standard-24",
+        "--machine-type",
+        "standardize=c3-highcpu-22",  # a machine type no table here knows: passed on as named
     )
-    encoder = executor(spec, "train-encoder")
-    assert encoder["image"] == "us-docker.pkg.dev/lab/mammoflow/mammoflow-tpu:1.2"
-    assert encoder["resources"]["accelerator"]["resourceType"] == "TPU_V5_LITEPOD"
-    assert encoder["resources"]["accelerator"]["resourceCount"] == "8"
-    assert {"name": "PJRT_DEVICE", "value": "TPU"} in encoder["env"]
-    finetune = executor(spec, "finetune-unet")
-    assert finetune["image"] == "us-docker.pkg.dev/lab/mammoflow/mammoflow-cuda:1.2"
-    assert finetune["resources"]["accelerator"]["resourceType"] == "NVIDIA_L4"
-    assert (finetune["resources"]["resourceCpuLimit"], finetune["resources"]["resourceMemoryLimit"]) == ("24", "96G")
-    standardize = executor(spec, "standardize-source")
-    assert (standardize["resources"]["resourceCpuLimit"], standardize["resources"]["resourceMemoryLimit"]) == (
-        "16",
-        "64G",
-    )
+    machines = {c: custom_job(spec, c)["machine_spec"] for c in ["standardize-source", *TRAINING]}
+    assert machines == {
+        "standardize-source": {"machine_type": "c3-highcpu-22"},
+        "train-encoder": {"machine_type": "ct5lp-hightpu-8t", "tpu_topology": "2x4"},
+        "train-autoencoder": {
+            "machine_type": "a2-ultragpu-1g",
+            "accelerator_type": "NVIDIA_A100_80GB",
+            "accelerator_count": 1,
+        },
+        "finetune-unet": {
+            "machine_type": "a3-highgpu-8g",
+            "accelerator_type": "NVIDIA_H100_80GB",
+            "accelerator_count": 8,
+        },
+        "train-classifier": {"machine_type": "g2-standard-24", "accelerator_type": "NVIDIA_L4", "accelerator_count": 2},
+    }
+    images = {c: custom_job(spec, c)["container_spec"]["image_uri"] for c in machines}
+    registry = "us-docker.pkg.dev/lab/mammoflow/mammoflow"
+    assert images == {
+        "standardize-source": f"{registry}-cpu:1.2",
+        "train-encoder": f"{registry}-tpu:1.2",
+        "train-autoencoder": f"{registry}-cuda:1.2",
+        "finetune-unet": f"{registry}-cuda:1.2",
+        "train-classifier": f"{registry}-cuda:1.2",
+    }
+    assert custom_job(spec, "train-encoder")["container_spec"]["env"] == [{"name": "PJRT_DEVICE", "value": "TPU"}]
+    finetune = custom_job(spec, "finetune-unet")["container_spec"]
+    assert 'train_stage("finetune"' in finetune["command"][-1] and "--executor_input" in finetune["args"]
+    for component in machines:  # the Vertex AI launcher starts each job; the step's own inputs stay
+        assert executor(spec, component)["image"].startswith("gcr.io/ml-pipeline/google-cloud-pipeline-components:")
+    assert {"shards", "epochs", "settings", "processes"} <= set(
+        spec["components"]["comp-finetune-unet"]["inputDefinitions"]["parameters"]
+    ) | set(spec["components"]["comp-finetune-unet"]["inputDefinitions"]["artifacts"])
     tasks = spec["root"]["dag"]["tasks"]
     processes = {t: tasks[t]["inputs"]["parameters"]["processes"]["runtimeValue"]["constant"] for t in TRAINING}
-    assert processes == {"train-encoder": 1, "train-autoencoder": 1, "finetune-unet": 2, "train-classifier": 1}
-    assert "resources" not in executor(spec, "train-classifier")
-    assert executor(spec, "evaluate")["image"] == "us-docker.pkg.dev/lab/mammoflow/mammoflow-cpu:1.2"
+    assert processes == {"train-encoder": 1, "train-autoencoder": 1, "finetune-unet": 8, "train-classifier": 2}
+    evaluate = executor(spec, "evaluate")  # no machine asked for: a plain step on Vertex AI's default
+    assert evaluate["image"] == f"{registry}-cpu:1.2" and "resources" not in evaluate
+    assert "comp-merge-shards" in spec["components"] and "worker_pool_specs" not in json.dumps(
+        spec["components"]["comp-merge-shards"]
+    )
 
 
 def test_kubeflow_yaml_places_steps_on_gke_tpu_and_gpu_nodes(tmp_path):
@@ -168,10 +204,23 @@ def test_kubeflow_yaml_places_steps_on_gke_tpu_and_gpu_nodes(tmp_path):
         (["--accelerator", "encoder=nvidia-l4"], "give a count of 1 or more"),
         (["--machine-type", "train=n2-standard-8"], "unknown step 'train'; the steps are standardize"),
         (
-            ["--target", "vertex", "--machine-type", "encoder=ct5lp-hightpu-4t", "--accelerator", "encoder=tpu-v5e:4"],
-            "a TPU step's machine follows from its accelerator",
+            ["--target", "vertex", "--machine-type", "encoder=n2-standard-8", "--accelerator", "encoder=tpu-v5e:4"],
+            "Vertex AI attaches tpu-v5e to ct5lp-\\* machines, e.g. ct5lp-hightpu-1t",
         ),
-        (["--target", "vertex", "--machine-type", "encoder=m3-ultramem-32"], "known here for e2-standard-4"),
+        (
+            [
+                "--target",
+                "vertex",
+                "--machine-type",
+                "finetune=a2-highgpu-1g",
+                "--accelerator",
+                "finetune=nvidia-h100:1",
+            ],
+            "attaches nvidia-h100 to a3-highgpu-",
+        ),
+        (["--target", "vertex", "--accelerator", "finetune=nvidia-l4:3"], "machines with 1 or 2 or 4 or 8 of them"),
+        (["--machine-type", "encoder=N2 standard"], "not a machine type"),
+        (["--machine-type", "encoder=../../x"], "not a machine type"),
         (["--registry", "REGISTRY"], "still a placeholder"),
         (["--registry", "us-docker.pkg.dev/PROJECT/mammoflow"], "still a placeholder"),
         (["--registry", "<your registry>"], "still a placeholder"),
@@ -182,6 +231,16 @@ def test_compile_names_each_hardware_mistake(tmp_path, flags, message):
     with pytest.raises(SystemExit, match=message):
         compile_to(tmp_path, *flags)
     assert not (tmp_path / "mammoflow.yaml").exists()
+
+
+def test_vertex_machines_without_the_pipeline_components_say_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "google_cloud_pipeline_components.v1.custom_job", None)  # not installed
+    flags = ["--target", "vertex", "--registry", "us-docker.pkg.dev/lab/mammoflow"]
+    with pytest.raises(SystemExit, match=r"pip install 'mammoflow\[vertex\]'"):
+        compile_to(tmp_path, *flags, "--accelerator", "finetune=nvidia-l4:1")
+    assert not (tmp_path / "mammoflow.yaml").exists()
+    [spec] = compile_to(tmp_path, *flags)  # no machine named: plain steps, no custom jobs needed
+    assert "worker_pool_specs" not in json.dumps(spec)
 
 
 def test_step_arguments_are_checked_and_become_flags():
