@@ -47,6 +47,13 @@ TUNABLE = [  # flag, type, meaning; defaults come from TrainConfig
         "(encoder, classifier), not for reading alone (0: read in the training process)",
     ),
     ("--precision", str, "auto (bf16 on TPU and GPU, fp32 on CPU), fp32, bf16, or fp16 (CUDA, with a grad scaler)"),
+    (
+        "--xla-cache",
+        str,
+        "torch-xla (PJRT_DEVICE) only: local folder of the persistent compilation cache, so a resumed or "
+        "restarted run loads its compiled programs instead of compiling again; empty: <out>/xla-cache for a "
+        "local --out, else ~/.cache/mammoflow/xla; off: no cache",
+    ),
     ("--log-every", int, "steps between reading the loss: TensorBoard scalars, log lines, non-finite check"),
     (
         "--checkpoint-every",

@@ -31,6 +31,7 @@ class TrainConfig:
     max_steps: int = 0
     workers: int = 0
     precision: str = "auto"
+    xla_cache: str = ""
     compile: bool = False
     log_every: int = 10
     checkpoint_every: int = 100

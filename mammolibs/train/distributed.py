@@ -65,14 +65,49 @@ class Runtime:
         return f"{self.device.type}, {self.world_size} process(es)"
 
 
-def start_runtime() -> Runtime:
-    """Pick the device from the environment: ``PJRT_DEVICE`` -> XLA, ``WORLD_SIZE`` > 1 -> process group."""
+def xla_cache_folder(setting: str, out: str) -> str | None:
+    """The local folder of torch-xla's persistent compilation cache for ``--xla-cache setting`` and
+    ``--out out``: the setting's folder; by default ``<out>/xla-cache`` beside a local run, else the
+    user's cache folder (``$XDG_CACHE_HOME``, ``~/.cache``)/mammoflow/xla; ``off``: none."""
+    if setting == "off":
+        return None
+    if "://" in setting:
+        raise ValueError(f"--xla-cache {setting}: torch-xla keeps its cache in a local folder; give a path or 'off'")
+    if setting:
+        return setting
+    if "://" not in out or out.startswith("file://"):
+        return os.path.join(out.removeprefix("file://"), "xla-cache")
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mammoflow", "xla")
+
+
+_XLA_CACHE: list[str] = []  # the folder torch-xla's cache was set to in this process (it can be set once)
+
+
+def _use_xla_cache(folder: str) -> None:
+    import torch_xla.runtime as xr
+
+    if _XLA_CACHE:
+        if _XLA_CACHE[0] != folder:
+            log.warning("torch-xla's compilation cache stays %s for this process (not %s)", _XLA_CACHE[0], folder)
+        return
+    os.makedirs(folder, exist_ok=True)
+    xr.initialize_cache(folder, readonly=False)
+    _XLA_CACHE.append(folder)
+    log.info("torch-xla compilation cache: %s", folder)
+
+
+def start_runtime(xla_cache: str | None = None) -> Runtime:
+    """Pick the device from the environment: ``PJRT_DEVICE`` -> XLA, ``WORLD_SIZE`` > 1 -> process group.
+    Under XLA, compiled programs are kept in the folder ``xla_cache`` (:func:`xla_cache_folder`), so a
+    restarted run loads them instead of compiling again."""
     if os.environ.get("PJRT_DEVICE"):
         import numpy as np
         import torch_xla
         import torch_xla.distributed.spmd as xs
         import torch_xla.runtime as xr
 
+        if xla_cache:
+            _use_xla_cache(xla_cache)
         xr.use_spmd()
         count = xr.global_runtime_device_count()
         mesh = xs.Mesh(np.arange(count), (count, 1, 1, 1), ("data", "channel", "height", "width"))

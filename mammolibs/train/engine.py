@@ -47,7 +47,7 @@ class TrainResult:
 def fit(stage_name: str, config: TrainConfig) -> TrainResult:
     """Train one stage as ``config`` says and return where its final checkpoint is."""
     keep_freed_memory()
-    runtime = distributed.start_runtime()
+    runtime = distributed.start_runtime(distributed.xla_cache_folder(config.xla_cache, config.out))
     try:
         return Run(STAGES[stage_name], config, runtime).train()
     finally:

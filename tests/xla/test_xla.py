@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 
 import torch
 import torch_xla
@@ -93,3 +95,36 @@ def test_a_stage_trains_on_xla_and_writes_loadable_checkpoints(small_shards, tmp
     final = torch.load(result.final_checkpoint, weights_only=True)
     assert final["step"] == rows[-1]["step"] and all(t.device.type == "cpu" for t in final["model"].values())
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+RESTART = """
+import json, sys
+import torch_xla.debug.metrics as met
+from mammolibs.train.engine import TrainConfig, fit
+config = TrainConfig(data=sys.argv[1], out=sys.argv[2], batch_size=2, width=4, epochs=1, max_steps=2, patch_size=32,
+                     progress=False)
+fit("finetune", config)
+print(json.dumps({n: met.counter_value(n) for n in met.counter_names() if n.startswith("PersistentCache")}))
+"""
+
+
+def test_a_restarted_run_finds_every_compiled_program_in_the_cache_beside_it(small_shards, tmp_path):
+    """The compilation cache is on by default, in <out>/xla-cache: the same run started again in a new
+    process looks up each program it compiles there and misses none. (torch-xla 2.9's CPU device cannot
+    load the programs it stored, counted as PersistentCacheDeserializeFailure, and compiles them again;
+    TPUs load them: PersistentCacheHit.)"""
+    out = tmp_path / "run"
+    counts = []
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-c", RESTART, small_shards, str(out)], capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        counts.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    first, restarted = counts
+    stored = sorted((out / "xla-cache").iterdir())
+    assert first.get("PersistentCacheMiss", 0) >= 1 and len(stored) == first["PersistentCacheMiss"]
+    assert restarted.get("PersistentCacheMiss", 0) == 0, restarted  # nothing the first run compiled is missing
+    found = restarted.get("PersistentCacheHit", 0) + restarted.get("PersistentCacheDeserializeFailure", 0)
+    assert found == first["PersistentCacheMiss"], (first, restarted)
+    assert sorted((out / "xla-cache").iterdir()) == stored  # no new program was stored
