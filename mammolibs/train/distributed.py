@@ -84,11 +84,15 @@ _XLA_CACHE: list[str] = []  # the folder torch-xla's cache was set to in this pr
 
 
 def _use_xla_cache(folder: str) -> None:
+    import torch_xla
     import torch_xla.runtime as xr
 
     if _XLA_CACHE:
         if _XLA_CACHE[0] != folder:
             log.warning("torch-xla's compilation cache stays %s for this process (not %s)", _XLA_CACHE[0], folder)
+        return
+    if torch_xla._XLAC._xla_computation_cache_is_initialized():  # set once, before the first computation
+        log.warning("torch-xla has computed in this process before training started: no compilation cache")
         return
     os.makedirs(folder, exist_ok=True)
     xr.initialize_cache(folder, readonly=False)
