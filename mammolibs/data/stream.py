@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import IterableDataset, default_collate, get_worker_info
 
 from mammolibs import storage
+from mammolibs.data.loader import RingBatch, WorkerRing
 from mammolibs.data.shard_set import ShardSet
 from mammolibs.data.shards import decode_sample, read_samples
 from mammolibs.data.views import View
@@ -71,7 +72,7 @@ def sample_seed(*numbers: int) -> int:
 
 
 class ShardStream(IterableDataset):
-    """Batches of one replica for one epoch; use with ``DataLoader(stream, batch_size=None)``.
+    """Batches of one replica for one epoch; read them with :class:`~mammolibs.data.loader.StreamLoader`.
 
     Train streams are shuffled and cycle to exactly ``steps`` batches; evaluation streams
     (``shuffle=False, steps=None``) go once over the replica's samples in order, the last
@@ -128,9 +129,10 @@ class ShardStream(IterableDataset):
                 return
             yield batch
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...] | RingBatch]:
         worker = get_worker_info()
         workers, me = (worker.num_workers, worker.id) if worker else (1, 0)
+        ring = WorkerRing(me) if worker else None  # a worker hands its batches over in shared slots
         for number, batch in enumerate(self.batches()):
             if number < self.start or (number - self.start) % workers != me:
                 continue
@@ -142,4 +144,4 @@ class ShardStream(IterableDataset):
                 )
                 for slot, ((url, entry), members) in enumerate(zip(samples, read_samples(samples)))
             ]
-            yield default_collate(items)
+            yield ring.put(items) if ring else default_collate(items)

@@ -20,9 +20,9 @@ from typing import Any, cast
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from mammolibs import storage
+from mammolibs.data.loader import StreamLoader
 from mammolibs.data.shard_set import ShardSet
 from mammolibs.data.stream import ShardStream, replica_parts, usable_count
 from mammolibs.data.views import effective_patch, unpack_batch
@@ -190,10 +190,8 @@ class Run:
         log.debug("%s settings: %s", self.stage.name, json.dumps(self.settings, sort_keys=True))
         return train, val
 
-    def _loader(self, stream: ShardStream) -> DataLoader:
-        return DataLoader(
-            stream, batch_size=None, num_workers=self.config.workers, pin_memory=self.runtime.device.type == "cuda"
-        )
+    def _loader(self, stream: ShardStream) -> StreamLoader:
+        return StreamLoader(stream, self.config.workers, pin_memory=self.runtime.device.type == "cuda")
 
     def _restore(self, checkpoint: dict) -> None:
         """Continue from ``checkpoint``, the run's ``latest.pt`` (read once, in ``__init__``)."""

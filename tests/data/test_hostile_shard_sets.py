@@ -19,7 +19,7 @@ import pytest
 from mammolibs.cli import main
 from mammolibs.data.inspect import inspect
 from mammolibs.data.merge import merge_shard_sets
-from mammolibs.data.shards import decode_mask_png, iter_shard
+from mammolibs.data.shards import _tar_members, _tarfile_members, decode_mask_png, iter_shard, shard_members
 from mammolibs.data.stream import ShardStream, replica_parts, split_shards
 from mammolibs.data.views import SegmentationView
 from mammolibs.evaluate.evaluation import read_split
@@ -242,3 +242,22 @@ def test_index_fields_that_are_not_what_mammoflow_writes_are_refused(hostile, tm
     (data / "manifest.json").write_text("{not json")
     with pytest.raises(ValueError, match="manifest.json: not valid JSON"):
         split_shards(str(data), "train")
+
+
+def test_the_direct_tar_reader_agrees_with_tarfile_and_leaves_it_all_else(hostile, tmp_path):
+    data, _ = hostile
+    shard = data / json.loads(first_index(data).read_text())["name"]
+    blob = shard.read_bytes()
+    assert _tar_members(blob) == _tarfile_members(blob) and len(_tar_members(blob)) >= 6
+    long_key = "k" * 120  # a name over 100 characters: a PAX header, which the direct reader leaves to tarfile
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for kind in ("npy", "mask.png", "json"):
+            info = tarfile.TarInfo(f"{long_key}.{kind}")
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"abc"))
+    assert [m[0] for m in _tar_members(buffer.getvalue())] == [f"{long_key}.{k}" for k in ("npy", "mask.png", "json")]
+    damaged = bytearray(blob)
+    damaged[10] ^= 0xFF  # a header byte: its checksum no longer matches
+    with pytest.raises(ValueError, match="not a readable tar shard"):
+        shard_members(bytes(damaged), str(shard))

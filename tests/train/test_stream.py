@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
-from torch.utils.data import DataLoader
 
+from mammolibs.data.loader import SLOTS, StreamLoader
 from mammolibs.data.standardize import standardize
 from mammolibs.data.stream import ShardStream, replica_parts, split_shards, usable_count
 from mammolibs.data.views import SegmentationView, View
@@ -25,7 +26,7 @@ def _stream(data, view, rank, world, steps=None, shuffle=True, batch=3, seed=0):
 
 
 def _keys(stream, workers=0) -> list[list[int]]:
-    return [batch[0].tolist() for batch in DataLoader(stream, batch_size=None, num_workers=workers)]
+    return [batch[0].tolist() for batch in StreamLoader(stream, workers)]
 
 
 def test_replicas_read_disjoint_samples_and_get_equal_batches(small_shards):
@@ -80,11 +81,11 @@ def test_worker_processes_and_restarts_give_the_same_batches(small_shards):
     view = KeyView()
     stream = _stream(small_shards, view, 0, 1)
     stream.set_epoch(3)
-    whole = [(b[0].tolist(), b[1].tolist()) for b in DataLoader(stream, batch_size=None)]
-    in_workers = [(b[0].tolist(), b[1].tolist()) for b in DataLoader(stream, batch_size=None, num_workers=2)]
+    whole = [(b[0].tolist(), b[1].tolist()) for b in StreamLoader(stream)]
+    in_workers = [(b[0].tolist(), b[1].tolist()) for b in StreamLoader(stream, 2)]
     assert in_workers == whole
     stream.set_epoch(3, start=2)
-    resumed = [(b[0].tolist(), b[1].tolist()) for b in DataLoader(stream, batch_size=None, num_workers=2)]
+    resumed = [(b[0].tolist(), b[1].tolist()) for b in StreamLoader(stream, 2)]
     assert resumed == whole[2:]
 
 
@@ -93,7 +94,7 @@ def test_evaluation_streams_cover_every_usable_sample_once_in_full_batches(small
     shards = split_shards(small_shards, "train")
     usable = usable_count(shards, view)
     stream = ShardStream(small_shards, replica_parts(shards, view, 0, 1), view, 4, 0, 0, shuffle=False)
-    batches = list(DataLoader(stream, batch_size=None))
+    batches = list(StreamLoader(stream))
     assert len(batches) == -(-usable // 4)
     assert all(image.shape[0] == 4 for image, *_ in batches)
     assert len({image.flatten().sum().item() for image, *_ in batches for image in image}) >= usable - 1
@@ -161,3 +162,29 @@ def test_an_epoch_reads_the_bytes_of_its_samples_once_whatever_the_workers(small
         assert _keys(stream, workers) == local
         # the samples' bytes once, and an HTTP response head per sample (the emulator's are under 200 bytes)
         assert sample_bytes <= proxy.received <= sample_bytes + 300 * batches * 3, (workers, proxy.received)
+
+
+def test_batches_from_worker_processes_are_the_same_and_stay_the_callers(busi_shards):
+    """Workers hand batches over through a few reused shared slots: every batch kept by the caller must
+    still hold its own pixels after many more have passed through the same slots."""
+    view = SegmentationView(0, "none")
+    shards = split_shards(busi_shards, "train")
+    steps = usable_count(shards, view) // 2
+    assert steps > 4 * SLOTS  # each worker's slots are reused several times
+    stream = ShardStream(busi_shards, replica_parts(shards, view, 0, 1), view, 2, 0, 0, True, steps)
+    alone = list(StreamLoader(stream))
+    for workers in (1, 2, 3):
+        kept = list(StreamLoader(stream, workers))
+        assert len(kept) == len(alone) == steps
+        for ours, theirs in zip(kept, alone):
+            assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+
+
+class Ragged(View):
+    def __call__(self, sample, seed):
+        return (torch.zeros(seed % 3 + 1),)
+
+
+def test_a_view_whose_samples_change_shape_is_a_clear_error_in_workers(small_shards):
+    with pytest.raises(ValueError, match="samples of another shape or type than its first"):
+        list(StreamLoader(_stream(small_shards, Ragged(), 0, 1, steps=4, batch=2), 1))
