@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from mammolibs import storage
 from mammolibs.train.config import PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -75,28 +76,27 @@ def xla_cache_folder(setting: str, out: str) -> str | None:
         raise ValueError(f"--xla-cache {setting}: torch-xla keeps its cache in a local folder; give a path or 'off'")
     if setting:
         return setting
-    if "://" not in out or out.startswith("file://"):
-        return os.path.join(out.removeprefix("file://"), "xla-cache")
+    if storage.is_local(out):
+        return os.path.join(storage.local_path(out), "xla-cache")
     return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mammoflow", "xla")
 
 
-_XLA_CACHE: list[str] = []  # the folder torch-xla's cache was set to in this process (it can be set once)
-
-
 def _use_xla_cache(folder: str) -> None:
+    """Point torch-xla's persistent cache at ``folder``; it can be set once a process, before its first
+    computation (torch-xla keeps the folder in ``$XLA_PERSISTENT_CACHE_PATH``)."""
     import torch_xla
     import torch_xla.runtime as xr
 
-    if _XLA_CACHE:
-        if _XLA_CACHE[0] != folder:
-            log.warning("torch-xla's compilation cache stays %s for this process (not %s)", _XLA_CACHE[0], folder)
+    current = os.environ.get("XLA_PERSISTENT_CACHE_PATH")
+    if current:
+        if current != folder:
+            log.warning("torch-xla's compilation cache stays %s for this process (not %s)", current, folder)
         return
-    if torch_xla._XLAC._xla_computation_cache_is_initialized():  # set once, before the first computation
+    if torch_xla._XLAC._xla_computation_cache_is_initialized():
         log.warning("torch-xla has computed in this process before training started: no compilation cache")
         return
     os.makedirs(folder, exist_ok=True)
     xr.initialize_cache(folder, readonly=False)
-    _XLA_CACHE.append(folder)
     log.info("torch-xla compilation cache: %s", folder)
 
 
