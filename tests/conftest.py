@@ -3,8 +3,10 @@ and small standardized shard sets built from real files."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -28,7 +30,7 @@ def _shared(sub: str) -> Path:
     path = SHARED_DATA / sub
     if not path.is_dir():
         pytest.skip(
-            f"real data folder {path} is absent; set MAMMOFLOW_SHARED_DATA to the folder holding mias/ and busi/"
+            f"real data folder {path} is absent; set MAMMOFLOW_SHARED_DATA to the folder holding mias/, busi/, busbra/"
         )
     return path
 
@@ -43,6 +45,29 @@ def mias_dir() -> Path:
 def busi_dir() -> Path:
     """The real BUSI ultrasound set (Dataset_BUSI_with_GT/...)."""
     return _shared("busi")
+
+
+@pytest.fixture(scope="session")
+def busi_counts(busi_dir) -> dict[str, int]:
+    """Images of each BUSI class, counted from the folder itself (the shared folder grows)."""
+    root = busi_dir / "Dataset_BUSI_with_GT"
+    return {
+        label: sum(1 for p in (root / label).iterdir() if re.fullmatch(rf"{label} \(\d+\)\.png", p.name))
+        for label in ("benign", "malignant", "normal")
+    }
+
+
+@pytest.fixture(scope="session")
+def busbra_dir() -> Path:
+    """The real BUS-BRA ultrasound set (BUSBRA/Images, BUSBRA/Masks, bus_data.csv, fold files)."""
+    return _shared("busbra") / "BUSBRA"
+
+
+@pytest.fixture(scope="session")
+def busbra_rows(busbra_dir) -> list[dict[str, str]]:
+    """The rows of BUS-BRA's ``bus_data.csv``, read with the csv module."""
+    with open(busbra_dir / "bus_data.csv", newline="", encoding="utf-8") as table:
+        return list(csv.DictReader(table))
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,11 @@ def fold_of(patient: str, folds: int) -> int:
 
 
 def split_in_fold(patient: str, folds: int, fold: int, val_fraction: float) -> str:
-    if fold_of(patient, folds) == fold:
-        return "test"
+    return "test" if fold_of(patient, folds) == fold else val_or_train(patient, val_fraction)
+
+
+def val_or_train(patient: str, val_fraction: float) -> str:
+    """``val`` for a share ``val_fraction`` of patients (by a hash of their pseudonym), else ``train``."""
     position = int(hashlib.sha256(f"val:{patient}".encode()).hexdigest()[:8], 16) / 2**32
     return "val" if position < val_fraction else "train"
 
@@ -42,6 +45,30 @@ def write_fold(data_url: str, output: str, folds: int, fold: int, val_fraction: 
         lambda meta: {**meta, "split": split_in_fold(meta["patient"], folds, fold, val_fraction)},
         {"fold": {"of": data_url, "folds": folds, "fold": fold, "val_fraction": val_fraction}},
     )
+
+
+def write_split(data_url: str, output: str, val_fraction: float = 0.15) -> dict:
+    """Copy the shard set at ``data_url`` to ``output`` for training on all of it: each patient in
+    ``val`` (by the same hash as :func:`split_in_fold`) or ``train``, none in ``test``."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val fraction {val_fraction}: must lie between 0 and 1")
+    return copy_samples(
+        data_url,
+        output,
+        lambda meta: {**meta, "split": val_or_train(meta["patient"], val_fraction)},
+        {"training_split": {"of": data_url, "val_fraction": val_fraction}},
+    )
+
+
+def write_test(data_url: str, output: str) -> dict:
+    """Copy the shard set at ``data_url`` to ``output`` with every sample in ``test``: a dataset scored whole."""
+    return copy_samples(data_url, output, lambda meta: {**meta, "split": "test"}, {"test_of": data_url})
+
+
+def write_unlabelled(data_url: str, output: str) -> dict:
+    """Copy the shard set at ``data_url`` to ``output`` with every label ``unknown``: what label-free
+    pretraining may see (the autoencoder's class head learns nothing from it)."""
+    return copy_samples(data_url, output, lambda meta: {**meta, "label": "unknown"}, {"unlabelled_of": data_url})
 
 
 def write_source(data_url: str, output: str, source: str) -> dict:

@@ -13,6 +13,34 @@ VOCABULARY: dict[str, frozenset[str]] = {
     "abnormality": frozenset({"MASS", "CALCIFICATION", "BOTH"}),
     "birads": frozenset({"0", "1", "2", "3", "4", "4A", "4B", "4C", "5", "6"}),
     "density": frozenset({"A", "B", "C", "D", "1", "2", "3", "4"}),
+    "scanner": frozenset({"GE LOGIQ 5", "GE LOGIQ 7", "TOSHIBA APLIO 300", "U-SYSTEMS"}),  # BUS-BRA's
+    "histology": frozenset(  # biopsy findings as BUS-BRA names them
+        {
+            "ADENOCARCINOMA",
+            "CYST",
+            "DUCT ECTASIA",
+            "DUCTAL CARCINOMA IN SITU",
+            "FAT NECROSIS",
+            "FIBROADENOMA",
+            "FIBROCYSTIC CHANGES",
+            "HAMARTOMA",
+            "HYPERPLASIA",
+            "INTRADUCTAL PAPILLOMA",
+            "INVASIVE DUCTAL CARCINOMA",
+            "INVASIVE LOBULAR CARCINOMA",
+            "LIPOMA",
+            "LOBULAR CARCINOMA IN SITU",
+            "LYMPH NODE",
+            "LYMPHOMA",
+            "MASTITIS",
+            "MEDULLARY CARCINOMA",
+            "METAPLASIA APOCRINA",
+            "PAPILLARY CARCINOMA",
+            "PHYLLODES TUMOR",
+            "PROLIFERATIVE LESIONS",
+            "SCLEROSING ADENOSIS",
+        }
+    ),
 }
 """Field -> the values it may take (upper case); a field holding a list keeps the listed values it may."""
 _PREFIX = re.compile(r"^(BI-?RADS|DENSITY|CATEGORY)\s*", re.I)

@@ -28,7 +28,7 @@ MODEL_NAMES = {  # name -> (kind, what it is)
     "fcn16s": (SEGMENTATION, "VGG-16 FCN-16s, as fcn8s with one skip fewer (multi-task)"),
     "unet_s5_d16": (SEGMENTATION, "MMSegmentation UNet-S5-D16 (5 stages, output stride 16) with an FCN head"),
     "deeplabv3": (SEGMENTATION, "DeepLabV3: ASPP on a dilated ResNet-18-style backbone (output stride 8)"),
-    "resnet18": (CLASSIFICATION, "MONAI ResNet-18 (2-D, one channel): classifiers only"),
+    "resnet18": (CLASSIFICATION, "MONAI ResNet-18 (2-D, one channel, stride-2 stem as He et al.): classifiers only"),
 }
 DEFAULT_WIDTH = 16
 STAGE_DEFAULT_MODEL = {

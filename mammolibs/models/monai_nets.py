@@ -76,4 +76,5 @@ def flexible_unet(width: int = 16) -> nn.Module:
 
 @register_model("resnet18")
 def resnet(num_classes: int = 3) -> nn.Module:
-    return resnet18(spatial_dims=2, n_input_channels=1, num_classes=num_classes)
+    # stride 2 in the 7x7 stem, as He et al.'s ResNet-18 (MONAI's default stride 1 costs 4x the compute)
+    return resnet18(spatial_dims=2, n_input_channels=1, num_classes=num_classes, conv1_t_stride=2)

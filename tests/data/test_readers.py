@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pydicom
 import pytest
@@ -11,6 +13,9 @@ from mammolibs.data.images import read_dicom
 from mammolibs.data.readers import get_reader, reader_names
 from mammolibs.data.readers.mias import parse_info
 from mammolibs.data.sample import RejectedInput
+from mammolibs.data.shards import committed_shards, decode_meta, read_shard
+from mammolibs.data.standardize import standardize
+from mammolibs.data.vocabulary import VOCABULARY
 
 
 def _by_key(source: str, folder) -> dict:
@@ -65,11 +70,11 @@ def test_mias_film_missing_from_info_is_rejected_with_its_name(tmp_path, mias_di
         item.load()
 
 
-def test_busi_reads_every_image_and_unions_its_masks(busi_dir):
+def test_busi_reads_every_image_and_unions_its_masks(busi_dir, busi_counts):
     items = _by_key("busi", busi_dir)
-    assert len(items) == 234
+    assert len(items) == sum(busi_counts.values())
     labels = [key.split("-")[0] for key in items]
-    assert (labels.count("benign"), labels.count("malignant"), labels.count("normal")) == (136, 55, 43)
+    assert {label: labels.count(label) for label in busi_counts} == busi_counts
     sample = items["benign-100"].load()  # has _mask.png and _mask_1.png
     folder = busi_dir / "Dataset_BUSI_with_GT" / "benign"
     first = np.asarray(__import__("PIL.Image").Image.open(folder / "benign (100)_mask.png").convert("L")) > 0
@@ -135,3 +140,43 @@ def test_dicom_compressed_as_jpeg_2000_decodes_to_the_same_pixels(dicom_dir, tmp
     [item] = get_reader("dicom")(str(tmp_path))
     original, _ = read_dicom(str(source))
     np.testing.assert_array_equal(item.load().image, original)
+
+
+def test_bus_bra_reads_every_row_with_its_patient_label_mask_and_scanner(busbra_dir, busbra_rows):
+    items = _by_key("bus-bra", busbra_dir.parent)  # the folder above BUSBRA/ is accepted too
+    assert sorted(items) == sorted(row["ID"] for row in busbra_rows)
+    rows = {row["ID"]: row for row in busbra_rows}
+    for image_id in ("bus_0001-l", "bus_0002-r", sorted(rows)[-1]):
+        sample, row = items[image_id].load(), rows[image_id]
+        assert sample.image.shape == (int(row["Height"]), int(row["Width"]))
+        expected = np.asarray(__import__("PIL.Image").Image.open(busbra_dir / "Masks" / f"mask_{image_id[4:]}.png"))
+        assert np.array_equal(sample.mask, (expected if expected.ndim == 2 else expected[..., 0]) > 0)
+        assert sample.label == row["Pathology"] and sample.patient_id == f"bus-bra-{int(row['Case'])}"
+        assert sample.laterality == {"left": "L", "right": "R", "single": ""}[row["Side"]]
+        assert sample.meta["modality"] == "US" and sample.meta["birads"] == row["BIRADS"]
+        assert sample.meta["scanner"] and row["Device"].upper().startswith(sample.meta["scanner"])
+        x, y, w, h = (int(v) for v in row["BBOX"].strip("[]").split(","))
+        rows_, cols = np.nonzero(sample.mask)  # the published box encloses the mask
+        assert x - 2 <= cols.min() and cols.max() <= x + w + 2 and y - 2 <= rows_.min() and rows_.max() <= y + h + 2
+
+
+def test_bus_bra_standardized_keeps_a_patients_images_in_one_split_and_only_vocabulary_metadata(
+    busbra_dir, busbra_rows, tmp_path
+):
+    result = standardize(
+        [("bus-bra", str(busbra_dir))], str(tmp_path / "out"), image_size=32, workers=2, progress=False
+    )
+    assert result.inputs == result.written == len(busbra_rows) and result.rejected == 0
+    labels = result.manifest["counts"]["label"]
+    assert labels == {p: sum(row["Pathology"] == p for row in busbra_rows) for p in ("benign", "malignant")}
+    splits: dict[str, set[str]] = {}
+    scanners = set()
+    for shard in committed_shards(str(tmp_path / "out")):
+        for key, parts in read_shard(f"{tmp_path / 'out'}/{shard['name']}").items():
+            meta = decode_meta(parts, key)
+            splits.setdefault(meta["patient"], set()).add(meta["split"])
+            scanners.add(meta["scanner"])
+            assert meta["histology"] in VOCABULARY["histology"] and "bus_" not in json.dumps(meta)
+    assert len(splits) == len({row["Case"] for row in busbra_rows})  # one pseudonym per Case
+    assert all(len(s) == 1 for s in splits.values())
+    assert scanners == VOCABULARY["scanner"]

@@ -3,9 +3,13 @@ the development data has them): labels, masks, laterality, splits, and the quirk
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 
 from mammolibs.data.readers import get_reader
 from mammolibs.data.sample import RejectedInput
@@ -312,7 +316,7 @@ def test_csv_folder_reads_a_clinics_own_table_with_masks_and_splits(tmp_path):
     assert np.array_equal(a.mask, mask) and a.official_split == "test" and a.patient_id == "MRN-1"
 
 
-def test_several_sources_in_one_run_keep_their_source(tmp_path, mias_subset, busi_dir):
+def test_several_sources_in_one_run_keep_their_source(tmp_path, mias_subset, busi_dir, busi_counts):
     result = standardize(
         [("mias", str(mias_subset)), ("busi", str(busi_dir))],
         str(tmp_path / "out"),
@@ -320,8 +324,9 @@ def test_several_sources_in_one_run_keep_their_source(tmp_path, mias_subset, bus
         progress=False,
         workers=2,
     )
-    assert result.manifest["counts"]["source"] == {"mias": 24, "busi": 234}
-    assert result.inputs == result.written + result.rejected == 24 + 234
+    busi = sum(busi_counts.values())
+    assert result.manifest["counts"]["source"] == {"mias": 24, "busi": busi}
+    assert result.inputs == result.written + result.rejected == 24 + busi
 
 
 @pytest.mark.parametrize(
@@ -342,3 +347,44 @@ def test_birads_categories_map_to_labels(value, label):
     from mammolibs.data.readers.tables import birads_label
 
     assert birads_label(value) == label
+
+
+def test_bus_bra_names_each_broken_file_and_loses_none(tmp_path, busbra_dir, busbra_rows):
+    root = tmp_path / "BUSBRA"
+    (root / "Images").mkdir(parents=True)
+    (root / "Masks").mkdir()
+    rows = busbra_rows[:8]
+    for row in rows:
+        number = row["ID"][4:]
+        shutil.copy(busbra_dir / "Images" / f"{row['ID']}.png", root / "Images")
+        shutil.copy(busbra_dir / "Masks" / f"mask_{number}.png", root / "Masks")
+    for document in ("LICENSE.txt", "5-fold-cv.csv"):
+        shutil.copy(busbra_dir / document, root)
+    ids = [row["ID"] for row in rows]
+    (root / "Images" / f"{ids[0]}.png").unlink()  # a row without its image
+    (root / "Masks" / f"mask_{ids[1][4:]}.png").unlink()  # an image without its mask
+    small = Image.open(root / "Masks" / f"mask_{ids[2][4:]}.png").resize((20, 20))
+    small.save(root / "Masks" / f"mask_{ids[2][4:]}.png")  # a mask of another size
+    shutil.copy(busbra_dir / "Images" / f"{ids[3]}.png", root / "Images" / "bus_9999-l.png")  # no row
+    (root / "Images" / "notes.txt").write_text("hello")  # off the published names
+    broken = [dict(row) for row in rows] + [dict(rows[4], ID="../../etc/passwd"), dict(rows[5], ID="bus_0999-x")]
+    broken[6]["Pathology"] = "probably bad"
+    write_csv(root / "bus_data.csv", list(rows[0]), [list(row.values()) for row in broken])
+
+    result = standardize([("bus-bra", str(root))], str(tmp_path / "out"), image_size=32, progress=False)
+    rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
+    assert result.inputs == result.written + result.rejected == len(broken) + 2
+    assert (result.written, result.rejected) == (4, 8)
+    reasons = " | ".join(r["reason"] for r in rejects)
+    for expected in (
+        f"{ids[0]}.png: bus_data.csv has a row for {ids[0]} but its image file is missing",
+        f"{ids[1]}.png: its mask mask_{ids[1][4:]}.png is missing",
+        f"mask_{ids[2][4:]}.png: mask is (20, 20) but image is",
+        "bus_9999-l.png: no row in bus_data.csv",
+        "notes.txt: not a BUS-BRA file name",
+        "bus_data.csv line 10: a malformed ID '../../etc/passwd'",
+        "bus_data.csv line 11: a malformed ID 'bus_0999-x'",
+        f"{ids[6]}.png: Pathology 'probably bad' in bus_data.csv is neither benign nor malignant",
+    ):
+        assert expected in reasons, (expected, reasons)
+    assert not (tmp_path / "etc").exists()

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mammolibs.cli import main as mammo
-from mammolibs.data.folds import fold_of, write_fold, write_source
+from mammolibs.data.folds import fold_of, write_fold, write_source, write_split, write_test, write_unlabelled
 from mammolibs.data.manifest import read_manifest
 from mammolibs.data.shards import StandardSample, stack_images
 from mammolibs.data.views import load_samples
@@ -166,6 +166,27 @@ def test_folds_keep_patients_together_and_cover_everyone_once(small_shards, tmp_
         assert all(fold_of(p, 3) == fold for p in patients["test"])
         tested += [s.key for s in by_split["test"]]
     assert sorted(tested) == sorted(s.key for s in samples)  # every sample tested exactly once
+
+
+def test_copies_for_training_scoring_and_pretraining_keep_every_sample_and_its_bytes(small_shards, tmp_path):
+    samples = {s.key: s for split in ("train", "val", "test") for s in load_samples(small_shards, split)}
+    write_split(small_shards, str(tmp_path / "train"))
+    write_test(small_shards, str(tmp_path / "test"))
+    write_unlabelled(small_shards, str(tmp_path / "unlabelled"))
+    training = {split: load_samples(str(tmp_path / "train"), split) for split in ("train", "val", "test")}
+    assert not training["test"] and len(training["train"]) + len(training["val"]) == len(samples)
+    patients = {split: {s.meta["patient"] for s in found} for split, found in training.items()}
+    assert training["val"] and not patients["train"] & patients["val"]  # patients kept together
+    scored = load_samples(str(tmp_path / "test"), "test")
+    assert sorted(s.key for s in scored) == sorted(samples)
+    assert all(
+        np.array_equal(s.image, samples[s.key].image) and s.meta["label"] == samples[s.key].label for s in scored
+    )
+    unlabelled = [s for split in ("train", "val", "test") for s in load_samples(str(tmp_path / "unlabelled"), split)]
+    assert len(unlabelled) == len(samples) and {s.label for s in unlabelled} == {"unknown"}
+    assert read_manifest(str(tmp_path / "unlabelled"))["counts"]["label"] == {"unknown": len(samples)}
+    with pytest.raises(ValueError, match="val fraction"):
+        write_split(small_shards, str(tmp_path / "bad"), val_fraction=1.0)
 
 
 def test_generalization_matrix_on_real_films_and_ultrasound(small_shards, busi_shards, tmp_path):

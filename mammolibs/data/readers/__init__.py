@@ -47,6 +47,7 @@ def reader_names() -> list[str]:
 
 def _load_builtin_readers() -> None:
     from mammolibs.data.readers import (  # noqa: F401  (importing registers them)
+        bus_bra,
         busi,
         cbis_ddsm,
         cmmd,

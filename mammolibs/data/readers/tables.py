@@ -21,7 +21,10 @@ def read_table(url: str) -> list[dict[str, str]]:
         rows = _xls_rows(data)
     else:
         text = data.decode("utf-8-sig")
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+        try:
+            dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+        except csv.Error:  # too few rows, or quoted cells that confuse the sniffer: the comma of CSV
+            dialect = csv.excel
         rows = list(csv.reader(io.StringIO(text), dialect))
     if not rows:
         raise ValueError(f"{url}: the table is empty")
