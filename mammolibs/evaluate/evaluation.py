@@ -41,7 +41,7 @@ from mammolibs.evaluate.metrics import (
     threshold_at_specificity,
 )
 from mammolibs.evaluate.operating_point import LESION_THRESHOLDS, OPERATING_POINT, UNET_THRESHOLDS, operating_point_url
-from mammolibs.evaluate.plots import save_roc, save_segmentation_sheet
+from mammolibs.evaluate.plots import save_roc, save_segmentation_sheet, save_tradeoff
 from mammolibs.evaluate.report import html_report
 from mammolibs.models import SNIP_CLASSES
 from mammolibs.train.checkpoints import load_model
@@ -234,43 +234,74 @@ def choose_thresholds(detector: Detector, samples: list[StandardSample], keep: f
     def found_lesions(threshold: float) -> int:
         return len(set().union(*(hit for p, hit in hits if p >= threshold)))
 
+    def kept_at(threshold: float) -> np.ndarray:
+        return np.stack(
+            [
+                np.isin(labels, [n for n, f in enumerate(image_findings, start=1) if f.lesion_probability >= threshold])
+                for _, labels, image_findings, _ in found
+            ]
+        )
+
     vetted = LESION_THRESHOLDS if detector.snip_size is not None and found_lesions(0.0) else (0.0,)
     detector.lesion_threshold = lesion_threshold = max(
         t for t in vetted if found_lesions(t) >= keep * found_lesions(0.0)
     )
-    kept = np.stack(
-        [
-            np.isin(
-                labels, [n for n, f in enumerate(image_findings, start=1) if f.lesion_probability >= lesion_threshold]
-            )
-            for _, labels, image_findings, _ in found
-        ]
-    )
+    kept = kept_at(lesion_threshold)
+    lesions = sum(ndimage.label(t)[1] for t in truth[~normal])
+    tradeoff = [  # what each lesion threshold would give on this split: lesions found vs normal images flagged
+        {
+            "lesion_threshold": t,
+            "lesions_found": found_lesions(t) / lesions if lesions else None,
+            "normal_images_flagged": float(kept_at(t)[normal].any(axis=(1, 2)).mean()) if normal.any() else None,
+        }
+        for t in vetted
+    ]
     return {
         "unet_threshold": detector.unet_threshold,
         "lesion_threshold": lesion_threshold,
         "validation_dice": float(overlap_per_image(kept[~normal], truth[~normal])[0].mean()),
         "validation_normal_images_clean": float((~kept[normal].any(axis=(1, 2))).mean()) if normal.any() else None,
+        "tradeoff": tradeoff,
     }
+
+
+MIN_CASES = 20
+"""Malignant and other images the validation split needs before a malignancy threshold is chosen on it: a
+threshold set by the 90th-percentile score of a handful of cases moves with every case."""
+PRIOR_MALIGNANCY = 0.5
+"""The malignancy threshold used instead (documented prior): call an image malignant when its most
+lesion-like finding is more likely malignant than not."""
 
 
 def choose_operating_point(detector: Detector, samples: list[StandardSample], target_specificity: float) -> dict:
     """Set the detector's U-Net and lesion thresholds by :func:`choose_thresholds` on ``samples``, then
-    find the malignancy threshold with ``target_specificity`` per image. 0.5 where the split cannot tell."""
+    find the malignancy threshold with ``target_specificity`` per image. With fewer than :data:`MIN_CASES`
+    malignant or other images the threshold is :data:`PRIOR_MALIGNANCY`; ``malignancy_threshold_from`` says which."""
     lesion = [s for s in samples if is_segmentable(s.meta) and s.label != "normal"]
     point = {
         **choose_thresholds(detector, samples),
-        "malignancy_threshold": 0.5,
+        "malignancy_threshold": PRIOR_MALIGNANCY,
         "target_specificity": target_specificity,
     }
     records = score_images(detector, samples)
     malignant = np.array([r.label == "malignant" for r in records], dtype=bool)
+    cases = {"malignant": int(malignant.sum()), "other": int((~malignant).sum())}
     chosen = threshold_at_specificity(np.array([r.malignancy for r in records]), malignant, target_specificity)
-    if chosen is not None:
+    if chosen is not None and min(cases.values()) >= MIN_CASES:
         point["malignancy_threshold"] = chosen
-    point["chosen_on"] = {"images": len(records), "malignant": int(malignant.sum()), "lesion_images": len(lesion)}
-    if not lesion or chosen is None:
-        log.warning("the validation split lacks lesion images or non-malignant images: some thresholds stay 0.5")
+        point["malignancy_threshold_from"] = f"validation split: {target_specificity:.0%} specificity"
+    else:
+        point["malignancy_threshold_from"] = (
+            f"prior {PRIOR_MALIGNANCY}: the validation split has {cases['malignant']} malignant and "
+            f"{cases['other']} other images, fewer than {MIN_CASES} of a class"
+        )
+        log.warning(
+            "malignancy threshold: %s; widen the validation split to choose it there",
+            point["malignancy_threshold_from"],
+        )
+    point["chosen_on"] = {"images": len(records), "malignant": cases["malignant"], "lesion_images": len(lesion)}
+    if not lesion:
+        log.warning("the validation split lacks lesion images: the U-Net threshold stays 0.5")
     return point
 
 
@@ -324,7 +355,9 @@ def evaluate(
     storage.write_text_atomic(storage.join(out, OPERATING_POINT), json.dumps(point, indent=2))
     if save_operating_point:
         storage.write_text_atomic(operating_point_url(classifier_checkpoint["url"]), json.dumps(point, indent=2))
-    storage.write_text_atomic(storage.join(out, "report.html"), html_report(metrics, _pictures(records, sheet, out)))
+    storage.write_text_atomic(
+        storage.join(out, "report.html"), html_report(metrics, _pictures(records, sheet, point, out))
+    )
     return metrics
 
 
@@ -338,8 +371,9 @@ def _describe(checkpoint: dict) -> dict:
     }
 
 
-def _pictures(records: list[ImageRecord], sheet: dict, out: str) -> dict[str, bytes]:
-    """ROC curves per source (image level, malignant vs rest) and a segmentation sheet per source."""
+def _pictures(records: list[ImageRecord], sheet: dict, point: dict, out: str) -> dict[str, bytes]:
+    """ROC curves per source (image level, malignant vs rest), the validation trade-off of lesions found
+    against normal images flagged with the operating point on it, and a segmentation sheet per source."""
     pictures = {}
     curves = {}
     for source in ["all", *sorted({r.source for r in records})]:
@@ -351,6 +385,10 @@ def _pictures(records: list[ImageRecord], sheet: dict, out: str) -> dict[str, by
         storage.write_text_atomic(storage.join(out, "roc.json"), json.dumps(roc_points(*curves["all"])))
         drawn = curves if len(curves) > 2 else {"all": curves["all"]}  # one source: its curve is the "all" one
         pictures["roc.png"] = save_roc(drawn, storage.join(out, "roc.png"))
+    if any(
+        p["lesions_found"] is not None and p["normal_images_flagged"] is not None for p in point.get("tradeoff", [])
+    ):
+        pictures["tradeoff.png"] = save_tradeoff(point, storage.join(out, "tradeoff.png"))
     for number, (source, tiles) in enumerate(sorted(sheet.items())):
         name = f"segmentation-{source if SAFE_NAME.fullmatch(source) else number}.png"  # a name from data, checked
         images, truths, predictions = (list(column) for column in zip(*tiles))

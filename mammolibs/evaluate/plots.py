@@ -36,6 +36,35 @@ def save_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], url: str) -> byte
     return _save(figure, url)
 
 
+def save_tradeoff(point: dict, url: str) -> bytes:
+    """:func:`draw_tradeoff` as a PNG at ``url`` (also returned)."""
+    figure, axes = plt.subplots(figsize=(4.5, 4.5), dpi=120)
+    draw_tradeoff(axes, point, "Validation split: each lesion threshold")
+    return _save(figure, url)
+
+
+def draw_tradeoff(axes, point: dict, title: str) -> None:
+    """Lesions found against normal images with a finding, one point per lesion threshold tried on the
+    validation split (``point["tradeoff"]``), the operating point circled."""
+    curve = [p for p in point["tradeoff"] if p["lesions_found"] is not None and p["normal_images_flagged"] is not None]
+    axes.plot([p["normal_images_flagged"] for p in curve], [p["lesions_found"] for p in curve], marker=".")
+    for p in curve:
+        axes.annotate(f"{p['lesion_threshold']:.1f}", (p["normal_images_flagged"], p["lesions_found"]), fontsize=6)
+    chosen = [p for p in curve if p["lesion_threshold"] == point["lesion_threshold"]]
+    if chosen:
+        axes.scatter(
+            [chosen[0]["normal_images_flagged"]],
+            [chosen[0]["lesions_found"]],
+            s=120,
+            facecolors="none",
+            edgecolors="red",
+            label=f"operating point (lesion threshold {point['lesion_threshold']:.1f})",
+        )
+        axes.legend(loc="lower right", fontsize=7)
+    axes.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), xlabel="normal images with a finding", ylabel="lesions found")
+    axes.set_title(title, fontsize=8)
+
+
 def _save(figure, url: str) -> bytes:
     buffer = io.BytesIO()
     figure.tight_layout()

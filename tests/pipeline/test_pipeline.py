@@ -280,7 +280,7 @@ def test_sources_standardized_apart_share_the_salt_file_and_merge(mias_subset, d
 
 
 def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path, capsys):
-    sources = demo_sources(str(tmp_path), mias=str(mias_subset))
+    sources = demo_sources(str(tmp_path), {"mias": str(mias_subset)})
     tiny = {"batch_size": 4, "width": 4}
     scans = tmp_path / "scans"
     scans.mkdir()

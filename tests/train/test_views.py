@@ -47,6 +47,22 @@ def test_ultrasound_frames_are_resized_whole_to_the_patch_side(busi_shards):
     assert first.shape == second.shape == (1, 32, 32)
 
 
+def test_scanner_augmentation_changes_the_image_as_another_scanner_would_and_never_the_lesion(busi_shards):
+    sample = _lesion_samples(busi_shards)[0]
+    strong, scanner = SegmentationView(augment="strong"), SegmentationView(augment="scanner")
+    seeds = range(40)
+    pairs = [(strong(sample, seed), scanner(sample, seed)) for seed in seeds]
+    for (_, strong_mask, _), (image, mask, _) in pairs:
+        assert torch.equal(mask, strong_mask)  # same geometry: the lesion moves only with the shared transforms
+        assert image.shape == (1, *sample.image.shape) and torch.isfinite(image).all()
+    changed = [not torch.allclose(a[0], b[0]) for a, b in pairs]
+    assert 0.3 < np.mean(changed) < 1.0  # intensity, blur, noise or resolution changed some images, not all
+    again = scanner(sample, 3)
+    assert all(torch.equal(a, b) for a, b in zip(again, pairs[3][1]))  # repeats with its seed
+    with pytest.raises(ValueError, match="augment 'speckles'"):
+        SegmentationView(augment="speckles")
+
+
 class _Identity(nn.Module):
     """Logit = pixel value * 8 - 4: a translation-equivariant 'U-Net' with a known answer."""
 
