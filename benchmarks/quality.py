@@ -316,7 +316,7 @@ def score(experiment: Experiment, models: dict, root: Path, seed: int, rescore: 
             save_operating_point=False,
         )
         scored[arm] = metrics
-    return {arm: {k: m[k] for k in ("overall", "sources", "operating_point")} for arm, m in scored.items()}
+    return {arm: {k: m[k] for k in ("overall", "sources", "scanners", "operating_point")} for arm, m in scored.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,30 +416,33 @@ CASES = {  # row of the report -> (experiment group, source scored)
 }
 
 
-def values(runs: list[dict], case: str, arm: str, path: tuple[str, ...]) -> list[float]:
-    """One value per seed: the figure at ``path`` of ``arm`` on ``case``, averaged over the case's folds."""
+def scored_groups(runs: list[dict], case: str, arm: str, scanner: str = "") -> list[tuple[int, dict]]:
+    """(seed, figures) of ``arm`` on ``case`` for each experiment of the case (its folds), of one scanner's
+    images where ``scanner`` is given. An experiment across datasets scores only the dataset it did not train on."""
     group, source = CASES[case]
-    per_seed: dict[int, list[float]] = {}
+    found = []
     for entry in runs:
-        if entry["group"] != group or source not in entry["metrics"][arm]["sources"]:
-            continue  # an experiment across datasets scores only the dataset it did not train on
-        value = figure(entry["metrics"][arm]["sources"][source], path)
-        per_seed.setdefault(entry["seed"], [])
+        metrics = entry["metrics"][arm]
+        scored = metrics.get("scanners", {}).get(f"{source} {scanner}") if scanner else metrics["sources"].get(source)
+        if entry["group"] == group and scored is not None:
+            found.append((entry["seed"], scored))
+    return found
+
+
+def values(runs: list[dict], case: str, arm: str, path: tuple[str, ...], scanner: str = "") -> list[float]:
+    """One value per seed: the figure at ``path`` of ``arm`` on ``case``, averaged over the case's folds."""
+    per_seed: dict[int, list[float]] = {}
+    for seed, scored in scored_groups(runs, case, arm, scanner):
+        value = figure(scored, path)
+        per_seed.setdefault(seed, [])
         if value is not None:
-            per_seed[entry["seed"]].append(value)
+            per_seed[seed].append(value)
     return [float(np.mean(v)) for v in per_seed.values() if v]
 
 
-def interval(runs: list[dict], case: str, arm: str, path: tuple[str, ...]) -> list[float] | None:
+def interval(runs: list[dict], case: str, arm: str, path: tuple[str, ...], scanner: str = "") -> list[float] | None:
     """The bootstrap 95% interval, its bounds averaged over seeds and folds."""
-    group, source = CASES[case]
-    bounds = [
-        ci
-        for entry in runs
-        if entry["group"] == group
-        for ci in [_at(entry["metrics"][arm]["sources"].get(source), path)]
-        if ci
-    ]
+    bounds = [ci for _, scored in scored_groups(runs, case, arm, scanner) if (ci := _at(scored, path))]
     return [float(np.mean([b[0] for b in bounds])), float(np.mean([b[1] for b in bounds]))] if bounds else None
 
 
@@ -449,12 +452,12 @@ def _at(group: dict | None, path: tuple[str, ...]):
     return group
 
 
-def cell(runs: list[dict], case: str, arm: str, row: str) -> str:
-    found = values(runs, case, arm, FIGURES[row])
+def cell(runs: list[dict], case: str, arm: str, row: str, scanner: str = "") -> str:
+    found = values(runs, case, arm, FIGURES[row], scanner)
     if not found:
         return "n/a"
     text = f"{np.mean(found):.3f}" + (f" ± {np.std(found):.3f}" if len(found) > 1 else "")
-    ci = interval(runs, case, arm, INTERVALS[row]) if row in INTERVALS else None
+    ci = interval(runs, case, arm, INTERVALS[row], scanner) if row in INTERVALS else None
     return text + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
@@ -586,6 +589,34 @@ def report_mode(result: dict) -> list[str]:
             continue
         lines += [f"### {case}", "", "| figure | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
         lines += [f"| {row} | " + " | ".join(cell(runs, case, arm, row) for arm in arms) + " |" for row in FIGURES]
+        lines.append("")
+    across = "BUSI -> BUS-BRA (another hospital)"
+    scanners = sorted(
+        {
+            name.split(" ", 1)[1]
+            for r in runs
+            if r["group"] == "across"
+            for name in r["metrics"]["recipe"].get("scanners", {})
+        }
+    )
+    if scanners:
+        lines += [
+            f"### {across}, per scanner: Dice / AUROC malignant vs benign",
+            "",
+            "| scanner (images) | " + " | ".join(arms) + " |",
+            "|---|" + "---|" * len(arms),
+        ]
+        for scanner in scanners:
+            count = next(g["images"] for _, g in scored_groups(runs, across, "recipe", scanner))
+            lines.append(
+                f"| {scanner} ({count}) | "
+                + " | ".join(
+                    f"{cell(runs, across, arm, 'Dice', scanner).split(' ')[0]} / "
+                    f"{cell(runs, across, arm, 'AUROC malignant vs benign', scanner).split(' ')[0]}"
+                    for arm in arms
+                )
+                + " |"
+            )
         lines.append("")
     lines += ["### Goals (recipe)", "", "| goal | measured | met |", "|---|---|---|"]
     lines += [f"| {text} | {_text(value)} | {'yes' if met else 'NO'} |" for text, value, met in goals(runs)]

@@ -142,6 +142,34 @@ def busi_shards(busi_dir, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def busbra_shards(busbra_dir, busbra_rows, tmp_path_factory) -> str:
+    """Six real BUS-BRA images of each of its four scanners in the published layout, standardized at
+    64x64 pixels, every one in the test split (a dataset scored whole)."""
+    from mammolibs.data.folds import write_test
+    from mammolibs.data.standardize import standardize
+
+    folder = tmp_path_factory.mktemp("busbra-subset") / "BUSBRA"
+    (folder / "Images").mkdir(parents=True)
+    (folder / "Masks").mkdir()
+    rows = [
+        row for device in sorted({r["Device"] for r in busbra_rows}) for row in busbra_rows if row["Device"] == device
+    ]
+    chosen = [row for index, row in enumerate(rows) if sum(r["Device"] == row["Device"] for r in rows[:index]) < 6]
+    for row in chosen:
+        shutil.copy(busbra_dir / "Images" / f"{row['ID']}.png", folder / "Images")
+        shutil.copy(busbra_dir / "Masks" / f"mask_{row['ID'][4:]}.png", folder / "Masks")
+    with open(folder / "bus_data.csv", "w", newline="", encoding="utf-8") as table:
+        writer = csv.DictWriter(table, fieldnames=list(busbra_rows[0]))
+        writer.writeheader()
+        writer.writerows(chosen)
+    standardized = str(tmp_path_factory.mktemp("busbra-shards"))
+    standardize([("bus-bra", str(folder))], standardized, image_size=64, progress=False)
+    out = str(tmp_path_factory.mktemp("busbra-test"))
+    write_test(standardized, out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def runs(small_shards, tmp_path_factory):
     """encoder -> autoencoder -> finetune (on 32-pixel patches) and -> classifier, each a few steps on
     64x64 images, chained as the pipeline chains them."""

@@ -30,6 +30,7 @@ def _run(seed: int, experiment: str, group: str, sources: dict[str, tuple[float,
         arm: {
             "overall": {},
             "sources": {s: _group(d + (0.1 if arm == "recipe" else 0.0), a) for s, (d, a) in sources.items()},
+            "scanners": {f"{s} GE LOGIQ 7": {**_group(d / 2, a), "images": 9} for s, (d, a) in sources.items()},
             "operating_point": point,
         }
         for arm in quality.ARMS
@@ -87,6 +88,7 @@ def test_figures_are_averaged_over_folds_then_seeds_and_the_goals_read_the_recip
     assert "## standard mode: 64 px, 2 seed(s)" in report and "## quick mode: not run yet" in report
     assert "3 of 4 training runs converged" in report and "seed 1, BUSI -> BUS-BRA: recipe U-Net" in report
     assert "| BUSI -> BUS-BRA Dice >= 0.75 | 0.750 | yes |" in report
+    assert "| GE LOGIQ 7 (9) | 0.325 / 0.750 |" in report  # per scanner: Dice / AUROC, means over seeds
     assert (tmp_path / "quality.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "quality-curves.png").read_bytes()[:4] == b"\x89PNG"
 

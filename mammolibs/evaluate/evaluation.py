@@ -60,6 +60,7 @@ class ImageRecord:
     source: str
     label: str
     localized: bool
+    scanner: str = ""  # the scanner's model where the source names it (a closed vocabulary), else ""
     dice: float | None = None  # lesion images only
     iou: float | None = None
     findings: int = 0
@@ -116,6 +117,7 @@ def score_images(
                 sample.meta["source"],
                 sample.label,
                 is_segmentable(sample.meta),
+                scanner=str(sample.meta.get("scanner", "")),
                 findings=len(findings),
                 malignancy=malignancy,
             )
@@ -346,6 +348,12 @@ def evaluate(
         "overall": group_metrics(records, all_snips, threshold, seed),
         "sources": {
             s: group_metrics([r for r in records if r.source == s], snips.get(s), threshold, seed) for s in sources
+        },
+        "scanners": {  # where sources name their scanners: does the chain keep working on each?
+            f"{s} {scanner}": group_metrics(
+                [r for r in records if (r.source, r.scanner) == (s, scanner)], None, threshold, seed
+            )
+            for s, scanner in sorted({(r.source, r.scanner) for r in records if r.scanner})
         },
         "unet": _describe(unet_checkpoint),
         "classifier": _describe(classifier_checkpoint),

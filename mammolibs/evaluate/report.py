@@ -121,6 +121,11 @@ def html_report(metrics: dict, pictures: dict[str, bytes]) -> str:
         f"and 2 false findings per image; image-level AUROC of the chain's malignancy ({IMAGE_MALIGNANCY}); "
         "sensitivity and specificity at the operating point below; lesion-level AUROC on snips cut from "
         "the true masks.</p>",
+        *(
+            ["<h2>Figures per scanner</h2>", table({name: headline(g) for name, g in metrics["scanners"].items()})]
+            if metrics.get("scanners")
+            else []
+        ),
         "<h2>Operating point (chosen on the validation split)</h2>",
         table(
             {

@@ -86,12 +86,14 @@ def test_best_checkpoint_is_the_epoch_of_the_best_validation_dice(runs):
     assert [e.value for e in events.Scalars("epoch/val_dice")] == pytest.approx([r["val_dice"] for r in scored])
 
 
-def test_evaluate_scores_each_source_and_stores_the_operating_point(runs, small_shards, busi_shards, tmp_path):
+def test_evaluate_scores_each_source_and_stores_the_operating_point(
+    runs, small_shards, busi_shards, busbra_shards, tmp_path
+):
     out = tmp_path / "eval"
     stored = runs / "classifier" / "operating_point.json"
     before = stored.stat().st_mtime_ns if stored.exists() else None
     metrics = evaluate(
-        [small_shards, busi_shards],
+        [small_shards, busi_shards, busbra_shards],
         str(runs / "finetune"),
         str(runs / "classifier"),
         str(out),
@@ -99,16 +101,20 @@ def test_evaluate_scores_each_source_and_stores_the_operating_point(runs, small_
         calibrate_on=[small_shards],
         save_operating_point=False,
     )
-    assert set(metrics["sources"]) == {"mias", "busi"}
+    assert set(metrics["sources"]) == {"mias", "busi", "bus-bra"}
+    scanners = {f"bus-bra {name}": 6 for name in ("GE LOGIQ 5", "GE LOGIQ 7", "TOSHIBA APLIO 300", "U-SYSTEMS")}
+    assert {name: group["images"] for name, group in metrics["scanners"].items()} == scanners  # BUS-BRA's four
+    assert metrics["sources"]["bus-bra"]["images"] == 24
     busi = metrics["sources"]["busi"]
     test_busi = [s for s in load_samples(busi_shards, "test")]
     assert busi["images"] == len(test_busi)
     assert busi["segmentation"]["normal_images"] == sum(s.label == "normal" for s in test_busi)
-    assert metrics["overall"]["images"] == busi["images"] + metrics["sources"]["mias"]["images"]
+    assert metrics["overall"]["images"] == busi["images"] + metrics["sources"]["mias"]["images"] + 24
     assert metrics["operating_point"]["calibrated_on"] == [small_shards]
     assert (stored.stat().st_mtime_ns if stored.exists() else None) == before  # not saved: left as it was
     page = (out / "report.html").read_text()
     assert "<th>busi</th>" in page and "<th>mias</th>" in page and "segmentation-busi.png" in page
+    assert "Figures per scanner" in page and "<th>bus-bra TOSHIBA APLIO 300</th>" in page
     assert (out / "segmentation-busi.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG" and "tradeoff.png" in page
     assert "Malignancy threshold from the prior 0.5" in page  # a handful of validation films: the prior, said
