@@ -44,7 +44,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +149,7 @@ class Experiment:
     group: str  # "across", "within" or "mias": figures are averaged over the folds of a group
     train: str
     test: list[str]
+    settings: dict = field(default_factory=dict)  # stage -> settings of this experiment, for every arm alike
 
 
 def standardized(work: Path, image_size: int) -> dict[str, str]:
@@ -200,7 +201,8 @@ def experiments(sets: dict[str, str], work: Path, folds: int, folds_run: int) ->
         within = once(str(data / f"within-fold{fold}"), lambda url: write_fold(both, url, folds, fold))
         found.append(Experiment(f"within, fold {fold + 1} of {folds}", "within", within, [within]))
         mias = once(str(data / f"mias-fold{fold}"), lambda url: write_fold(sets["mias"], url, folds, fold))
-        found.append(Experiment(f"mini-MIAS, fold {fold + 1} of {folds}", "mias", mias, [mias]))
+        small = {"whole_image": {"batch_size": 8}, "classifier": {"batch_size": 16}}  # folds of few films
+        found.append(Experiment(f"mini-MIAS, fold {fold + 1} of {folds}", "mias", mias, [mias], small))
     return found
 
 
@@ -364,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         for experiment in plan:
             log.info("seed %d: %s", seed, experiment.name)
             root = work / f"seed{seed}" / experiment.name.replace(" ", "").replace(",", "-").replace(">", "").lower()
-            trained = train_experiment(experiment, pretrained, settings["schedule"], root, seed)
+            schedule = {
+                stage: {**value, **experiment.settings.get(stage, {})} for stage, value in settings["schedule"].items()
+            }
+            trained = train_experiment(experiment, pretrained, schedule, root, seed)
             runs.append(
                 {
                     "seed": seed,
