@@ -138,6 +138,8 @@ INTERVALS = {
     "AUROC malignant vs benign": ("image_level", "malignant_vs_benign", "auroc_ci95"),
 }
 CONVERGED_GAIN = 0.01
+KEPT = ("overall", "sources", "scanners", "operating_point")
+"""What the report keeps of each evaluation's metrics.json."""
 log = logging.getLogger("quality")
 
 
@@ -266,12 +268,11 @@ def slug(arm: str) -> str:
 
 
 def train_experiment(experiment: Experiment, pretrained: str, schedule: dict, root: Path, seed: int) -> dict:
-    """Every arm on one experiment: arm -> (U-Net folder, classifier folder), and the runs' curves."""
-    curves, models = {}, {}
+    """Every arm on one experiment: arm -> (U-Net folder, classifier folder)."""
+    models: dict[str, tuple[str, str]] = {}
     peers = run(
         str(root / "whole-image-resnet18"), "whole_image", experiment.train, {**schedule["whole_image"], "seed": seed}
     )
-    curves[CLASSIFIER_OF_PEERS] = curve(peers, "whole_image")
     for arm, (unet, classifier) in ARMS.items():
         folder = root / slug(arm)
         init = pretrained if unet.get("pretrained") else None
@@ -283,15 +284,40 @@ def train_experiment(experiment: Experiment, pretrained: str, schedule: dict, ro
             {**schedule["finetune"], **settings, "seed": seed},
             init,
         )
-        curves[f"{arm} U-Net"] = curve(unet_out, "finetune")
         classifier_out = models["recipe"][1] if classifier == "recipe" else peers
         if isinstance(classifier, tuple):
             stage, options = classifier
             init = pretrained if options.get("pretrained") else None
             classifier_out = run(str(folder / stage), stage, experiment.train, {**schedule[stage], "seed": seed}, init)
-            curves[f"{arm} classifier"] = curve(classifier_out, stage)
         models[arm] = (unet_out, classifier_out)
-    return {"models": models, "curves": curves}
+    return models
+
+
+def curves_of(root: Path) -> dict[str, dict]:
+    """The validation curve of every training run of one experiment under ``root``."""
+    curves = {CLASSIFIER_OF_PEERS: curve(str(root / "whole-image-resnet18"), "whole_image")}
+    for arm, (_, classifier) in ARMS.items():
+        curves[f"{arm} U-Net"] = curve(str(root / slug(arm) / "finetune"), "finetune")
+        if isinstance(classifier, tuple):
+            curves[f"{arm} classifier"] = curve(str(root / slug(arm) / classifier[0]), classifier[0])
+    return curves
+
+
+def experiment_root(work: Path, seed: int, experiment: Experiment) -> Path:
+    return work / f"seed{seed}" / experiment.name.replace(" ", "").replace(",", "-").replace(">", "").lower()
+
+
+def collected(experiment: Experiment, root: Path) -> dict | None:
+    """Every arm's figures of an experiment already trained and scored under ``root`` (``--collect``), or
+    ``None`` where an arm's evaluation is missing or predates the evaluation by scanner."""
+    found = {}
+    for arm in ARMS:
+        path = root / "evaluations" / slug(arm) / "metrics.json"
+        metrics = json.loads(path.read_text()) if path.exists() else {}
+        if "scanners" not in metrics:
+            return None
+        found[arm] = {k: metrics[k] for k in KEPT}
+    return found
 
 
 def score(experiment: Experiment, models: dict, root: Path, seed: int, rescore: bool = False) -> dict:
@@ -318,7 +344,7 @@ def score(experiment: Experiment, models: dict, root: Path, seed: int, rescore: 
             save_operating_point=False,
         )
         scored[arm] = metrics
-    return {arm: {k: m[k] for k in ("overall", "sources", "scanners", "operating_point")} for arm, m in scored.items()}
+    return {arm: {k: m[k] for k in KEPT} for arm, m in scored.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="score every run in --work again (after a change to evaluation); finished training runs are reused, "
         "arms added since are trained; the report adds this run's time to the last one's",
+    )
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="train and score nothing: report the experiments already trained and scored in --work (a run "
+        "stopped part-way); the report lists what is left out",
     )
     parser.add_argument(
         "--report-only", action="store_true", help="only rebuild the report from the JSON results in --out"
@@ -359,27 +391,39 @@ def main(argv: list[str] | None = None) -> int:
     plan = experiments(sets, work, settings["folds"], settings["folds_run"])
     runs = []
     for seed in range(args.seeds or settings["seeds"]):
-        pretrained = pretrain(sets, work, settings["schedule"], seed)
+        pretrained = str(work / f"seed{seed}" / "pretraining" / "autoencoder")
+        if not args.collect:
+            pretrain(sets, work, settings["schedule"], seed)
+        elif not (Path(pretrained) / "benchmark-run.json").exists():
+            continue
         pretraining_curves = {
             stage: curve(str(Path(pretrained).parent / stage), stage) for stage in ("encoder", "autoencoder")
         }
         for experiment in plan:
-            log.info("seed %d: %s", seed, experiment.name)
-            root = work / f"seed{seed}" / experiment.name.replace(" ", "").replace(",", "-").replace(">", "").lower()
-            schedule = {
-                stage: {**value, **experiment.settings.get(stage, {})} for stage, value in settings["schedule"].items()
-            }
-            trained = train_experiment(experiment, pretrained, schedule, root, seed)
+            root = experiment_root(work, seed, experiment)
+            if args.collect:
+                metrics = collected(experiment, root)
+                if metrics is None:
+                    log.warning("seed %d: %s not finished: left out of the report", seed, experiment.name)
+                    continue
+            else:
+                log.info("seed %d: %s", seed, experiment.name)
+                schedule = {
+                    stage: {**value, **experiment.settings.get(stage, {})}
+                    for stage, value in settings["schedule"].items()
+                }
+                models = train_experiment(experiment, pretrained, schedule, root, seed)
+                metrics = score(experiment, models, root, seed, args.rescore)
             runs.append(
                 {
                     "seed": seed,
                     "experiment": experiment.name,
                     "group": experiment.group,
-                    "curves": trained["curves"],
-                    "metrics": score(experiment, trained["models"], root, seed, args.rescore),
+                    "curves": curves_of(root),
+                    "metrics": metrics,
+                    "pretraining_curves": pretraining_curves,
                 }
             )
-        runs[-1]["pretraining_curves"] = pretraining_curves
     result = {
         "mode": mode,
         "note": settings["note"],
@@ -389,10 +433,21 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "command": "python benchmarks/quality.py"
         + {"quick": " --quick", "full": " --full", "standard": ""}[mode]
+        + (" --collect" if args.collect else "")
         + (f" --seeds {args.seeds}" if args.seeds else ""),
         "wall_seconds": time.perf_counter() - started,
         "runs": runs,
     }
+    if args.collect:
+        result["collected"] = {
+            "left_out": [
+                f"seed {seed}: {e.name}"
+                for seed in range(args.seeds or settings["seeds"])
+                for e in plan
+                if not any(r["seed"] == seed and r["experiment"] == e.name for r in runs)
+            ],
+            "training_seconds": sum(c["seconds"] for r in runs for c in r["curves"].values()),
+        }
     previous = out / f"quality-{mode}.json"
     if args.rescore and previous.exists():
         result["rescored_in_seconds"] = result["wall_seconds"]
@@ -576,8 +631,14 @@ def report_mode(result: dict) -> list[str]:
     lines = [
         f"## {result['mode']} mode: {result['image_size']} px, {len(seeds)} seed(s), {result['folds']}-fold cross-validation within",
         "",
-        f"**{result['note']}.** Command: `{result['command']}` on {result['machine']}; {result['wall_seconds'] / 60:.1f} min in all. "
-        f"Epochs and settings per stage, the same for every arm: `{json.dumps(result['schedule'])}`."
+        f"**{result['note']}.** Command: `{result['command']}` on {result['machine']}; "
+        + (
+            f"collected from finished runs (`--collect`), whose training took {collected['training_seconds'] / 60:.1f} min "
+            f"(evaluation not counted); **left out, not finished: {', '.join(collected['left_out']) or 'none'}**. "
+            if (collected := result.get("collected"))
+            else f"{result['wall_seconds'] / 60:.1f} min in all. "
+        )
+        + f"Epochs and settings per stage, the same for every arm: `{json.dumps(result['schedule'])}`."
         + (
             f" Of these, {result['rescored_in_seconds'] / 60:.1f} min were a second run (`--rescore`) that scored every "
             "trained run again and trained the arms added since."

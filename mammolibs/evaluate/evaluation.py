@@ -270,19 +270,32 @@ def choose_thresholds(detector: Detector, samples: list[StandardSample], keep: f
 MIN_CASES = 20
 """Malignant and other images the validation split needs before a malignancy threshold is chosen on it: a
 threshold set by the 90th-percentile score of a handful of cases moves with every case."""
-PRIOR_MALIGNANCY = 0.5
-"""The malignancy threshold used instead (documented prior): call an image malignant when its most
+NO_PRIOR = 0.5
+"""The prior when the training data's counts are unknown: call an image malignant when its most
 lesion-like finding is more likely malignant than not."""
 
 
-def choose_operating_point(detector: Detector, samples: list[StandardSample], target_specificity: float) -> dict:
+def malignant_share(data_urls: list[str], split: str = "train") -> float:
+    """The share of malignant images among the benign and malignant ones of ``split`` of these shard sets:
+    the base rate a classifier trained on them learned (:data:`NO_PRIOR` when they hold none)."""
+    counts = [read_manifest(url)["counts_by_split_source_label"].get(split, {}) for url in data_urls]
+    malignant = sum(labels.get("malignant", 0) for sources in counts for labels in sources.values())
+    benign = sum(labels.get("benign", 0) for sources in counts for labels in sources.values())
+    return malignant / (malignant + benign) if malignant + benign else NO_PRIOR
+
+
+def choose_operating_point(
+    detector: Detector, samples: list[StandardSample], target_specificity: float, prior: float = NO_PRIOR
+) -> dict:
     """Set the detector's U-Net and lesion thresholds by :func:`choose_thresholds` on ``samples``, then
     find the malignancy threshold with ``target_specificity`` per image. With fewer than :data:`MIN_CASES`
-    malignant or other images the threshold is :data:`PRIOR_MALIGNANCY`; ``malignancy_threshold_from`` says which."""
+    malignant or other images the threshold is ``prior`` instead (documented: the training data's share of
+    malignant lesions, :func:`malignant_share`, so that an image is called malignant when its finding is more
+    likely malignant than the base rate says); ``malignancy_threshold_from`` says which."""
     lesion = [s for s in samples if is_segmentable(s.meta) and s.label != "normal"]
     point = {
         **choose_thresholds(detector, samples),
-        "malignancy_threshold": PRIOR_MALIGNANCY,
+        "malignancy_threshold": prior,
         "target_specificity": target_specificity,
     }
     records = score_images(detector, samples)
@@ -294,8 +307,8 @@ def choose_operating_point(detector: Detector, samples: list[StandardSample], ta
         point["malignancy_threshold_from"] = f"validation split: {target_specificity:.0%} specificity"
     else:
         point["malignancy_threshold_from"] = (
-            f"prior {PRIOR_MALIGNANCY}: the validation split has {cases['malignant']} malignant and "
-            f"{cases['other']} other images, fewer than {MIN_CASES} of a class"
+            f"prior {prior:.3f} (the training data's share of malignant lesions): the validation split has "
+            f"{cases['malignant']} malignant and {cases['other']} other images, fewer than {MIN_CASES} of a class"
         )
         log.warning(
             "malignancy threshold: %s; widen the validation split to choose it there",
@@ -330,7 +343,9 @@ def evaluate(
         raise ValueError(
             f"{', '.join(data)}: split '{split}' has no labelled image; standardize more patients or pass --split val"
         )
-    point = choose_operating_point(detector, read_split(calibrate_on, "val"), target_specificity)
+    point = choose_operating_point(
+        detector, read_split(calibrate_on, "val"), target_specificity, malignant_share(calibrate_on)
+    )
     point.update(calibrated_on=calibrate_on, unet=unet_checkpoint["url"], classifier=classifier_checkpoint["url"])
     sheet: dict = defaultdict(list)
     records = score_images(detector, samples, sheet=sheet, progress=progress)
