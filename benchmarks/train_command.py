@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.train_step import device_name, measure  # noqa: E402
 from mammolibs.data.standardize import standardize  # noqa: E402
 from mammolibs.train import distributed  # noqa: E402
+from mammolibs.train.allocator import keep_freed_memory  # noqa: E402
 from mammolibs.train.config import DEFAULT_PATCH, TrainConfig  # noqa: E402
 
 SHARED = Path(os.environ.get("MAMMOFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -53,7 +54,14 @@ def shards(work: Path, films: int, frames: int) -> str:
         for frame in found[:frames]:
             for part in frame.parent.glob(f"{frame.stem}*.png"):  # the frame and its masks
                 shutil.copy(part, busi / label)
-    standardize([("mias", str(mias)), ("busi", str(busi.parent))], str(out), image_size=512, workers=2, progress=False)
+    standardize(
+        [("mias", str(mias)), ("busi", str(busi.parent))],
+        str(out),
+        image_size=512,
+        salt="train command benchmark on public data",  # public data: a fixed salt keeps the shards resumable
+        workers=2,
+        progress=False,
+    )
     return str(out)
 
 
@@ -82,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data = shards(Path(args.work), args.films, args.frames)
     runtime = distributed.start_runtime()
+    if runtime.device.type == "cpu":
+        keep_freed_memory()  # as the engine does on a CPU: both sides with the same allocator setting
     defaults = TrainConfig(data="", out="")
     step_args = argparse.Namespace(
         image_size=DEFAULT_PATCH, batch_size=defaults.batch_size, width=16, snip_size=64, steps=10, warmup=3
