@@ -12,29 +12,19 @@ import numpy as np
 import torch
 from monai.transforms import (
     Compose,
-    Rand2DElasticd,
     RandAdjustContrast,
-    RandAdjustContrastd,
     RandAffine,
-    RandAffined,
     RandCoarseDropout,
     RandCropByPosNegLabeld,
     RandFlip,
-    RandFlipd,
     RandGaussianNoise,
-    RandGaussianNoised,
-    RandGaussianSmoothd,
-    RandHistogramShiftd,
-    RandRicianNoised,
-    RandScaleIntensityd,
-    RandShiftIntensityd,
-    RandSimulateLowResolutiond,
     Resized,
 )
 from monai.utils import convert_to_tensor
 from tqdm import tqdm
 
 from mammolibs.data import AUGMENTATIONS
+from mammolibs.data.augment import SegmentationAugment
 from mammolibs.data.manifest import shard_urls
 from mammolibs.data.sample import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
 from mammolibs.data.shards import StandardSample, iter_shard
@@ -205,41 +195,7 @@ class SegmentationView(View):
         if augment not in AUGMENTATIONS:
             raise ValueError(f"augment {augment!r}: one of {', '.join(AUGMENTATIONS)}")
         self.patches, self.augment = Patches(patch_size), augment != "none"
-        keys, modes = ("image", "mask"), ("bilinear", "nearest")
-        flip = RandFlipd(keys, prob=0.5, spatial_axis=1)
-        scanner = [  # what another scanner or hospital changes in an image, applied after the strong set
-            RandAdjustContrastd("image", prob=0.3, gamma=(0.5, 2.0)),
-            RandHistogramShiftd("image", num_control_points=(5, 10), prob=0.3),
-            RandGaussianSmoothd("image", sigma_x=(0.25, 1.0), sigma_y=(0.25, 1.0), prob=0.2),
-            RandRicianNoised("image", prob=0.2, std=0.05, relative=True, sample_std=True),
-            RandSimulateLowResolutiond("image", prob=0.2, zoom_range=(0.5, 1.0), upsample_mode="bilinear"),
-        ]
-        self.transforms = (
-            flip
-            if augment == "flip"
-            else Compose(
-                [
-                    flip,
-                    RandAffined(
-                        keys,
-                        prob=0.7,
-                        rotate_range=0.26,
-                        scale_range=0.15,
-                        shear_range=0.05,
-                        mode=modes,
-                        padding_mode="zeros",
-                    ),
-                    Rand2DElasticd(
-                        keys, prob=0.2, spacing=16, magnitude_range=(1, 2), mode=modes, padding_mode="zeros"
-                    ),
-                    RandAdjustContrastd("image", prob=0.5, gamma=(0.7, 1.5)),
-                    RandScaleIntensityd("image", factors=0.1, prob=0.5),
-                    RandShiftIntensityd("image", offsets=0.05, prob=0.5),
-                    RandGaussianNoised("image", prob=0.2, std=0.02),
-                    *(scanner if augment == "scanner" else []),
-                ]
-            )
-        )
+        self.transforms = SegmentationAugment(augment)
 
     def keep(self, entry):
         return is_segmentable(entry)
@@ -250,10 +206,10 @@ class SegmentationView(View):
             return packed_image(sample.pixels), torch.from_numpy(np.ascontiguousarray(sample.lesions))[None], label
         item = {"image": sample.image[None].astype(np.float32), "mask": (sample.lesions[None] > 0).astype(np.float32)}
         item = self.patches(item, sample.meta, seed if self.augment else None)
+        image, mask = _plain(item["image"]).float(), _plain(item["mask"]).float()
         if self.augment:
-            self.transforms.set_random_state(seed=seed)
-            item = self.transforms(item)
-        return _plain(item["image"]).float(), (_plain(item["mask"]) > 0.5).to(torch.uint8), label
+            image, mask = self.transforms(image, mask, seed)
+        return image, (mask > 0.5).to(torch.uint8), label
 
 
 def jittered(

@@ -206,14 +206,14 @@ def snip_scores(
 
 
 KEEP_LESIONS = 0.9
-"""Share of the validation lesions the U-Net finds that the classifier's vetting must keep."""
+"""Share of the validation lesions the U-Net finds that the confidence gate must keep."""
 
 
 def choose_thresholds(detector: Detector, samples: list[StandardSample], keep: float = KEEP_LESIONS) -> dict:
     """Set, and return, the U-Net threshold (:data:`UNET_THRESHOLDS`) with the best mean Dice over the lesion images of
-    ``samples`` (ties: nearer 0.5), then the highest lesion threshold (:data:`LESION_THRESHOLDS`) that
-    still keeps ``keep`` of the true lesions found there: false findings cut at nearly unchanged
-    sensitivity. The lesion threshold stays 0 without a snip classifier or a lesion found."""
+    ``samples`` (ties: nearer 0.5), then the highest lesion threshold on the findings' confidence
+    (:data:`LESION_THRESHOLDS`) that still keeps ``keep`` of the true lesions found there: the fewest
+    normal images flagged at nearly unchanged sensitivity. It stays 0 without a lesion found."""
     localized = [s for s in samples if is_segmentable(s.meta)]
     normal = np.array([s.label == "normal" for s in localized], dtype=bool)
     if normal.all():
@@ -229,7 +229,7 @@ def choose_thresholds(detector: Detector, samples: list[StandardSample], keep: f
     for index, (_, labels, image_findings, _) in enumerate(found):
         lesions = ndimage.label(truth[index])[0]
         hits += [
-            (f.lesion_probability, {(index, n) for n in np.unique(lesions[labels == number]) if n})
+            (f.confidence, {(index, n) for n in np.unique(lesions[labels == number]) if n})
             for number, f in enumerate(image_findings, start=1)
         ]
 
@@ -239,12 +239,12 @@ def choose_thresholds(detector: Detector, samples: list[StandardSample], keep: f
     def kept_at(threshold: float) -> np.ndarray:
         return np.stack(
             [
-                np.isin(labels, [n for n, f in enumerate(image_findings, start=1) if f.lesion_probability >= threshold])
+                np.isin(labels, [n for n, f in enumerate(image_findings, start=1) if f.confidence >= threshold])
                 for _, labels, image_findings, _ in found
             ]
         )
 
-    vetted = LESION_THRESHOLDS if detector.snip_size is not None and found_lesions(0.0) else (0.0,)
+    vetted = LESION_THRESHOLDS if found_lesions(0.0) else (0.0,)
     detector.lesion_threshold = lesion_threshold = max(
         t for t in vetted if found_lesions(t) >= keep * found_lesions(0.0)
     )

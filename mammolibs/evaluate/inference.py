@@ -100,6 +100,7 @@ class Finding:
     box: Box
     area: int
     score: float  # the U-Net's highest probability inside it
+    presence: float = 1.0  # the U-Net's mean probability inside it: how sure it is of the region as a whole
     probabilities: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -113,6 +114,14 @@ class Finding:
     def lesion_probability(self) -> float:
         """1 - P(normal tissue): how likely the snip classifier finds it a lesion at all."""
         return 1.0 - self.probabilities.get("normal", 0.0)
+
+    @property
+    def confidence(self) -> float:
+        """How likely the finding is a lesion at all: :attr:`presence` times :attr:`lesion_probability`
+        (the U-Net's alone without a snip classifier). On held-out BUSI images the U-Net's mean
+        probability told true lesions from findings on normal images far better (AUROC about 0.8)
+        than its peak or the snip classifier's lesion probability (0.45 to 0.6)."""
+        return self.presence * self.lesion_probability
 
 
 def image_malignancy(findings: list[Finding]) -> float:
@@ -136,12 +145,15 @@ def regions(probability: np.ndarray, threshold: float, min_area: int = MIN_AREA)
                     index,
                     (where[1].start, where[0].start, where[1].stop, where[0].stop),
                     float(probability[where][inside].max()),
+                    float(probability[where][inside].mean()),
                 )
             )
     found.sort(key=lambda f: -f[0])
     renumber = np.zeros(count + 1, dtype=np.int32)
-    renumber[[index for _, index, _, _ in found]] = np.arange(1, len(found) + 1)
-    return renumber[labelled], [Finding(box=box, area=area, score=score) for area, _, box, score in found]
+    renumber[[f[1] for f in found]] = np.arange(1, len(found) + 1)
+    return renumber[labelled], [
+        Finding(box=box, area=area, score=score, presence=presence) for area, _, box, score, presence in found
+    ]
 
 
 @dataclass
@@ -154,7 +166,7 @@ class Detector:
     unet_threshold: float = 0.5
     min_area: int = MIN_AREA
     patch_size: int = 0  # the U-Net's training patches (0: whole images)
-    lesion_threshold: float = 0.0  # findings whose snip is less likely a lesion (1 - P(normal)) are dropped
+    lesion_threshold: float = 0.0  # findings of lower :attr:`Finding.confidence` are dropped
 
     def segment(self, images: np.ndarray, modalities: list[str] | None = None) -> np.ndarray:
         return segment(self.unet, images, self.patch_size, modalities)
@@ -170,27 +182,27 @@ class Detector:
         label map, findings, image malignancy); finding ``i`` is ``i + 1`` in the label map. ``maps``:
         the U-Net's probability maps of ``images`` when already made (:meth:`segment`).
 
-        A snip classifier also vets the U-Net's findings: those it finds less likely a lesion than
-        :attr:`lesion_threshold` are dropped (false-positive reduction). An image's malignancy is
-        :func:`image_malignancy` of its findings, or the whole-image classifier's score, as
-        ``mammo predict`` reports it.
+        Findings less confident (:attr:`Finding.confidence`: the U-Net's mean probability inside, times
+        the snip classifier's lesion probability where there is one) than :attr:`lesion_threshold` are
+        dropped: an image left without findings holds no lesion (false-positive reduction). An image's
+        malignancy is :func:`image_malignancy` of every region the U-Net found, before that gate (a
+        malignant lesion the gate drops still ranks its image), or the whole-image classifier's score,
+        as ``mammo predict`` reports it.
         """
         maps = self.segment(images, modalities) if maps is None else maps
         found = [regions(p, self.unet_threshold, self.min_area) for p in maps]
-        if self.snip_size is None:
-            scores = self.malignancy_of_images(images)
-            return [(p, labels, findings, float(s)) for p, (labels, findings), s in zip(maps, found, scores)]
-        snips = [
-            crop_snip(image, f.box, self.snip_size) for image, (_, findings) in zip(images, found) for f in findings
-        ]
-        rows = iter(class_probabilities(self.classifier, np.stack(snips)) if snips else [])
+        whole_image = self.malignancy_of_images(images) if self.snip_size is None else None
+        if self.snip_size is not None:
+            snips = [crop_snip(image, f.box, self.snip_size) for image, (_, fs) in zip(images, found) for f in fs]
+            rows = iter(class_probabilities(self.classifier, np.stack(snips)) if snips else [])
+            for _, findings in found:
+                for finding in findings:
+                    finding.probabilities = {name: float(p) for name, p in zip(SNIP_CLASSES, next(rows))}
         results = []
-        for probability, (labels, findings) in zip(maps, found):
-            for finding in findings:
-                finding.probabilities = {name: float(p) for name, p in zip(SNIP_CLASSES, next(rows))}
-            kept = [i for i, f in enumerate(findings) if f.lesion_probability >= self.lesion_threshold]
+        for index, (probability, (labels, findings)) in enumerate(zip(maps, found)):
+            malignancy = image_malignancy(findings) if whole_image is None else float(whole_image[index])
+            kept = [i for i, f in enumerate(findings) if f.confidence >= self.lesion_threshold]
             renumber = np.zeros(len(findings) + 1, dtype=labels.dtype)
             renumber[[i + 1 for i in kept]] = np.arange(1, len(kept) + 1)
-            findings = [findings[i] for i in kept]
-            results.append((probability, renumber[labels], findings, image_malignancy(findings)))
+            results.append((probability, renumber[labels], [findings[i] for i in kept], malignancy))
         return results

@@ -19,8 +19,9 @@ OPERATING_POINT = "operating_point.json"
 DEFAULT = {"unet_threshold": 0.5, "lesion_threshold": 0.0, "malignancy_threshold": 0.5, "chosen_on": None}
 UNET_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 """The U-Net probability thresholds tried on the validation split (the best mean Dice wins)."""
-LESION_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(10))
-"""The lesion thresholds tried (the highest that keeps nearly every lesion found wins)."""
+LESION_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(20))
+"""The thresholds on a finding's confidence tried (the highest that keeps nearly every lesion found wins:
+the fewest normal images flagged at that sensitivity)."""
 
 
 def run_folder(checkpoint_url: str) -> str:

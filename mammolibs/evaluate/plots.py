@@ -49,7 +49,7 @@ def draw_tradeoff(axes, point: dict, title: str) -> None:
     curve = [p for p in point["tradeoff"] if p["lesions_found"] is not None and p["normal_images_flagged"] is not None]
     axes.plot([p["normal_images_flagged"] for p in curve], [p["lesions_found"] for p in curve], marker=".")
     for p in curve:
-        axes.annotate(f"{p['lesion_threshold']:.1f}", (p["normal_images_flagged"], p["lesions_found"]), fontsize=6)
+        axes.annotate(f"{p['lesion_threshold']:.2f}", (p["normal_images_flagged"], p["lesions_found"]), fontsize=6)
     chosen = [p for p in curve if p["lesion_threshold"] == point["lesion_threshold"]]
     if chosen:
         axes.scatter(
@@ -58,7 +58,7 @@ def draw_tradeoff(axes, point: dict, title: str) -> None:
             s=120,
             facecolors="none",
             edgecolors="red",
-            label=f"operating point (lesion threshold {point['lesion_threshold']:.1f})",
+            label=f"operating point (lesion threshold {point['lesion_threshold']:.2f})",
         )
         axes.legend(loc="lower right", fontsize=7)
     axes.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), xlabel="normal images with a finding", ylabel="lesions found")

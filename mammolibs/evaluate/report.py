@@ -131,7 +131,7 @@ def html_report(metrics: dict, pictures: dict[str, bytes]) -> str:
             {
                 "threshold": {
                     "U-Net probability": f"{point['unet_threshold']:.2f}",
-                    "lesion (snip classifier)": f"{point.get('lesion_threshold', 0.0):.1f}",
+                    "finding confidence (U-Net x snip classifier)": f"{point.get('lesion_threshold', 0.0):.2f}",
                     "malignancy": f"{point['malignancy_threshold']:.3f}",
                     "target specificity": f"{point['target_specificity']:.2f}",
                 }

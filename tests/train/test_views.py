@@ -97,7 +97,27 @@ def test_findings_the_classifier_calls_normal_tissue_are_dropped_above_the_lesio
     assert len(findings) == 1 and labels.max() == 1 and findings[0].lesion_probability == pytest.approx(0.42, abs=0.01)
     detector.lesion_threshold = 0.5
     [(_, labels, findings, malignancy)] = detector.find(image)
-    assert findings == [] and labels.max() == 0 and malignancy == 0.0
+    assert findings == [] and labels.max() == 0  # no lesion here
+    assert malignancy == pytest.approx(0.5)  # ranked by the region the U-Net found all the same
+
+
+class _NoOpinion(nn.Module):
+    """A whole-image classifier without an opinion: benign and malignant alike."""
+
+    def forward(self, x):
+        return torch.zeros(len(x), 2)
+
+
+def test_findings_the_unet_is_unsure_of_as_a_whole_are_dropped_without_a_snip_classifier():
+    image = np.zeros((1, 64, 64), dtype=np.float32)
+    image[0, 5:15, 5:15], image[0, 40:50, 40:50] = 1.0, 0.6  # a sure region (p 0.98) and a faint one (p 0.69)
+    detector = Detector(_Identity(), _NoOpinion(), snip_size=None, unet_threshold=0.5)
+    [(_, _, findings, malignancy)] = detector.find(image)
+    assert [round(f.presence, 2) for f in findings] == [0.98, 0.69] and malignancy == pytest.approx(0.5)
+    assert [f.confidence for f in findings] == [f.presence for f in findings]  # no snip classifier: the U-Net's
+    detector.lesion_threshold = 0.8
+    [(_, labels, findings, _)] = detector.find(image)
+    assert len(findings) == 1 and labels[5:15, 5:15].all() and not labels[40:50, 40:50].any()
 
 
 def test_training_snips_move_around_the_lesion_box_as_findings_do():
