@@ -108,7 +108,7 @@ MODES = {
         "schedule": {
             "encoder": {"epochs": 4, "batch_size": 32, "width": 8, "workers": 2},
             "autoencoder": {"epochs": 6, "batch_size": 16, "width": 8},
-            "finetune": {"epochs": 12, "batch_size": 16, "width": 8, "lr": 3e-3, "workers": 2},
+            "finetune": {"epochs": 12, "batch_size": 16, "width": 8, "lr": 3e-3},
             "classifier": {"epochs": 12, "batch_size": 32, "snip_size": 32, "width": 8},
             "whole_image": {"epochs": 12, "batch_size": 16},
         },

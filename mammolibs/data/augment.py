@@ -84,18 +84,19 @@ class SegmentationAugment:
         return image, mask
 
     def _spatial(self, image, mask, rng):
-        flip = rng.random() < 0.5
-        if self.level == "flip" or not (rng.random() < AFFINE_PROB or rng.random() < ELASTIC_PROB):
+        flip, affine, elastic = rng.random(3) < (0.5, AFFINE_PROB, ELASTIC_PROB)
+        if self.level == "flip" or not (affine or elastic):
             return (image.flip(-1), mask.flip(-1)) if flip else (image, mask)
         height, width = image.shape[-2:]
-        angle, scale = rng.uniform(-ROTATE, ROTATE), 1 + rng.uniform(-SCALE, SCALE)
-        shear = rng.uniform(-SHEAR, SHEAR)
+        angle, scale, shear = rng.uniform(-ROTATE, ROTATE), 1 + rng.uniform(-SCALE, SCALE), rng.uniform(-SHEAR, SHEAR)
+        if not affine:
+            angle, scale, shear = 0.0, 1.0, 0.0
         cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
         theta = torch.tensor([[cos, -sin + shear, 0.0], [sin, cos, 0.0]], dtype=torch.float32)
         if flip:
             theta[:, 0] *= -1
         grid = F.affine_grid(theta[None], [1, 1, height, width], align_corners=False)
-        if rng.random() < ELASTIC_PROB:
+        if elastic:
             knots = (height // ELASTIC_SPACING + 2, width // ELASTIC_SPACING + 2)
             field = torch.from_numpy(rng.uniform(-1, 1, (1, 2, *knots)).astype(np.float32))
             field = F.interpolate(field, size=(height, width), mode="bicubic", align_corners=True)
