@@ -32,6 +32,7 @@ def test_malformed_mias_coordinates_are_rejected_and_lost_lesions_kept_label_onl
         "mdb004": "mdb004 G CIRC B 522.5 280 69",  # decimal
         "mdb007": "mdb007 D NORM 1 2",  # a normal film with coordinates
         "mdb008": "mdb008 D CIRC M 200 300",  # no radius
+        "mdb034": "mdb034 D CIRC M 200 300 " + "9" * 5000,  # a number no film has (Python refuses to read it)
         "mdb012": "mdb012 F CIRC B 471 458 40",  # as published
         "mdb033": "mdb033 F NORM",
         "mdb011": "mdb011 F CIRC B 471 458 0",
@@ -43,9 +44,10 @@ def test_malformed_mias_coordinates_are_rejected_and_lost_lesions_kept_label_onl
     out = tmp_path / "out"
     with caplog.at_level(logging.WARNING):
         result = standardize([("mias", str(folder))], str(out), image_size=64, progress=False)
-    assert result.inputs == result.written + result.rejected == 8
+    assert result.inputs == result.written + result.rejected == 9
     found = rejects(out)
-    assert set(found) == {"mdb003.pgm", "mdb004.pgm", "mdb007.pgm", "mdb008.pgm", "mdb012 copy.pgm"}
+    assert set(found) == {"mdb003.pgm", "mdb004.pgm", "mdb007.pgm", "mdb008.pgm", "mdb034.pgm", "mdb012 copy.pgm"}
+    assert "malformed coordinates '200 300 9999" in found["mdb034.pgm"] and len(found["mdb034.pgm"]) < 300
     for film, coordinates in (("mdb003", "-535 425 197"), ("mdb004", "522.5 280 69"), ("mdb008", "200 300")):
         assert f"malformed coordinates '{coordinates}'" in found[f"{film}.pgm"]
     assert "extra fields '1 2'" in found["mdb007.pgm"] and "not a mini-MIAS film name" in found["mdb012 copy.pgm"]

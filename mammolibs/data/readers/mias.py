@@ -22,6 +22,9 @@ from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 
 LINE = r"^({film})[ \t]+([FGD])[ \t]+([A-Z]+)([^\n]*)$"
 SEVERITY = {"B": "benign", "M": "malignant"}
+COORDINATE = r"\d{1,5}"
+"""A coordinate or radius: whole pixels, at most five digits (a longer number is no film's, and Python
+refuses to read one of over 4,300 digits, which would lose the whole source)."""
 NO_CENTRE = ("", "*NOTE 3*")
 """What may follow the severity when a line has no coordinates (calcifications spread over the film)."""
 
@@ -42,10 +45,11 @@ def parse_info(text: str, film: str = r"mdb\d{3}") -> dict[str, list[dict]]:
         coordinates = " ".join(words)
         if klass == "NORM" and coordinates:
             line["error"] = f"normal film with extra fields {coordinates!r}"
-        elif len(words) == 3 and all(re.fullmatch(r"\d+", w) for w in words):
+        elif len(words) == 3 and all(re.fullmatch(COORDINATE, w) for w in words):
             line["centre"] = tuple(int(w) for w in words)
         elif coordinates not in NO_CENTRE:
-            line["error"] = f"malformed coordinates {coordinates!r} (expected x y radius, whole pixels >= 0)"
+            shown = coordinates if len(coordinates) <= 40 else coordinates[:40] + "..."
+            line["error"] = f"malformed coordinates {shown!r} (expected x y radius, whole pixels 0 to 99999)"
         films[ref].append(line)
     return dict(films)
 
