@@ -256,6 +256,14 @@ def test_vindr_mammo_draws_finding_boxes_and_keeps_the_official_split(tmp_path):
     assert benign.label == "benign" and benign.mask is None  # BI-RADS 2 without boxes: label only
     assert normal.label == "normal" and not normal.mask.any() and normal.official_split == "test"
     assert suspicious.patient_id == benign.patient_id == "st1" and suspicious.official_split == "train"
+    table = (tmp_path / "finding_annotations.csv").read_text().splitlines()
+    for bad in ("abc", "1e400", "-5", "9" * 5000):  # text, infinite, negative, a number no film has
+        rows = [*table, table[1].replace("im1", "im2").replace("10.5", bad)]
+        (tmp_path / "finding_annotations.csv").write_text("\n".join(rows) + "\n")
+        items = _items("vindr-mammo", tmp_path)  # one malformed row loses its image, never the source
+        with pytest.raises(RejectedInput, match=r"im2\.dicom: finding box \(.{1,20}, 20\.0, 30\.2, 40\.0\)"):
+            items["im2"].load()
+        assert items["im1"].load().mask.sum() == 20 * 21 and items["im3"].load().label == "normal"
 
 
 def test_dmid_reads_tiffs_ground_truth_pngs_and_mias_style_metadata(tmp_path):

@@ -27,6 +27,8 @@ from mammolibs.data.readers.tables import birads_label, read_table
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 
 SPLITS = {"training": "train", "test": "test"}
+BOX = ("xmin", "ymin", "xmax", "ymax")
+MAX_PIXEL = 100_000  # a box coordinate beyond any film's side is a malformed row, not a lesion
 
 
 @register_reader("vindr-mammo")
@@ -38,19 +40,29 @@ def read_vindr(root: str) -> Iterator[SourceItem]:
     )
     if not storage.exists(breast_url):
         raise FileNotFoundError(f"{breast_url} not found; point --input at the VinDr-Mammo folder (with images/)")
-    boxes: dict[str, list[tuple[float, ...]]] = {}
+    boxes: dict[str, list[tuple[str, ...]]] = {}  # read as text: a malformed box rejects its image in _load
     if storage.exists(finding_url):
         for row in read_table(finding_url):
             if row.get("xmin") not in ("", None, "nan"):
-                boxes.setdefault(row["image_id"], []).append(
-                    tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
-                )
+                boxes.setdefault(row["image_id"], []).append(tuple(str(row.get(k)) for k in BOX))
     for row in read_table(breast_url):
         url = storage.join(root, "images", row["study_id"], f"{row['image_id']}.dicom")
         yield SourceItem(name=url, key=row["image_id"], load=partial(_load, url, row, boxes.get(row["image_id"], [])))
 
 
-def _load(url: str, row: dict, boxes: list[tuple[float, ...]]) -> RawSample:
+def box_of(url: str, text: tuple[str, ...]) -> tuple[float, ...]:
+    """A finding box of ``finding_annotations.csv`` as pixels, or a one-line reject of ``url``'s image."""
+    try:
+        box = tuple(float(value) for value in text)
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not all(0 <= value <= MAX_PIXEL for value in box):
+        shown = ", ".join(value[:20] for value in text)
+        raise RejectedInput(f"{url}: finding box ({shown}) in finding_annotations.csv is not 4 pixels 0 to {MAX_PIXEL}")
+    return box
+
+
+def _load(url: str, row: dict, boxes: list[tuple[str, ...]]) -> RawSample:
     if row.get("split", "") not in SPLITS:
         raise RejectedInput(f"{url}: split {row.get('split')!r} is neither 'training' nor 'test'")
     image, ds = read_dicom(url)
@@ -58,7 +70,7 @@ def _load(url: str, row: dict, boxes: list[tuple[float, ...]]) -> RawSample:
     mask = None
     if boxes or label == "normal":
         mask = np.zeros(image.shape, dtype=bool)
-        for x0, y0, x1, y1 in boxes:
+        for x0, y0, x1, y1 in (box_of(url, text) for text in boxes):
             mask[max(0, int(y0)) : int(np.ceil(y1)), max(0, int(x0)) : int(np.ceil(x1))] = True
     return RawSample(
         image=image,
