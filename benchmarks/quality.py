@@ -591,7 +591,9 @@ def goals(runs: list[dict]) -> list[tuple[str, float | None, bool]]:
         peer = next(arm for arm, (_, classifier) in ARMS.items() if classifier is None)  # scored by the ResNet
         recipe, resnet = mean_of(runs, case, "recipe", row), mean_of(runs, case, peer, row)
         margin = None if recipe is None or resnet is None else recipe - resnet
-        found.append((f"{case}: recipe {row} >= the whole-image ResNet-18's", margin, margin is not None and margin >= 0))
+        found.append(
+            (f"{case}: recipe {row} >= the whole-image ResNet-18's", margin, margin is not None and margin >= 0)
+        )
     for case in (across, *home):
         for row in ("Dice", "AUROC malignant vs benign"):
             recipe = mean_of(runs, case, "recipe", row)

@@ -83,13 +83,14 @@ def check_url(url: str, limits: Limits) -> str:
         raise BadInput(400, "the image URL must be a non-empty string")
     if not limits.url_prefixes:
         raise BadInput(403, "this server reads no URLs; upload the image, or start it with --allow-url PREFIX")
-    scheme, _, path = url.rpartition("://")
+    _, _, path = url.partition("://")  # the first scheme: any later '://' is part of the path
     if (
         any(part in ("..", ".") for part in path.split("/"))
         or "\\" in url
+        or "://" in path
         or posixpath.normpath("/" + path) != "/" + path.rstrip("/")
     ):
-        raise BadInput(403, "the image URL has '.', '..' or '\\' in its path; give it plainly")
+        raise BadInput(403, "the image URL has '.', '..', '\\' or a second '://' in its path; give it plainly")
     if not any(url.startswith(prefix.rstrip("/") + "/") for prefix in limits.url_prefixes):
         raise BadInput(403, f"{url[:200]} is outside the URLs this server may read ({', '.join(limits.url_prefixes)})")
     return url
