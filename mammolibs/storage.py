@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import stat
 import uuid
 from typing import IO, Callable
 
@@ -104,6 +105,25 @@ def open_url(url: str, mode: str = "rb") -> IO:
         return fs.open(path, mode)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"{url}: no such file; check the URL and that the previous step wrote it") from err
+
+
+def check_regular_file(url: str, max_bytes: int) -> None:
+    """Refuse, before a byte is read, what is not a regular file of at most ``max_bytes``: a device, FIFO,
+    socket or folder (a link to ``/dev/zero`` reads forever, a FIFO blocks) or an oversized file."""
+    try:
+        if is_local(url):
+            found = os.stat(local_path(url))  # through links: their target is what would be read
+            regular, size = stat.S_ISREG(found.st_mode), found.st_size
+        else:
+            fs, path = filesystem(url)
+            info = fs.info(path)
+            regular, size = info.get("type") == "file", info.get("size")
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{url}: no such file; check the URL") from err
+    if not regular:
+        raise ValueError(f"{url}: not a regular file (a device, FIFO, socket or folder); only regular files are read")
+    if size is None or size > max_bytes:
+        raise ValueError(f"{url}: {size if size is not None else 'unknown'} bytes, over the {max_bytes:,}-byte limit")
 
 
 def read_bytes(url: str) -> bytes:

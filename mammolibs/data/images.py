@@ -35,10 +35,18 @@ def check_size(width: int, height: int, name: str, frames: int = 1) -> None:
         )
 
 
+MAX_INPUT_BYTES = 4 * MAX_PIXELS
+"""The largest input file read (images, tables): 16-bit pixels at :data:`MAX_PIXELS`, twice over."""
+
+
 def open_input(url: str) -> IO[bytes]:
-    """Open an input file for reading; an unreachable URL becomes a reject naming it."""
+    """Open an input file for reading; an unreachable URL, or one that is no regular file of at most
+    :data:`MAX_INPUT_BYTES`, becomes a reject naming it."""
     try:
+        storage.check_regular_file(url, MAX_INPUT_BYTES)
         return storage.open_url(url)
+    except ValueError as err:
+        raise RejectedInput(str(err)) from err
     except Exception as err:  # fsspec back ends raise their own types for missing or forbidden objects
         raise RejectedInput(f"{url}: cannot be read ({type(err).__name__}: {err})") from err
 

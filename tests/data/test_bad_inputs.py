@@ -4,6 +4,7 @@ on, the summary and exit status say so, and inputs == written + rejected."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pydicom
@@ -12,6 +13,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import MPEG2MPML
 
 from mammolibs.cli import main
+from mammolibs.data.images import MAX_INPUT_BYTES
 from tests.data.layouts import film, write_csv, write_dicom
 
 EXPECTED = {
@@ -130,3 +132,23 @@ def test_every_kind_of_bad_input_is_one_named_reject_and_nothing_is_lost(tmp_pat
         assert name in rejects[name]["reason"] and reason in rejects[name]["reason"], rejects[name]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["inputs"] == inputs == manifest["written"] + manifest["rejected"]
+
+
+def test_special_and_oversized_files_are_named_rejects_before_a_byte_is_read(tmp_path):
+    folder = tmp_path / "dicoms"
+    folder.mkdir()
+    write_dicom(folder / "good.dcm", film()[0])
+    (folder / "zero.dcm").symlink_to("/dev/zero")  # read forever
+    os.mkfifo(folder / "pipe.dcm")  # blocks forever
+    with open(folder / "huge.dcm", "wb") as sparse:  # over the limit, yet takes no disk
+        sparse.truncate(MAX_INPUT_BYTES + 1)
+    (tmp_path / "clinic").mkdir()
+    (tmp_path / "clinic" / "labels.csv").symlink_to("/dev/zero")  # a table is an input like any other
+    out = tmp_path / "out"
+    flags = ["--source", "dicom", "--input", str(folder), "--source", "csv", "--input", str(tmp_path / "clinic")]
+    status = main(["standardize", *flags, "--output", str(out), "--image-size", "32", "--no-progress"])
+    assert status == 3
+    rejects = {r["file"].rsplit("/", 1)[-1]: r["reason"] for r in map(json.loads, (out / "rejects.jsonl").open())}
+    assert set(rejects) == {"zero.dcm", "pipe.dcm", "huge.dcm", "clinic"}
+    assert all("not a regular file" in rejects[name] for name in ("zero.dcm", "pipe.dcm", "clinic"))
+    assert f"over the {MAX_INPUT_BYTES:,}-byte limit" in rejects["huge.dcm"]

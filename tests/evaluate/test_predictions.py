@@ -4,6 +4,7 @@ batch prediction over a folder or a gs:// URL that resumes and lists its rejects
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from mammolibs.cli import main as mammo
+from mammolibs.data.images import MAX_INPUT_BYTES
 from mammolibs.evaluate.batch import predict_folder
 from mammolibs.evaluate.predict import choose_modality, load_models, readable
 
@@ -83,6 +85,22 @@ def test_a_folder_is_predicted_resumably_with_its_rejects(runs, image_folder, tm
     assert "4 images: 1 predicted, 3 done before, 0 rejected" in capsys.readouterr().out
     assert all((out / "overlays" / name).stat().st_mtime_ns == when for name, when in written.items())  # not redone
     assert len((out / "findings.jsonl").read_text().splitlines()) == 4 and (out / "rejects.jsonl").read_text() == ""
+
+
+def test_only_regular_files_within_the_size_limit_are_read_and_the_rest_are_named_rejects(runs, mias_dir, tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    shutil.copy(mias_dir / "mdb012.pgm", folder)
+    (folder / "zero.png").symlink_to("/dev/zero")  # would read forever
+    os.mkfifo(folder / "pipe.dcm")  # would block forever
+    with open(folder / "huge.png", "wb") as sparse:  # over the limit, yet takes no disk
+        sparse.truncate(MAX_INPUT_BYTES + 1)
+    models = load_models(str(runs / "finetune"), str(runs / "classifier"))
+    result = predict_folder(str(folder), models, str(tmp_path / "out"), progress=False)
+    assert (result.inputs, result.predicted, result.rejected) == (4, 1, 3)
+    reasons = {r["file"]: r["reason"] for r in map(json.loads, (tmp_path / "out" / "rejects.jsonl").open())}
+    assert "not a regular file" in reasons["zero.png"] and "not a regular file" in reasons["pipe.dcm"]
+    assert f"over the {MAX_INPUT_BYTES:,}-byte limit" in reasons["huge.png"]
 
 
 def test_a_gcs_folder_is_predicted_into_gcs(runs, mias_dir, gcs_bucket):

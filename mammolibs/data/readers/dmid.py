@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from mammolibs import storage
-from mammolibs.data.images import read_grey, read_mask
+from mammolibs.data.images import read_file_bytes, read_grey, read_mask
 from mammolibs.data.readers import register_reader
 from mammolibs.data.readers.mias import film_label, parse_info
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
@@ -34,7 +34,7 @@ def read_dmid(root: str) -> Iterator[SourceItem]:
     files = storage.list_files(root)
     films: dict[str, list[dict]] = {}
     for text in (f for f in files if f.lower().endswith(".txt")):
-        films.update(parse_info(storage.read_bytes(storage.join(root, text)).decode("latin-1"), FILM))
+        films.update(parse_info(read_file_bytes(storage.join(root, text)).decode("latin-1"), FILM))
     if not films:
         raise FileNotFoundError(f"{root}: no metadata text with lines like 'IMG001 D CIRC B 2045 1623 178' found")
     masks = {}

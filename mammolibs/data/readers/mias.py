@@ -16,7 +16,7 @@ from typing import Iterator, cast
 import numpy as np
 
 from mammolibs import storage
-from mammolibs.data.images import read_grey
+from mammolibs.data.images import read_file_bytes, read_grey
 from mammolibs.data.readers import register_reader, unread
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 
@@ -103,7 +103,7 @@ def read_mias(root: str) -> Iterator[SourceItem]:
     info_url = storage.join(root, "Info.txt")
     if not storage.exists(info_url):
         raise FileNotFoundError(f"{info_url}: mini-MIAS folders need Info.txt beside the .pgm films")
-    films = parse_info(storage.read_bytes(info_url).decode("latin-1"))
+    films = parse_info(read_file_bytes(info_url).decode("latin-1"))
     for filename in storage.list_files(root):
         if filename in ("Info.txt", "Licence.txt") or filename.rpartition("/")[2].startswith("."):
             continue

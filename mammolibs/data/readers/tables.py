@@ -6,7 +6,7 @@ import csv
 import io
 import re
 
-from mammolibs import storage
+from mammolibs.data.images import read_file_bytes
 
 TABLE_SUFFIXES = (".csv", ".xlsx", ".xls")
 
@@ -14,7 +14,7 @@ TABLE_SUFFIXES = (".csv", ".xlsx", ".xls")
 def read_table(url: str) -> list[dict[str, str]]:
     """Rows of a ``.csv`` (comma, semicolon or tab), ``.xlsx`` or ``.xls`` (first sheet) as dicts of
     strings, header names stripped; empty rows are dropped."""
-    data = storage.read_bytes(url)
+    data = read_file_bytes(url)
     if url.lower().endswith(".xlsx"):
         rows = _xlsx_rows(data)
     elif url.lower().endswith(".xls"):
