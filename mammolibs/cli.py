@@ -136,10 +136,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from mammolibs.evaluate.batch import predict_folder
-    from mammolibs.evaluate.predict import load_models, predict, readable
+    from mammolibs.evaluate.predict import check_distinct_outputs, load_models, predict, readable
 
     if bool(args.images) == bool(args.input):
         raise ValueError("give image files or --input FOLDER_OR_URL, one of the two")
+    check_distinct_outputs(args.images or [])
     models = load_models(args.unet, args.classifier, args.backend, args.operating_point, args.device)
     modality = "US" if args.whole_frame else args.modality
     if args.input:

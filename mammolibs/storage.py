@@ -89,6 +89,25 @@ def list_files(url: str, suffixes: tuple[str, ...] = ()) -> list[str]:
     return sorted(path for path in found if not wanted or path.lower().endswith(wanted))
 
 
+def location(url: str) -> str:
+    """Where ``url`` points, comparable with another's: a local path resolved (links, ``..``) and
+    made absolute, an object-store URL with one spelling of its scheme and no trailing slash."""
+    if is_local(url):
+        return "file://" + os.path.realpath(local_path(url))
+    protocol, path = split_protocol(url)
+    return f"{'gs' if protocol == 'gcs' else protocol}://{path.strip('/')}"
+
+
+def check_apart(output: str, inputs: list[str], flag: str = "--output") -> None:
+    """Refuse an ``output`` that is one of ``inputs``, lies inside one, or holds one: writing there would
+    overwrite an input or read back what was written."""
+    out = location(output).rstrip("/") + "/"
+    for url in inputs:
+        other = location(url).rstrip("/") + "/"
+        if out.startswith(other) or other.startswith(out):
+            raise ValueError(f"{flag} {output} overlaps the input {url}; write to a folder apart from every input")
+
+
 def basename(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 

@@ -23,6 +23,7 @@ def merge_shard_sets(inputs: list[str], output: str, progress: bool = True) -> d
     """Merge the shard sets at ``inputs`` (URLs) into ``output``; returns the merged manifest."""
     if not inputs:
         raise ValueError("nothing to merge: give at least one standardized shard set")
+    storage.check_apart(output, inputs)
     manifests = [read_manifest(url) for url in inputs]
     settings = [read_json(storage.join(url, SETTINGS)) for url in inputs]
     for url, setting, manifest in zip(inputs[1:], settings[1:], manifests[1:]):

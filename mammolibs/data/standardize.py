@@ -103,6 +103,7 @@ def standardize(
             f"image size {image_size}, samples per shard {samples_per_shard} and workers {workers} "
             "must all be above zero"
         )
+    storage.check_apart(output, [url for _, url in sources])
     secret = pseudonym_key(resolve_salt(salt))
     shown = InputNames([url for _, url in sources], secret, redact_paths)
     storage.makedirs(output)

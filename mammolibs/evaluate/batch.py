@@ -50,7 +50,9 @@ def predict_folder(
     threshold: float | None = None,
     progress: bool = True,
 ) -> BatchResult:
-    """Predict every DICOM, PGM, PNG, TIFF and JPEG file below ``input_url`` into ``out``."""
+    """Predict every DICOM, PGM, PNG, TIFF and JPEG file below ``input_url`` into ``out`` (a folder apart
+    from it: inside, its own overlays would be predicted on the next run)."""
+    storage.check_apart(out, [input_url], "--out")
     files = storage.list_files(input_url, DICOM_SUFFIXES + IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"{input_url}: no image files (DICOM, PGM, PNG, TIFF, JPEG) below it")

@@ -263,12 +263,28 @@ def predict_bytes(
     return predict_pixels(models, pixels, name, modality, declared, threshold)
 
 
+def output_stem(image_url: str) -> str:
+    """The name of an image's outputs: its file name without the suffix (``a/scan.png`` -> ``scan``)."""
+    return storage.basename(image_url).rsplit(".", 1)[0]
+
+
+def check_distinct_outputs(image_urls: list[str]) -> None:
+    """Refuse images whose outputs would overwrite each other's (``a/scan.png`` and ``b/scan.dcm``)."""
+    seen: dict[str, str] = {}
+    for url in image_urls:
+        if output_stem(url) in seen:
+            raise ValueError(
+                f"{seen[output_stem(url)]} and {url} would both write {output_stem(url)}.*; predict them into "
+                "separate --out folders, or use --input FOLDER (whose output names are unique)"
+            )
+        seen[output_stem(url)] = url
+
+
 def predict(image_url: str, models: Models, out: str, modality: str = "auto", threshold: float | None = None) -> dict:
     """One image file through the chain; writes ``<name>.overlay.png`` (full resolution) and
     ``<name>.lesions.json`` under ``out`` and returns the findings."""
-    name = storage.basename(image_url)
     prediction = predict_bytes(models, read_file_bytes(image_url), image_url, modality, threshold)
-    stem = name.rsplit(".", 1)[0]
+    stem = output_stem(image_url)
     storage.write_bytes_atomic(storage.join(out, f"{stem}.overlay.png"), overlay_png(prediction))
     storage.write_text_atomic(storage.join(out, f"{stem}.lesions.json"), json.dumps(prediction.report, indent=2))
     return prediction.report

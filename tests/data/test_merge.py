@@ -75,3 +75,19 @@ def test_merge_refuses_what_would_corrupt_the_set(per_source, mias_subset, tmp_p
         merge_shard_sets([str(damaged), per_source["dicom"]], str(tmp_path / "out"), progress=False)
     assert main(["data", "merge", "--output", str(tmp_path / "none"), str(tmp_path / "absent")]) == 2
     assert "run 'mammo standardize --output" in capsys.readouterr().err
+
+
+def test_outputs_that_overlap_their_inputs_are_refused_and_the_inputs_kept(per_source, mias_subset, tmp_path, capsys):
+    mias = per_source["mias"]
+    before = files(mias)
+    for output in (mias, f"{mias}/merged", str(Path(mias).parent), f"{mias}/../{Path(mias).name}/"):
+        with pytest.raises(ValueError, match="overlaps the input"):
+            merge_shard_sets([mias, per_source["dicom"]], output, progress=False)
+        assert main(["data", "merge", mias, per_source["dicom"], "--output", output]) == 2
+        assert "overlaps the input" in capsys.readouterr().err
+    assert files(mias) == before  # nothing of the input touched
+    (tmp_path / "link").symlink_to(mias_subset)
+    for output in (str(mias_subset / "shards"), str(tmp_path / "link" / "shards")):  # inside the folder read
+        with pytest.raises(ValueError, match="overlaps the input"):
+            standardize([("mias", str(mias_subset))], output, image_size=32, progress=False)
+        assert not (mias_subset / "shards").exists()

@@ -103,6 +103,25 @@ def test_only_regular_files_within_the_size_limit_are_read_and_the_rest_are_name
     assert f"over the {MAX_INPUT_BYTES:,}-byte limit" in reasons["huge.png"]
 
 
+def test_outputs_never_land_in_the_input_nor_on_each_other(runs, mias_dir, tmp_path, capsys):
+    folder = tmp_path / "scans"
+    (folder / "a").mkdir(parents=True)
+    (folder / "b").mkdir()
+    shutil.copy(mias_dir / "mdb012.pgm", folder / "a" / "scan.pgm")
+    shutil.copy(mias_dir / "mdb069.pgm", folder / "b" / "scan.pgm")
+    chain = ["--unet", str(runs / "finetune"), "--classifier", str(runs / "classifier")]
+    for out in (folder / "predictions", folder, tmp_path):  # inside the input, the input, holding the input
+        assert mammo(["predict", "--input", str(folder), *chain, "--out", str(out), "--no-progress"]) == 2
+        assert "overlaps the input" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.rglob("*")) == ["a", "b", "scan.pgm", "scan.pgm"]  # nothing written
+    out = tmp_path / "one-by-one"
+    assert (
+        mammo(["predict", str(folder / "a" / "scan.pgm"), str(folder / "b" / "scan.pgm"), *chain, "--out", str(out)])
+        == 2
+    )
+    assert "would both write scan.*" in capsys.readouterr().err and not out.exists()
+
+
 def test_a_gcs_folder_is_predicted_into_gcs(runs, mias_dir, gcs_bucket):
     bucket, client = gcs_bucket
     for film in ("mdb012.pgm", "mdb069.pgm"):
