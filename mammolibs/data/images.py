@@ -109,6 +109,25 @@ def display_pixels(stored: np.ndarray, ds: pydicom.Dataset, url: str) -> np.ndar
         )
     if ("RescaleSlope" in ds) != ("RescaleIntercept" in ds):
         raise RejectedInput(f"{url}: RescaleSlope and RescaleIntercept come together; this file has only one of them")
+    try:
+        pixels = _displayed(stored, ds, url)
+    except RejectedInput:
+        raise
+    except (TypeError, ValueError, ArithmeticError, IndexError, KeyError) as err:  # a malformed slope, window or LUT
+        raise RejectedInput(
+            f"{url}: its rescale, window or LUT values cannot be applied ({type(err).__name__}); the header is damaged"
+        ) from None
+    if not np.isfinite(pixels).all():
+        raise RejectedInput(
+            f"{url}: its rescale or window values make pixels infinite or undefined; the header is damaged"
+        )
+    if photometric == "MONOCHROME1":
+        pixels = pixels.max() - pixels
+    return pixels
+
+
+def _displayed(stored: np.ndarray, ds: pydicom.Dataset, url: str) -> np.ndarray:
+    """The modality LUT, then the VOI LUT or window, as :func:`display_pixels` says."""
     pixels = apply_modality_lut(stored, ds)
     if "VOILUTSequence" in ds:
         if not np.array_equal(pixels, np.round(pixels)):
@@ -119,10 +138,8 @@ def display_pixels(stored: np.ndarray, ds: pydicom.Dataset, url: str) -> np.ndar
         pixels = apply_voi_lut(pixels.astype(np.int64), ds, index=0, prefer_lut=True)
     elif "WindowCenter" in ds:
         pixels = apply_voi_lut(pixels, ds, index=0)
-    pixels = np.asarray(pixels, dtype=np.float32)
-    if photometric == "MONOCHROME1":
-        pixels = pixels.max() - pixels
-    return pixels
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(pixels, dtype=np.float32)
 
 
 def read_dicom_header(url: str) -> pydicom.Dataset:

@@ -52,9 +52,11 @@ def load_operating_point(url: str | None, classifier_checkpoint_url: str) -> dic
     try:
         point = json.loads(storage.read_text(found))
         point = {"lesion_threshold": 0.0, **point}  # points chosen before findings were vetted
-        thresholds = [float(point[k]) for k in ("unet_threshold", "lesion_threshold", "malignancy_threshold")]
+        thresholds = [point[k] for k in ("unet_threshold", "lesion_threshold", "malignancy_threshold")]
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{found}: not an operating point ({type(err).__name__}: {err})") from None
-    if not all(0.0 <= t <= 1.0 for t in thresholds):
-        raise ValueError(f"{found}: thresholds must lie in [0, 1], found {thresholds}")
+    numbers = all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds)
+    if not numbers or not all(0.0 <= t <= 1.0 for t in thresholds):
+        shown = [str(t)[:20] for t in thresholds]
+        raise ValueError(f"{found}: thresholds must be numbers in [0, 1], found {shown}")
     return point

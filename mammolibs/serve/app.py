@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from mammolibs.data.sample import RejectedInput
 from mammolibs.evaluate.predict import Models, outline_png, predict_bytes
@@ -124,7 +125,12 @@ async def read_images(request: web.Request, limits: Limits) -> list[Upload]:
     if request.content_length is not None and request.content_length > request_limit(limits):
         raise BadInput(413, f"the upload is {request.content_length:,} bytes; the limit is {limits.max_bytes:,}")
     if request.content_type == "multipart/form-data":
-        return await read_multipart(request, limits)
+        try:
+            return await read_multipart(request, limits)
+        except (ValueError, AssertionError, HttpProcessingError) as err:  # aiohttp's refusals of a malformed body
+            raise BadInput(
+                400, f"the multipart body is malformed ({type(err).__name__}); send it as a browser does"
+            ) from None
     if request.content_type == "application/json":
         try:
             body = json.loads(await request.read())
@@ -132,6 +138,8 @@ async def read_images(request: web.Request, limits: Limits) -> list[Upload]:
             raise BadInput(413, f"the request is over the {limits.max_bytes:,}-byte limit") from None
         except ValueError:
             raise BadInput(400, "the body is not valid JSON") from None
+        except RecursionError:
+            raise BadInput(400, 'the JSON is nested too deep; send {"instances": [...]} plainly') from None
         return from_json(body, limits)
     raise BadInput(
         415, 'send the image as multipart/form-data (field \'file\') or as JSON {"instances": [{"b64": "..."}]}'
@@ -149,20 +157,23 @@ async def read_multipart(request: web.Request, limits: Limits) -> list[Upload]:
     reader, total = await request.multipart(), 0
     files: list[Upload] = []
     fields: dict[str, str] = {}
+    parts = 0
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise BadInput(400, "a multipart inside the upload: send each file as a field of its own")
-        data = bytearray()
+        parts += 1
+        if parts > limits.max_parts:
+            raise BadInput(413, f"more than {limits.max_parts} parts in one upload: send the images and options only")
+        is_file, data = part.filename is not None, bytearray()
         while chunk := await part.read_chunk(256 * 1024):
             data += chunk
             total += len(chunk)
-            if total > limits.max_bytes or (not part.filename and len(data) > FIELD_BYTES):
-                raise BadInput(
-                    413,
-                    f"{display_name(part.filename, part.name or 'a field')}: over the "
-                    f"{limits.max_bytes:,}-byte upload limit",
-                )
-        if part.filename:  # a browser sends an empty file field with an empty name
+            if total > limits.max_bytes:
+                raise BadInput(413, f"the upload is over the {limits.max_bytes:,}-byte limit")
+            if not is_file and len(data) > FIELD_BYTES:
+                field = display_name(part.name, "a field")[:40]
+                raise BadInput(413, f"option field {field!r} is over {FIELD_BYTES:,} bytes: options are short words")
+        if is_file and data:  # a browser sends an empty file field with an empty name
             if len(files) >= limits.max_images:
                 raise BadInput(413, f"more than {limits.max_images} files in one request")
             files.append(Upload(display_name(part.filename, f"image-{len(files) + 1}"), bytes(data)))

@@ -48,6 +48,11 @@ class Limits:
     max_images: int = 16
     url_prefixes: tuple[str, ...] = ()
 
+    @property
+    def max_parts(self) -> int:
+        """The most parts of a multipart upload: every image and every option, with room to spare."""
+        return self.max_images + 2 * len(OPTION_KEYS)
+
 
 def display_name(name: str | None, fallback: str) -> str:
     """A file name fit to show and log: its last path part, odd characters replaced, 100 at most."""
@@ -67,7 +72,7 @@ def options_of(values: dict, where: str) -> dict:
     if values.get("threshold") not in (None, ""):
         try:
             threshold = float(values["threshold"])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             threshold = -1.0
         if not 0.0 <= threshold <= 1.0:
             raise BadInput(400, f"{where}: threshold must be a number from 0 to 1")
@@ -144,6 +149,8 @@ def from_json(body: object, limits: Limits) -> list[Upload]:
         else:
             data, fallback = _decode_base64(encoded, where, limits), f"image-{index + 1}"
         options = options_of({**shared, **instance}, where)
+        if not isinstance(instance.get("name", ""), str):
+            raise BadInput(400, f"{where}: name must be a string (the file name to show)")
         images.append(
             Upload(display_name(instance.get("name"), display_name(fallback, f"image-{index + 1}")), data, options)
         )

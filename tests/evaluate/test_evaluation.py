@@ -136,9 +136,10 @@ def test_predict_uses_the_operating_point_stored_with_the_classifier(runs, small
         str(tmp_path),
     )
     assert len(strict["lesions"]) == 1 and strict["called_malignant"] is (strict["malignancy"] >= 1.0)
-    (tmp_path / "bad.json").write_text(json.dumps({"unet_threshold": 2, "malignancy_threshold": 0.5}))
-    with pytest.raises(ValueError, match=r"thresholds must lie in \[0, 1\]"):
-        load_models(str(runs / "finetune"), str(runs / "classifier"), operating_point=str(tmp_path / "bad.json"))
+    for bad in (2, "0.5", True, None, [0.5]):  # out of range, or no number (it would fail every prediction later)
+        (tmp_path / "bad.json").write_text(json.dumps({"unet_threshold": bad, "malignancy_threshold": 0.5}))
+        with pytest.raises(ValueError, match=r"bad.json: thresholds must be numbers in \[0, 1\]"):
+            load_models(str(runs / "finetune"), str(runs / "classifier"), operating_point=str(tmp_path / "bad.json"))
 
 
 def test_compare_puts_runs_side_by_side(runs, small_shards, tmp_path):

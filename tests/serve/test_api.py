@@ -114,6 +114,45 @@ def test_every_bad_input_gets_a_4xx_with_one_line(server, bad_uploads):
     assert "Traceback" not in server.output()
 
 
+def test_malformed_requests_get_a_4xx_saying_what_is_wrong(server, mias_dir):
+    url, film = f"{server.url}/v1/predict", (mias_dir / "mdb012.pgm").read_bytes()
+
+    def raw(body: bytes, content_type: str) -> requests.Response:
+        return requests.post(url, data=body, headers={"Content-Type": content_type}, timeout=30)
+
+    boundary = "b0undary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.pgm"\r\n\r\n'.encode()
+    control = head.replace(b"a.pgm", b"a\x01b.pgm") + film + f"\r\n--{boundary}--\r\n".encode()
+    cases = {
+        "JSON nested 100,000 deep": (raw(b"[" * 100_000 + b"]" * 100_000, "application/json"), "nested too deep"),
+        "a threshold of 400 nines": (
+            raw(b'{"b64": "aGk=", "threshold": ' + b"9" * 400 + b"}", "application/json"),
+            "threshold must be a number from 0 to 1",
+        ),
+        "a name that is a number": (requests.post(url, json={"b64": "aGk=", "name": 5}, timeout=30), "name must be"),
+        "a name that is a list": (requests.post(url, json={"b64": "aGk=", "name": ["x"]}, timeout=30), "name must be"),
+        "no closing boundary": (raw(head + film[:1000], f"multipart/form-data; boundary={boundary}"), "malformed"),
+        "a control character in a file name": (raw(control, f"multipart/form-data; boundary={boundary}"), "malformed"),
+        "an option field of 2 KB": (
+            requests.post(url, files={"file": ("a.pgm", film)}, data={"modality": "M" * 2048}, timeout=30),
+            "option field 'modality' is over 1,024 bytes",
+        ),
+        "an image without a file name": (requests.post(url, files={"file": ("", b"abc")}, timeout=30), ""),
+        "a flood of fields": (
+            requests.post(url, files=[("file", ("a.pgm", film))] + [(f"f{i}", (None, "1")) for i in range(500)]),
+            "parts in one upload",
+        ),
+    }
+    for case, (answer, says) in cases.items():
+        assert 400 <= answer.status_code < 500, (case, answer.status_code, answer.text)
+        error = answer.json()["error"]
+        assert says in error and "\n" not in error and "byte upload limit" not in error, (case, error)
+    whole = raw(head + film + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}")
+    assert whole.status_code == 200 and whole.json()["predictions"][0]["image"] == "a.pgm"  # the same body, closed
+    assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200
+    assert "Traceback" not in server.output()
+
+
 def test_the_server_listens_on_localhost_only_and_keeps_uploads_off_disk(runs, everywhere_point, mias_dir, tmp_path):
     private = tmp_path / "tmp"
     private.mkdir()
