@@ -118,7 +118,13 @@ class OnnxNet:
             self.metadata = json.loads(props[METADATA_KEY])
         except Exception as err:  # not ONNX, or not written by mammo export
             raise ValueError(f"{path}: not an ONNX file written by 'mammo export' ({type(err).__name__})") from None
-        self.session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+        try:
+            self.session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+        except Exception as err:  # external data, unknown operators, a damaged graph: onnxruntime's own types
+            reason = " ".join(str(err).split())[:200]
+            raise ValueError(
+                f"{path}: onnxruntime cannot load it ({reason}); export it again with 'mammo export'"
+            ) from None
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.session.run(None, {"image": np.ascontiguousarray(batch.numpy(), np.float32)})[0])
@@ -147,7 +153,12 @@ def load_onnx_detector(unet: str, classifier: str) -> tuple[Detector, dict, list
         lesion_threshold=point.get("lesion_threshold") or 0.0,
     )
     cards = [
-        {**net.metadata.get("card", {"role": role}), "file": path, "backend": "onnx"}
+        {
+            **net.metadata.get("card", {"role": role}),
+            "trained_on": {"sources": (net.metadata.get("card", {}).get("trained_on") or {}).get("sources")},
+            "file": storage.basename(path),  # the file's name, never where it lies
+            "backend": "onnx",
+        }
         for role, net, path in (
             ("unet", unet_net, file(unet, "unet")),
             ("classifier", classifier_net, file(classifier, "classifier")),

@@ -69,7 +69,7 @@ def model_card(role: str, checkpoint: dict) -> dict:
         "stage": checkpoint.get("stage"),
         "model_name": checkpoint.get("model_name"),
         "trained_at": checkpoint.get("saved_at"),
-        "trained_on": checkpoint.get("trained_on"),
+        "trained_on": {"sources": (checkpoint.get("trained_on") or {}).get("sources")},  # counts, never a URL
         "epoch": checkpoint.get("epoch"),
         "validation": {k: v for k, v in (checkpoint.get("validation") or {}).items() if isinstance(v, (int, float))},
     }

@@ -203,9 +203,37 @@ async def answer_errors(request: web.Request, handler) -> web.StreamResponse:
     return response
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def host_name(host: str) -> str:
+    """The name of a Host header without its port: ``[::1]:8000`` -> ``::1``, ``localhost:80`` -> ``localhost``."""
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0]
+
+
+def host_check(settings: Settings):
+    """A server on this machine alone answers only requests addressed to it by a loopback name: a page of
+    another site that points its own name at 127.0.0.1 (DNS rebinding) gets 403, not the images."""
+
+    @web.middleware
+    async def check_host(request: web.Request, handler) -> web.StreamResponse:
+        if settings.host in LOOPBACK:
+            if host_name(request.host or "") not in LOOPBACK:
+                raise BadInput(
+                    403, f"this server answers only at http://127.0.0.1:{settings.port}, not at another name"
+                )
+        return await handler(request)
+
+    return check_host
+
+
 def make_app(models: Models, settings: Settings) -> web.Application:
     """The application: the page, its files, the API and any extra (Vertex AI) routes."""
-    app = web.Application(client_max_size=request_limit(settings.limits), middlewares=[answer_errors])
+    app = web.Application(
+        client_max_size=request_limit(settings.limits), middlewares=[answer_errors, host_check(settings)]
+    )
     gate = Gate(settings.workers, settings.queue)
     summary = {
         "backend": models.backend,

@@ -96,21 +96,22 @@ def test_cbis_ddsm_rejects_a_missing_mask_and_an_unknown_pathology(tmp_path):
 
 
 def test_cbis_ddsm_reads_the_real_rle_mammograms_in_the_tcia_tree(dicom_dir, tmp_path):
+    root = tmp_path / "cbis"  # the output lies apart from it
     real = {pydicom.dcmread(p, stop_before_pixels=True).PatientID: p for p in sorted(dicom_dir.rglob("*.dcm"))}
     folder = "Mass-Test_P_00173_LEFT_CC"
-    cbis_series(tmp_path, folder, "full mammogram images", source=real[folder])
+    cbis_series(root, folder, "full mammogram images", source=real[folder])
     header = pydicom.dcmread(real[folder], stop_before_pixels=True)
     mask = np.zeros((header.Rows, header.Columns), np.uint16)
     mask[2000:2300, 900:1200] = 255
-    cbis_series(tmp_path, f"{folder}_1", "ROI mask images", mask)
+    cbis_series(root, f"{folder}_1", "ROI mask images", mask)
     write_csv(
-        tmp_path / "mass_case_description_test_set.csv",
+        root / "mass_case_description_test_set.csv",
         CBIS_COLUMNS["mass"],
         [cbis_row("mass", "P_00173", "LEFT", "CC", 1, "BENIGN", split="Test")],
     )
-    result = standardize([("cbis-ddsm", str(tmp_path))], str(tmp_path / "out"), image_size=128, progress=False)
+    result = standardize([("cbis-ddsm", str(root))], str(tmp_path / "out"), image_size=128, progress=False)
     assert (result.inputs, result.written, result.rejected) == (1, 1, 0)
-    sample = get_reader("cbis-ddsm")(str(tmp_path)).__next__().load()
+    sample = get_reader("cbis-ddsm")(str(root)).__next__().load()
     assert sample.image.shape == (header.Rows, header.Columns) and sample.mask.sum() == 300 * 300
     assert result.manifest["counts_by_split_source_label"] == {"test": {"cbis-ddsm": {"benign": 1}}}
 
@@ -306,22 +307,54 @@ def test_csv_folder_reads_a_clinics_own_table_with_masks_and_splits(tmp_path):
     from PIL import Image
 
     image, mask = film(lesion=(50, 40, 8))
-    write_dicom(tmp_path / "scans" / "a.dcm", image)
-    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "scans" / "a_mask.png")
-    Image.fromarray((film(seed=5)[0] // 16).astype(np.uint8)).save(tmp_path / "scans" / "b.png")
+    clinic = tmp_path / "clinic"  # the output lies apart from it
+    write_dicom(clinic / "scans" / "a.dcm", image)
+    Image.fromarray(mask.astype(np.uint8) * 255).save(clinic / "scans" / "a_mask.png")
+    Image.fromarray((film(seed=5)[0] // 16).astype(np.uint8)).save(clinic / "scans" / "b.png")
     write_csv(
-        tmp_path / "labels.csv",
+        clinic / "labels.csv",
         ["image", "label", "patient_id", "mask", "laterality", "view", "split"],
         [
             ["scans/a.dcm", "malignant", "MRN-1", "scans/a_mask.png", "L", "CC", "test"],
             ["scans/b.png", "normal", "MRN-2", "", "R", "MLO", ""],
         ],
     )
-    result = standardize([("csv", str(tmp_path))], str(tmp_path / "out"), image_size=64, progress=False)
+    result = standardize([("csv", str(clinic))], str(tmp_path / "out"), image_size=64, progress=False)
     assert (result.inputs, result.written, result.rejected) == (2, 2, 0)
     assert result.manifest["counts_by_split_source_label"]["test"]["csv"]["malignant"] == 1  # its official split
-    a = _items("csv", tmp_path)["scans/a.dcm"].load()
+    a = _items("csv", clinic)["scans/a.dcm"].load()
     assert np.array_equal(a.mask, mask) and a.official_split == "test" and a.patient_id == "MRN-1"
+
+
+def test_a_clinic_table_reads_nothing_outside_its_folder(tmp_path):
+    from PIL import Image
+
+    folder, outside = tmp_path / "clinic", tmp_path / "elsewhere"
+    (folder / "scans").mkdir(parents=True)
+    outside.mkdir()
+    Image.fromarray((film(seed=5)[0] // 16).astype(np.uint8)).save(folder / "scans" / "b.png")
+    Image.fromarray((film(seed=6)[0] // 16).astype(np.uint8)).save(outside / "secret.png")
+    (folder / "scans" / "link.png").symlink_to(outside / "secret.png")
+    names = {
+        "scans/b.png": "",  # the one file that may be read
+        str(outside / "secret.png"): "not a plain path",
+        "../elsewhere/secret.png": "not a plain path",
+        "scans/../../elsewhere/secret.png": "not a plain path",
+        "http://127.0.0.1:9/secret.png": "not a plain path",  # a worker must not request internal addresses
+        f"file://{outside}/secret.png": "not a plain path",
+        "scans\\..\\..\\elsewhere\\secret.png": "not a plain path",
+        "scans/link.png": "a link out of",
+    }
+    write_csv(folder / "labels.csv", ["image", "label"], [[name, "normal"] for name in names])
+    result = standardize([("csv", str(folder))], str(tmp_path / "out"), image_size=32, progress=False)
+    assert (result.inputs, result.written, result.rejected) == (len(names), 1, len(names) - 1)
+    found = {r["file"]: r["reason"] for r in map(json.loads, (tmp_path / "out" / "rejects.jsonl").open())}
+    for name, reason in names.items():
+        shown = repr(name[:60])[1:-1]  # as the reason quotes it
+        assert not reason or any(reason in why and shown in why for why in found.values()), (name, found)
+    write_csv(folder / "labels.csv", ["image", "label", "mask"], [["scans/b.png", "benign", "../elsewhere/secret.png"]])
+    with pytest.raises(RejectedInput, match="mask '../elsewhere/secret.png' in the table is not a plain path"):
+        _items("csv", folder)["scans/b.png"].load()
 
 
 def test_several_sources_in_one_run_keep_their_source(tmp_path, mias_subset, busi_dir, busi_counts):

@@ -103,8 +103,9 @@ def test_bad_inputs_are_rejected_by_name_and_nothing_is_lost(dicom_dir, mias_dir
 
 
 def test_an_unreadable_source_is_one_reject_saying_what_to_do(tmp_path):
+    (tmp_path / "empty").mkdir()
     result = standardize(
-        [("mias", str(tmp_path)), ("busi", str(tmp_path / "absent"))], str(tmp_path / "out"), progress=False
+        [("mias", str(tmp_path / "empty")), ("busi", str(tmp_path / "absent"))], str(tmp_path / "out"), progress=False
     )
     assert (result.inputs, result.written, result.rejected) == (2, 0, 2)
     rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]

@@ -23,12 +23,20 @@ def upload(server: Server, path: Path, **fields) -> requests.Response:
 
 def test_health_and_models_say_which_models_answer(server, runs):
     assert requests.get(f"{server.url}/healthz", timeout=10).json() == {"status": "ok"}
+    for name in ("localhost", "127.0.0.1", "[::1]"):
+        assert requests.get(f"{server.url}/healthz", headers={"Host": f"{name}:{server.port}"}, timeout=10).ok
+    for name in ("rebind.example", "127.0.0.1.rebind.example", "[rebind]"):  # DNS rebinding: another site's name
+        refused = requests.get(f"{server.url}/v1/models", headers={"Host": f"{name}:{server.port}"}, timeout=10)
+        assert refused.status_code == 403 and "answers only at http://127.0.0.1" in refused.json()["error"]
     described = requests.get(f"{server.url}/v1/models", timeout=10).json()
     cards = {card["role"]: card for card in described["models"]}
     assert cards["unet"]["run"] == "finetune" and cards["classifier"]["run"] == "classifier"
     assert cards["unet"]["trained_at"].startswith("20") and "val_dice" in cards["unet"]["validation"]
     assert cards["unet"]["trained_on"]["sources"] == {"mias": 24, "dicom": 8}
     assert described["operating_point"]["unet_threshold"] == 0.0 and "not a medical device" in described["note"]
+    answer = upload(server, real_dicom())  # neither says where the models or their training data lie
+    assert answer.status_code == 200 and str(runs) not in answer.text and str(runs) not in json.dumps(described)
+    assert "/" not in json.dumps(described["models"])
 
 
 def test_an_uploaded_film_gets_findings_in_original_pixels(server, mias_dir):

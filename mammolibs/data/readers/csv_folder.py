@@ -2,15 +2,17 @@
 
 Columns (only ``image`` and ``label`` are required)::
 
-    image        path relative to the folder, or a full URL (DICOM, PNG, TIFF, JPEG, PGM)
+    image        path relative to the folder, inside it (DICOM, PNG, TIFF, JPEG, PGM)
     label        normal, benign, malignant or unknown
     patient_id   patient identifier (hashed before anything is written); default: the image path
-    mask         binary mask file of the same size, relative or URL; empty when there is none
+    mask         binary mask file of the same size, relative as ``image``; empty when there is none
     laterality   L or R          view   CC, MLO, ...          modality   MG (default) or US
     split        train or test, when the clinic fixes its own test set
 
-A row with an empty ``mask`` on a benign or malignant image is kept label-only; a row with a
-normal label and no mask gets an empty mask.
+A URL, an absolute path, a ``..`` or a link out of the folder is refused (never fetched), so a table
+cannot make a pipeline worker read other files or request internal addresses. A row with an empty
+``mask`` on a benign or malignant image is kept label-only; a row with a normal label and no mask gets
+an empty mask.
 """
 
 from __future__ import annotations
@@ -40,21 +42,33 @@ def read_csv_folder(root: str) -> Iterator[SourceItem]:
     for number, row in enumerate(read_table(table), start=2):
         if not row.get("image"):
             raise ValueError(f"{table} line {number}: the 'image' column is empty")
-        url = _resolve(root, row["image"])
-        yield SourceItem(name=url, key=row["image"], load=partial(_load, url, row, root))
+        yield SourceItem(name=storage.join(root, row["image"]), key=row["image"], load=partial(_load, row, root))
 
 
-def _resolve(root: str, path: str) -> str:
-    return path if "://" in path or path.startswith("/") else storage.join(root, path)
+def inside(root: str, name: str, column: str) -> str:
+    """The URL of the file ``name`` (from the table's ``column``) inside ``root``; a URL, an absolute path,
+    a ``..`` or a link that leads out of the folder is refused: nothing outside the folder given is read."""
+    parts = name.split("/")
+    if "://" in name or "\\" in name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise RejectedInput(
+            f"{column} {name[:100]!r} in the table is not a plain path inside {root}: name files relative to "
+            "the folder, without a URL, an absolute path or '..'"
+        )
+    url = storage.join(root, name)
+    if storage.is_local(url) and not storage.location(url).startswith(storage.location(root).rstrip("/") + "/"):
+        raise RejectedInput(f"{url}: a link out of {root}; copy the file into the folder instead")
+    return url
 
 
-def _load(url: str, row: dict, root: str) -> RawSample:
+def _load(row: dict, root: str) -> RawSample:
+    url = inside(root, row["image"], "image")
     image = read_any(url)
     label = row.get("label", "").strip().lower()
     mask = None
     if row.get("mask"):
+        mask_url = inside(root, row["mask"], "mask")
         try:
-            mask = read_mask(_resolve(root, row["mask"]))
+            mask = read_mask(mask_url)
         except RejectedInput as err:
             raise RejectedInput(f"{url}: its mask is missing or unreadable: {err}") from err
     if mask is None and label == "normal":
