@@ -41,6 +41,17 @@ def non_negative_int(text: str) -> int:
     return _whole_number(text, least=0)
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number above zero (seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number above zero")
+    return value
+
+
 def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
@@ -175,7 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
     import os
 
     from mammolibs.evaluate.predict import load_models
-    from mammolibs.serve.app import Settings, serve, vertex_settings
+    from mammolibs.serve.app import Settings, request_limit, serve, vertex_settings
     from mammolibs.serve.inputs import Limits
 
     unet = args.unet or os.environ.get("AIP_STORAGE_URI")
@@ -184,8 +195,15 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError("give --unet and --classifier (run folders, or a 'mammo export' folder for both)")
     models = load_models(unet, classifier, args.backend, args.operating_point, args.device)
     limits = Limits(
-        max_bytes=args.max_upload_mb * 1024 * 1024, max_images=args.max_images, url_prefixes=tuple(args.allow_url)
+        max_bytes=args.max_upload_mb * 1024 * 1024,
+        max_images=args.max_images,
+        url_prefixes=tuple(args.allow_url),
+        header_seconds=args.header_seconds,
+        body_seconds=args.body_seconds,
+        memory_bytes=args.memory_mb * 1024 * 1024,
     )
+    if limits.memory_bytes < request_limit(limits):
+        raise ValueError(f"--memory-mb {args.memory_mb} holds not even one upload of --max-upload-mb; raise it")
     settings = Settings(args.host, args.port, args.workers, args.queue, limits)
     if args.host == "127.0.0.1" and args.port == DEFAULT_PORT:
         settings = vertex_settings(settings)
@@ -565,6 +583,24 @@ def _add_serve_command(commands: argparse._SubParsersAction, fmt: type[argparse.
     )
     sv.add_argument("--max-upload-mb", type=positive_int, default=100, help="largest image accepted, in MiB")
     sv.add_argument("--max-images", type=positive_int, default=16, help="most images in one request")
+    sv.add_argument(
+        "--header-seconds",
+        type=positive_float,
+        default=15.0,
+        help="time a connection has to send a whole request's headers (and an idle one stays open); then closed",
+    )
+    sv.add_argument(
+        "--body-seconds",
+        type=positive_float,
+        default=60.0,
+        help="time a request has to send its body; a slower client gets 408 and loses its slot",
+    )
+    sv.add_argument(
+        "--memory-mb",
+        type=positive_int,
+        default=512,
+        help="MiB all unfinished request bodies may hold together (each reserves its announced size); beyond it, 503",
+    )
     sv.add_argument(
         "--allow-url",
         action="append",

@@ -73,22 +73,25 @@ def vertex_settings(settings: Settings, environ: Mapping[str, str] = os.environ)
 
 
 class Gate:
-    """Admission and concurrency: ``workers`` predictions in threads at once, ``queue`` waiting."""
+    """Admission and concurrency: ``workers`` predictions in threads at once, ``queue`` waiting, and the
+    bytes their bodies may hold together (``memory_bytes``), each request reserving its announced size
+    (or the largest) before a byte of its body is read."""
 
-    def __init__(self, workers: int, queue: int):
+    def __init__(self, workers: int, queue: int, memory_bytes: int):
         self.capacity, self.admitted = workers + queue, 0
+        self.memory, self.reserved = memory_bytes, 0
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="predict")
         self.running = asyncio.Semaphore(workers)
 
     @asynccontextmanager
-    async def admit(self):
-        if self.admitted >= self.capacity:
+    async def admit(self, body_bytes: int):
+        if self.admitted >= self.capacity or self.reserved + body_bytes > self.memory:
             raise BadInput(503, f"busy: {self.admitted} requests in hand; try again in a moment")
-        self.admitted += 1
+        self.admitted, self.reserved = self.admitted + 1, self.reserved + body_bytes
         try:
             yield
         finally:
-            self.admitted -= 1
+            self.admitted, self.reserved = self.admitted - 1, self.reserved - body_bytes
 
     async def run(self, function, *args):
         async with self.running:
@@ -121,7 +124,18 @@ def data_url(data: bytes) -> str:
 
 
 async def read_images(request: web.Request, limits: Limits) -> list[Upload]:
-    """The images of a request, its size checked from its header before the body is read."""
+    """The images of a request, its size checked from its header before the body is read, which must
+    arrive within ``limits.body_seconds``: a slow or stalled client loses its slot, not the server."""
+    try:
+        async with asyncio.timeout(limits.body_seconds):
+            return await _read_images(request, limits)
+    except TimeoutError:
+        raise BadInput(
+            408, f"the request body took over {limits.body_seconds:g} s to arrive; send it at once"
+        ) from None
+
+
+async def _read_images(request: web.Request, limits: Limits) -> list[Upload]:
     if request.content_length is not None and request.content_length > request_limit(limits):
         raise BadInput(413, f"the upload is {request.content_length:,} bytes; the limit is {limits.max_bytes:,}")
     if request.content_type == "multipart/form-data":
@@ -234,7 +248,7 @@ def make_app(models: Models, settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=request_limit(settings.limits), middlewares=[answer_errors, host_check(settings)]
     )
-    gate = Gate(settings.workers, settings.queue)
+    gate = Gate(settings.workers, settings.queue, settings.limits.memory_bytes)
     summary = {
         "backend": models.backend,
         "device": models.device,
@@ -257,7 +271,8 @@ def make_app(models: Models, settings: Settings) -> web.Application:
         return web.json_response(summary)
 
     async def predict(request: web.Request) -> web.Response:
-        async with gate.admit():
+        largest = request_limit(settings.limits)
+        async with gate.admit(min(request.content_length or largest, largest)):
             images = await read_images(request, settings.limits)
             if request.query.get("pictures"):
                 for image in images:
@@ -297,4 +312,5 @@ def serve(models: Models, settings: Settings) -> None:
         port=settings.port,
         print=None,
         access_log=logging.getLogger("mammolibs.serve.access"),
+        keepalive_timeout=settings.limits.header_seconds,  # a connection that sends no whole request is closed
     )

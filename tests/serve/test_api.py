@@ -8,6 +8,8 @@ import concurrent.futures
 import http.client
 import json
 import os
+import socket
+import time
 from pathlib import Path
 
 import pydicom
@@ -251,5 +253,47 @@ def test_requests_beyond_capacity_get_503_and_the_server_stays_up(runs, everywhe
         busy = next(a for a in answers if a.status_code == 503)
         assert busy.headers["Retry-After"] == "1" and "busy" in busy.json()["error"]
         assert upload(served, mias_dir / "mdb012.pgm").status_code == 200
+    finally:
+        served.stop()
+
+
+def _stalled(port: int, request: bytes) -> socket.socket:
+    """A connection that sends ``request`` and then nothing more."""
+    connection = socket.create_connection(("127.0.0.1", port), timeout=30)
+    connection.sendall(request)
+    return connection
+
+
+def _closed_within(connection: socket.socket, seconds: float) -> bool:
+    """Whether the server ends the connection (after any answer) within ``seconds``."""
+    connection.settimeout(seconds)
+    try:
+        while connection.recv(65536):
+            pass
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_slow_and_stalled_clients_lose_their_slot_and_real_clients_are_served(runs, everywhere_point, mias_dir):
+    flags = ["--header-seconds", "1", "--body-seconds", "2", "--max-upload-mb", "12", "--memory-mb", "20"]
+    served = Server([*chain_flags(runs, everywhere_point), "--queue", "8", *flags])
+    try:
+        head = f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\nContent-Type: application/json\r\n"
+        stalled_headers = _stalled(served.port, head.encode())  # headers never finished
+        stalled_bodies = [  # 10 MiB announced, 10 bytes sent: each holds its reservation until it times out
+            _stalled(served.port, f"{head}Content-Length: {10 * 1024 * 1024}\r\n\r\n0123456789".encode())
+            for _ in range(2)
+        ]
+        time.sleep(0.3)
+        busy = upload(served, mias_dir / "mdb012.pgm")  # the two reservations fill the 20 MiB
+        assert busy.status_code == 503 and "busy" in busy.json()["error"]
+        assert requests.get(f"{served.url}/healthz", timeout=5).status_code == 200  # health is never held up
+        assert _closed_within(stalled_headers, 4)
+        for connection in stalled_bodies:
+            connection.settimeout(5)
+            answer = connection.recv(65536).decode()
+            assert answer.startswith("HTTP/1.1 408") and "took over 2 s" in answer
+        assert upload(served, mias_dir / "mdb012.pgm").status_code == 200  # their slots are free again
     finally:
         served.stop()
