@@ -8,6 +8,8 @@ refused without allocating it.
 from __future__ import annotations
 
 import io
+import logging
+import warnings
 from typing import IO, BinaryIO, cast
 
 import numpy as np
@@ -18,6 +20,7 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 from mammolibs import storage
 from mammolibs.data.sample import RejectedInput
 
+logging.getLogger("pydicom").setLevel(logging.CRITICAL)  # its log lines quote header values
 DICOM_SUFFIXES = (".dcm", ".dicom")
 IMAGE_SUFFIXES = (".png", ".pgm", ".tif", ".tiff", ".jpg", ".jpeg")
 MAX_PIXELS = 100_000_000
@@ -70,17 +73,30 @@ def read_dicom(url: str) -> tuple[np.ndarray, pydicom.Dataset]:
 
 
 def dicom_pixels(f: IO[bytes], name: str) -> tuple[np.ndarray, pydicom.Dataset]:
-    """:func:`read_dicom` of an open file (or an upload in memory) called ``name`` in messages."""
-    ds = _header(f, name)
-    check_size(int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0), name, int(ds.get("NumberOfFrames", 1) or 1))
-    f.seek(0)
+    """:func:`read_dicom` of an open file (or an upload in memory) called ``name`` in messages. No value of
+    the header reaches a message or a log: pydicom's warnings (which quote values) are silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = _header(f, name)
+        columns, rows, frames = (_whole(ds, keyword, name) for keyword in ("Columns", "Rows", "NumberOfFrames"))
+        check_size(columns or 0, rows or 0, name, frames or 1)
+        f.seek(0)
+        try:
+            pixels = pixel_array(cast(BinaryIO, f))
+        except AttributeError as err:
+            raise RejectedInput(f"{name}: DICOM has no pixel data (not an image object?)") from err
+        except Exception as err:  # pydicom raises many types for undecodable data
+            raise RejectedInput(f"{name}: pixel data cannot be decoded ({_why_undecodable(ds, err)})") from err
+        return display_pixels(pixels, ds, name), ds
+
+
+def _whole(ds: pydicom.Dataset, keyword: str, name: str) -> int | None:
+    """A whole-number attribute of the header, or a reject naming the attribute (never its value)."""
     try:
-        pixels = pixel_array(cast(BinaryIO, f))
-    except AttributeError as err:
-        raise RejectedInput(f"{name}: DICOM has no pixel data (not an image object?)") from err
-    except Exception as err:  # pydicom raises many types for undecodable data
-        raise RejectedInput(f"{name}: pixel data cannot be decoded ({_why_undecodable(ds, err)})") from err
-    return display_pixels(pixels, ds, name), ds
+        value = ds.get(keyword)
+        return None if value in (None, "") else int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise RejectedInput(f"{name}: its {keyword} is not a whole number; the header is damaged") from None
 
 
 def _why_undecodable(ds: pydicom.Dataset, err: Exception) -> str:
@@ -150,9 +166,11 @@ def read_dicom_header(url: str) -> pydicom.Dataset:
 
 def _header(f: IO[bytes], url: str) -> pydicom.Dataset:
     try:
-        return pydicom.dcmread(f, stop_before_pixels=True)
-    except Exception as err:
-        raise RejectedInput(f"{url}: not a readable DICOM file ({type(err).__name__}: {err})") from err
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's warnings quote the values they find odd
+            return pydicom.dcmread(f, stop_before_pixels=True)
+    except Exception as err:  # its text may quote a value of the header: only its kind is said
+        raise RejectedInput(f"{url}: not a readable DICOM file ({type(err).__name__})") from None
 
 
 def read_grey(url: str) -> np.ndarray:

@@ -100,12 +100,15 @@ class InputNames:
             return f"file-{pseudonym(relative, self.key)}"
         return relative or url.rstrip("/").rpartition("/")[2]  # a whole input folder: by its own name
 
-    def text(self, text: str) -> str:
-        """``text`` with every path under an input folder named as :meth:`name` names it (a redacted
-        path runs to the next ':', as reasons read '<path>: what is wrong')."""
+    def text(self, text: str, *paths: str) -> str:
+        """``text`` with every path under an input folder named as :meth:`name` names it: ``paths`` (the
+        inputs it speaks of) exactly, then any other, which with ``redact`` runs to the next ': ', as
+        reasons read '<path>: what is wrong' (a ':' inside a name is part of the name)."""
+        for path in sorted(paths, key=len, reverse=True):
+            text = text.replace(path, self.name(path))
         for root in self.roots:
             if self.redact:
-                text = re.sub(re.escape(root) + r"(/[^:]*)?", lambda match: self.name(match.group(0)), text)
+                text = re.sub(re.escape(root) + r"(/(?:[^:]|:(?! ))*)?", lambda match: self.name(match.group(0)), text)
             else:
                 text = text.replace(root + "/", "").replace(root, root.rpartition("/")[2])
         return text

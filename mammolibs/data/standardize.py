@@ -106,6 +106,9 @@ def standardize(
     storage.check_apart(output, [url for _, url in sources])
     secret = pseudonym_key(resolve_salt(salt))
     shown = InputNames([url for _, url in sources], secret, redact_paths)
+    if redact_paths:  # storage libraries log the paths they open
+        for library in ("fsspec", "gcsfs", "google"):
+            logging.getLogger(library).setLevel(logging.WARNING)
     storage.makedirs(output)
     _check_settings(
         output, {"image_size": image_size, "salt_check": salt_check(secret), "samples_per_shard": samples_per_shard}
@@ -123,7 +126,7 @@ def standardize(
     results = _prepare_all(todo, image_size, secret, workers)
     _write_results(results, todo, writers, rejects, shown, progress)
     unusable = _unusable_sources(sources, items, rejects, shown)
-    rejects = [Rejected(shown.name(r.file), r.source, r.key, shown.text(r.reason)) for r in rejects]
+    rejects = [Rejected(shown.name(r.file), r.source, r.key, shown.text(r.reason, r.file)) for r in rejects]
     _write_if_changed(storage.join(output, REJECTS), "".join(json.dumps(r.__dict__) + "\n" for r in rejects))
     manifest = build_manifest(committed_shards(output), image_size, inputs=inputs, rejected=len(rejects))
     _write_if_changed(storage.join(output, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
@@ -170,7 +173,7 @@ def _write_results(
     names = {key: item.name for key, item in todo}
     for result in tqdm(results, total=len(todo), desc="standardize", unit="image", disable=not progress):
         if isinstance(result, Rejected):
-            log.warning("rejected %s", shown.text(result.reason))
+            log.warning("rejected %s", shown.text(result.reason, result.file))
             rejects.append(result)
         else:
             if "label_only" in result.meta:
@@ -267,7 +270,8 @@ def _prepare(todo: tuple[str, SourceItem], image_size: int, key: bytes) -> Encod
     except RejectedInput as err:
         return Rejected(item.name, source, sample, str(err))
     except Exception as err:  # an unexpected failure on one file must not stop the run
-        return Rejected(item.name, source, sample, f"{item.name}: {type(err).__name__}: {err}")
+        withheld = "its message is withheld, as it may quote the file's contents"
+        return Rejected(item.name, source, sample, f"{item.name}: unexpected {type(err).__name__} ({withheld})")
     return encode_sample(sample, image, mask, meta)
 
 

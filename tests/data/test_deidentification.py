@@ -12,7 +12,9 @@ import shutil
 import pydicom
 import pytest
 from pydicom.datadict import DicomDictionary
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 from mammolibs.cli import main
 from mammolibs.data.shards import iter_shard
@@ -160,3 +162,27 @@ def test_names_and_free_text_never_leave_standardize(tmp_path, caplog, capsys):
     assert index["contents"] == [
         {"key": sample.key, "label": "unknown", "source": "dicom", "localized": False, "span": [0, span[1]]}
     ]
+
+
+def test_no_header_value_or_unredacted_path_reaches_a_reject_or_a_log(tmp_path, caplog, capfd, lenient_pydicom):
+    """A folder whose name holds a ':' and identifying text after it, a numeric attribute holding a
+    name, a size that is not a number: with --redact-paths none of it is written, printed or logged,
+    pydicom's own warnings included."""
+    case = tmp_path / "dicoms" / "Doe^Jane:MRN123456"
+    good = write_dicom(case / "film.dcm", film(lesion=(60, 30, 8))[0])
+    for name, tag, vr, value in (
+        ("frames.dcm", 0x00280008, "IS", b"MRN654321 "),  # NumberOfFrames: text where a number belongs
+        ("rows.dcm", 0x00280010, "US", b"MRN777"),  # Rows: six bytes of text where two bytes of number belong
+    ):
+        dataset = pydicom.dcmread(good)
+        dataset[tag] = RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
+        dataset.save_as(case / name)
+    caplog.set_level(logging.DEBUG)
+    argv = ["standardize", "--source", "dicom", "--input", str(tmp_path / "dicoms"), "--image-size", "32"]
+    assert main([*argv, "--output", str(tmp_path / "out"), "--redact-paths", "--no-progress"]) == 3
+    printed = capfd.readouterr()
+    written = b"".join(p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    text = printed.out + printed.err + caplog.text
+    assert "2 rejected" in printed.out
+    for secret in ("Doe^Jane", "MRN123456", "MRN654321", "MRN777", "frames.dcm", "rows.dcm"):
+        assert secret.encode() not in written and secret not in text, (secret, text[-2000:])

@@ -104,18 +104,20 @@ def bad_uploads(tmp_path_factory) -> dict[str, tuple[Path, str]]:
     (folder / "broken.dcm").write_bytes(data[: len(data) // 2])
     Image.new("1", (12000, 9000)).save(folder / "bomb.png")  # a few kB that would decode to 108 M pixels
     (folder / "huge.png").write_bytes(b"\x89PNG" + bytes(13 * 1024 * 1024))  # over the 12 MiB limit
-    for name, keyword, value in (
-        ("bad-slope.dcm", "RescaleSlope", b"abc "),
-        ("bad-window.dcm", "WindowWidth", b"x\\y "),
+    for name, keyword, vr, value in (
+        ("bad-slope.dcm", "RescaleSlope", "DS", b"abc "),
+        ("bad-window.dcm", "WindowWidth", "DS", b"x\\y "),
+        ("text-rows.dcm", "Rows", "US", b"MRN777"),  # a value that must never be echoed
     ):
         dataset = pydicom.dcmread(real_dicom())  # a real film whose header holds text where numbers belong
         dataset.RescaleSlope, dataset.RescaleIntercept, dataset.WindowCenter, dataset.WindowWidth = "1", "0", "9", "5"
         tag = Tag(pydicom.datadict.tag_for_keyword(keyword))
-        dataset[tag] = RawDataElement(tag, "DS", len(value), value, 0, False, True)
+        dataset[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
         dataset.save_as(folder / name)
     return {
         "bad-slope.dcm": (folder / "bad-slope.dcm", "the header is damaged"),
         "bad-window.dcm": (folder / "bad-window.dcm", "the header is damaged"),
+        "text-rows.dcm": (folder / "text-rows.dcm", "its Rows is not a whole number"),
         "notes.png": (folder / "notes.png", "not a readable image"),
         "broken.dcm": (folder / "broken.dcm", "truncated or damaged"),
         "bomb.png": (folder / "bomb.png", "refused before decoding"),
