@@ -15,7 +15,9 @@ from typing import IO, BinaryIO, cast
 import numpy as np
 import pydicom
 from PIL import Image, UnidentifiedImageError
+from pydicom.encaps import generate_frames
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
+from pydicom.uid import JPEG2000TransferSyntaxes, JPEGLSTransferSyntaxes, JPEGTransferSyntaxes
 
 from mammolibs import storage
 from mammolibs.data.sample import RejectedInput
@@ -80,6 +82,7 @@ def dicom_pixels(f: IO[bytes], name: str) -> tuple[np.ndarray, pydicom.Dataset]:
         ds = _header(f, name)
         columns, rows, frames = (_whole(ds, keyword, name) for keyword in ("Columns", "Rows", "NumberOfFrames"))
         check_size(columns or 0, rows or 0, name, frames or 1)
+        check_codestreams(f, ds, name)
         f.seek(0)
         try:
             pixels = pixel_array(cast(BinaryIO, f))
@@ -88,6 +91,63 @@ def dicom_pixels(f: IO[bytes], name: str) -> tuple[np.ndarray, pydicom.Dataset]:
         except Exception as err:  # pydicom raises many types for undecodable data
             raise RejectedInput(f"{name}: pixel data cannot be decoded ({_why_undecodable(ds, err)})") from err
         return display_pixels(pixels, ds, name), ds
+
+
+JPEG_FRAME_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7}
+"""Start-of-frame markers of JPEG (baseline to lossless) and JPEG-LS (0xF7): each gives the frame's size."""
+
+
+def codestream_size(frame: bytes, syntax: pydicom.uid.UID) -> tuple[int, int] | None:
+    """(rows, columns) that a compressed frame's own header declares (JPEG, JPEG-LS, JPEG 2000), read
+    without decoding it; ``None`` where it declares none (RLE, whose size is the dataset's)."""
+    if syntax in JPEG2000TransferSyntaxes:
+        siz = frame.find(b"\xff\x4f\xff\x51")  # SOC, then SIZ: Lsiz, Rsiz, Xsiz, Ysiz, XOsiz, YOsiz
+        if siz < 0 or len(frame) < siz + 24:
+            return (-1, -1)  # no size to check: not a codestream
+        width, height, left, top = np.frombuffer(frame[siz + 8 : siz + 24], dtype=">u4").tolist()
+        return height - top, width - left
+    if syntax not in JPEGTransferSyntaxes + JPEGLSTransferSyntaxes:
+        return None
+    at = 2 if frame[:2] == b"\xff\xd8" else len(frame)  # SOI, then marker segments up to the frame header
+    while 0 <= at <= len(frame) - 9 and frame[at] == 0xFF:
+        marker, length = frame[at + 1], int.from_bytes(frame[at + 2 : at + 4], "big")
+        if marker in JPEG_FRAME_MARKERS:
+            return int.from_bytes(frame[at + 5 : at + 7], "big"), int.from_bytes(frame[at + 7 : at + 9], "big")
+        at += 2 + length
+    return (-1, -1)  # no frame header: not a codestream
+
+
+def check_codestreams(f: IO[bytes], ds: pydicom.Dataset, name: str) -> None:
+    """Refuse, before decoding, compressed pixel data whose frames declare another size than the header's
+    Rows x Columns: a decoder sizes its output by the codestream, so a small file could claim 64 x 64
+    and decode to 16384 x 16384."""
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax is None or not syntax.is_compressed:
+        return
+    f.seek(0)
+    pixel_data = pydicom.dcmread(f, specific_tags=["PixelData"]).get("PixelData")
+    if pixel_data is None:
+        return
+    expected = (int(ds.get("Rows") or 0), int(ds.get("Columns") or 0))
+    frames = _whole(ds, "NumberOfFrames", name) or 1
+    try:
+        for frame in generate_frames(pixel_data, number_of_frames=frames):
+            declared = codestream_size(frame, syntax)
+            if declared == (-1, -1):
+                raise RejectedInput(
+                    f"{name}: a frame of its pixel data is no {syntax.name} codestream; the file is damaged"
+                )
+            if declared is not None and declared != expected:
+                raise RejectedInput(
+                    f"{name}: its compressed pixel data is {declared[0]} x {declared[1]} pixels, its header says "
+                    f"{expected[0]} x {expected[1]}; refused before decoding"
+                )
+    except (ValueError, TypeError, IndexError) as err:
+        if isinstance(err, RejectedInput):
+            raise
+        raise RejectedInput(
+            f"{name}: its compressed pixel data cannot be split into frames; the file is damaged"
+        ) from None
 
 
 def _whole(ds: pydicom.Dataset, keyword: str, name: str) -> int | None:

@@ -5,12 +5,16 @@ conversions), or is rejected with its reason."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pydicom
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit
 
 from mammolibs.data.images import read_dicom, read_grey
 from mammolibs.data.sample import RejectedInput
@@ -162,3 +166,33 @@ def test_image_modes_decode_to_grey_levels_as_pillow_converts_them(mode, tmp_pat
         assert not np.array_equal(decoded, np.asarray(Image.open(path)).astype(np.float32))
     if mode == "JPEG CMYK":  # ink, not light: Pillow's conversion gives the grey back, not 4 channels averaged
         assert abs(float(decoded.mean()) - float(grey().mean())) < 3
+
+
+def _compressed_dicom(path, codestream: bytes, syntax, rows: int, columns: int):
+    """An 8-bit grey DICOM whose header says ``rows`` x ``columns`` and whose pixel data is ``codestream``."""
+    write_dicom(path, np.zeros((rows, columns), np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = encapsulate([codestream])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("codec, syntax", [("JPEG", JPEGBaseline8Bit), ("JPEG2000", JPEG2000Lossless)])
+def test_compressed_pixels_larger_than_the_header_says_are_refused_before_decoding(codec, syntax, tmp_path):
+    grey = (film()[0][:64, :64] // 16).astype(np.uint8)
+    small, big = (io.BytesIO(), io.BytesIO())
+    Image.fromarray(grey).save(small, codec)
+    Image.fromarray(np.tile(grey, (40, 40))).save(big, codec)  # 2560 x 2560 in a few kB
+    honest = _compressed_dicom(tmp_path / "honest.dcm", small.getvalue(), syntax, 64, 64)
+    reference = np.asarray(Image.open(io.BytesIO(small.getvalue())), dtype=np.float32)
+    error = np.abs(read_dicom(str(honest))[0] - reference).max()
+    assert error <= (1 if codec == "JPEG" else 0)  # as Pillow decodes it (lossy JPEG decoders may differ by 1)
+    lying = _compressed_dicom(tmp_path / "lying.dcm", big.getvalue(), syntax, 64, 64)
+    with pytest.raises(RejectedInput, match=r"lying.dcm: its compressed pixel data is 2560 x 2560 pixels, its header"):
+        read_dicom(str(lying))
+    garbage = _compressed_dicom(tmp_path / "garbage.dcm", b"\0" * 64, syntax, 64, 64)
+    with pytest.raises(RejectedInput, match="garbage.dcm: a frame of its pixel data is no"):
+        read_dicom(str(garbage))
