@@ -7,10 +7,14 @@ only place that turns URLs into file systems.
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import stat
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Callable
 
 import fsspec
@@ -175,6 +179,65 @@ def delete(url: str) -> None:
     fs, path = filesystem(url)
     fs.rm(path)
     fs.invalidate_cache(os.path.dirname(path))
+
+
+LOCK = ".mammoflow-writer.lock"
+STALE_LOCK_SECONDS = 6 * 3600
+"""An object-store lock older than this is taken as left by a crash (local locks name a process instead)."""
+
+
+def _lock_holder(lock: str) -> str | None:
+    """Who holds ``lock``, or ``None`` when nobody does any more (its process is gone, or it is stale)."""
+    try:
+        holder = json.loads(read_text(lock))
+    except (FileNotFoundError, ValueError):
+        return None
+    if not isinstance(holder, dict):
+        return None
+    if is_local(lock):
+        if holder.get("host") != socket.gethostname():
+            return f"process {holder.get('pid')} on {str(holder.get('host'))[:60]}"
+        try:
+            os.kill(int(holder.get("pid", 0)), 0)  # alive?
+        except (ProcessLookupError, ValueError, TypeError):
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+        return f"process {holder.get('pid')}"
+    if time.time() - float(holder.get("since", 0) or 0) > STALE_LOCK_SECONDS:
+        return None
+    return f"process {holder.get('pid')} on {str(holder.get('host'))[:60]}"
+
+
+@contextmanager
+def writer_lock(folder: str) -> Iterator[None]:
+    """Hold ``folder`` for one writer: a second ``standardize`` or ``merge`` into it is refused while the
+    first runs; a lock whose process is gone (a crash, ``kill -9``) is taken over."""
+    makedirs(folder)
+    lock = join(folder, LOCK)
+    mine = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
+    for _ in range(2):
+        try:
+            if is_local(lock):
+                descriptor = os.open(local_path(lock), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                with os.fdopen(descriptor, "w") as f:
+                    f.write(mine)
+            elif exists(lock):
+                raise FileExistsError(lock)
+            else:
+                write_bytes_atomic(lock, mine.encode())
+            break
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if holder is not None:
+                raise ValueError(
+                    f"{folder} is being written by {holder}; wait for it to finish, or write elsewhere"
+                ) from None
+            delete(lock)  # left by a writer that is gone
+    try:
+        yield
+    finally:
+        delete(lock)
 
 
 def write_bytes_atomic(url: str, data: bytes) -> None:

@@ -33,8 +33,23 @@ def merge_shard_sets(inputs: list[str], output: str, progress: bool = True) -> d
                 "standardize every source with the same --image-size, --salt and --samples-per-shard"
             )
     plan = _plan(inputs)
-    storage.makedirs(output)
-    storage.write_text_atomic(storage.join(output, SETTINGS), json.dumps(settings[0], sort_keys=True))
+    with storage.writer_lock(output):  # one writer at a time
+        return _write_merged(inputs, output, plan, settings[0], manifests, progress)
+
+
+def _write_merged(
+    inputs: list[str],
+    output: str,
+    plan: list[tuple[str, str, dict]],
+    settings: dict,
+    manifests: list[dict],
+    progress: bool,
+) -> dict:
+    """The merge itself, its manifest written last: until then the output has none, so a merge stopped
+    half-way (``kill -9``) leaves a folder every reader refuses rather than shards its manifest does not list."""
+    if storage.exists(storage.join(output, MANIFEST)):
+        storage.delete(storage.join(output, MANIFEST))
+    storage.write_text_atomic(storage.join(output, SETTINGS), json.dumps(settings, sort_keys=True))
     wanted = {name for _, _, index in plan for name in (index["name"], index["name"][:-4] + INDEX_SUFFIX)}
     for stale in storage.list_files(output):
         if stale.startswith("shard-") and "/" not in stale and stale not in wanted:

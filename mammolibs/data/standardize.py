@@ -109,35 +109,35 @@ def standardize(
     if redact_paths:  # storage libraries log the paths they open
         for library in ("fsspec", "gcsfs", "google"):
             logging.getLogger(library).setLevel(logging.WARNING)
-    storage.makedirs(output)
-    _check_settings(
-        output, {"image_size": image_size, "salt_check": salt_check(secret), "samples_per_shard": samples_per_shard}
-    )
-    for leftover in remove_uncommitted(output):
-        log.info("removed %s, left incomplete by an earlier run", leftover)
-    shards = committed_shards(output)
-    written = {entry["key"] for shard in shards for entry in shard["contents"]}
-    items, rejects = _list_items(sources, secret)
-    inputs = len(items) + len(rejects)  # an unreadable source counts as one input
-    writers = {
-        split: ShardWriter(output, split, samples_per_shard, next_shard_number(shards, split)) for split in SPLITS
-    }
-    todo = _still_to_do(items, written, rejects)
-    results = _prepare_all(todo, image_size, secret, workers)
-    _write_results(results, todo, writers, rejects, shown, progress)
-    unusable = _unusable_sources(sources, items, rejects, shown)
-    rejects = [Rejected(shown.name(r.file), r.source, r.key, shown.text(r.reason, r.file)) for r in rejects]
-    _write_if_changed(storage.join(output, REJECTS), "".join(json.dumps(r.__dict__) + "\n" for r in rejects))
-    manifest = build_manifest(committed_shards(output), image_size, inputs=inputs, rejected=len(rejects))
-    _write_if_changed(storage.join(output, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
-    return StandardizeResult(
-        inputs=inputs,
-        written=manifest["written"],
-        rejected=len(rejects),
-        manifest=manifest,
-        new_shards=sum(len(w.shards) for w in writers.values()),
-        unusable_sources=unusable,
-    )
+    with storage.writer_lock(output):  # one writer at a time
+        _check_settings(
+            output, {"image_size": image_size, "salt_check": salt_check(secret), "samples_per_shard": samples_per_shard}
+        )
+        for leftover in remove_uncommitted(output):
+            log.info("removed %s, left incomplete by an earlier run", leftover)
+        shards = committed_shards(output)
+        written = {entry["key"] for shard in shards for entry in shard["contents"]}
+        items, rejects = _list_items(sources, secret)
+        inputs = len(items) + len(rejects)  # an unreadable source counts as one input
+        writers = {
+            split: ShardWriter(output, split, samples_per_shard, next_shard_number(shards, split)) for split in SPLITS
+        }
+        todo = _still_to_do(items, written, rejects)
+        results = _prepare_all(todo, image_size, secret, workers)
+        _write_results(results, todo, writers, rejects, shown, progress)
+        unusable = _unusable_sources(sources, items, rejects, shown)
+        rejects = [Rejected(shown.name(r.file), r.source, r.key, shown.text(r.reason, r.file)) for r in rejects]
+        _write_if_changed(storage.join(output, REJECTS), "".join(json.dumps(r.__dict__) + "\n" for r in rejects))
+        manifest = build_manifest(committed_shards(output), image_size, inputs=inputs, rejected=len(rejects))
+        _write_if_changed(storage.join(output, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
+        return StandardizeResult(
+            inputs=inputs,
+            written=manifest["written"],
+            rejected=len(rejects),
+            manifest=manifest,
+            new_shards=sum(len(w.shards) for w in writers.values()),
+            unusable_sources=unusable,
+        )
 
 
 def _still_to_do(

@@ -91,3 +91,39 @@ def test_outputs_that_overlap_their_inputs_are_refused_and_the_inputs_kept(per_s
         with pytest.raises(ValueError, match="overlaps the input"):
             standardize([("mias", str(mias_subset))], output, image_size=32, progress=False)
         assert not (mias_subset / "shards").exists()
+
+
+def test_one_writer_at_a_time_and_a_crashed_writers_lock_is_taken_over(mias_subset, tmp_path):
+    import os
+    import socket
+    import subprocess
+
+    out = tmp_path / "out"
+    out.mkdir()
+    writer = subprocess.Popen(["sleep", "60"])  # another standardize, still running
+    lock = out / ".mammoflow-writer.lock"
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": writer.pid, "since": 0}))
+    try:
+        with pytest.raises(ValueError, match=f"is being written by process {writer.pid}; wait for it"):
+            standardize([("mias", str(mias_subset))], str(out), image_size=32, progress=False)
+        assert not list(out.glob("shard-*"))  # nothing written beside it
+    finally:
+        writer.kill()
+        writer.wait()
+    result = standardize([("mias", str(mias_subset))], str(out), image_size=32, progress=False)  # its lock is stale
+    assert result.written > 0 and not lock.exists() and os.listdir(out)
+
+
+def test_a_merge_stopped_half_way_leaves_no_manifest_to_trust(per_source, tmp_path):
+    out = str(tmp_path / "merged")
+    merge_shard_sets([per_source["mias"], per_source["dicom"]], out, progress=False)
+    broken = tmp_path / "dicom-copy"
+    broken.mkdir()
+    for path in Path(per_source["dicom"]).iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    shard = sorted(broken.glob("shard-*.tar"))[-1]
+    shard.write_bytes(shard.read_bytes()[:-100])  # the last shard read fails, after others are written
+    with pytest.raises(ValueError, match="does not match the SHA-256"):
+        merge_shard_sets([per_source["mias"], str(broken)], out, progress=False)
+    assert not (tmp_path / "merged" / "manifest.json").exists()  # no manifest over shards it does not list
+    assert main(["data", "inspect", out]) == 2
