@@ -24,14 +24,16 @@ PATIENTS = [f"{number:06d}" for number in (123456, 654321, 100200)]
 @pytest.fixture()
 def clinic(tmp_path):
     """A clinic's own folder: three patients with six-digit ids (a space of a million)."""
+    folder = tmp_path / "clinic"  # outputs go beside it, never inside
+    folder.mkdir()
     for index, patient in enumerate(PATIENTS):
-        Image.fromarray((film(seed=index)[0] // 16).astype(np.uint8)).save(tmp_path / f"{index}.png")
+        Image.fromarray((film(seed=index)[0] // 16).astype(np.uint8)).save(folder / f"{index}.png")
     write_csv(
-        tmp_path / "labels.csv",
+        folder / "labels.csv",
         ["image", "label", "patient_id"],
         [[f"{index}.png", "normal", patient] for index, patient in enumerate(PATIENTS)],
     )
-    return tmp_path
+    return folder
 
 
 def written(out) -> dict:
