@@ -21,6 +21,7 @@ Arms, all trained by mammoflow's engine with the same epochs:
   images included, as a deployed model would be pretrained on a new site's unlabelled scans;
 - recipe, ResNet-18 encoder: the same stages with MONAI's FlexibleUNet (a ResNet-18 encoder), so the
   snip classifier is a ResNet that starts from the pretrained encoder;
+- recipe U-Net, ResNet-18 classifier: the recipe's U-Net with that ResNet snip classifier (no more training);
 - no pretraining: the same U-Net and classifier from random weights;
 - peers: MONAI BasicUNet with BCE + Dice and flips, the multi-task VGG FCN-8s, MMSegmentation's UNet-S5-D16
   (each at the recipe's width, with flips), each with a whole-image ResNet-18 (benign vs malignant) as its
@@ -71,13 +72,15 @@ CLASSIFIER_OF_PEERS = "ResNet-18 (whole image)"
 ARMS = {  # arm -> (U-Net settings, classifier stage and settings); "pretrained": starts from pretraining
     "recipe": ({"pretrained": True}, ("classifier", {"pretrained": True})),
     "recipe, ResNet-18 encoder": ({"pretrained": True, "model": "flexible_unet"}, ("classifier", {"pretrained": True})),
+    "recipe U-Net, ResNet-18 classifier": ({"same_as": "recipe"}, "recipe, ResNet-18 encoder"),
     "no pretraining": ({}, ("classifier", {})),
     "MONAI BasicUNet": ({"model": "basic_unet", "augment": "flip"}, None),
     "VGG FCN-8s (multi-task)": ({"model": "fcn8s", "augment": "flip"}, None),
     "UNet-S5-D16": ({"model": "unet_s5_d16", "augment": "flip"}, None),
 }
 """An arm with a ``model`` is pretrained, finetuned and classified with that model (the classifier
-starts from its pretraining). The peers (classifier ``None``): their plain recipes (BCE + Dice, flips;
+starts from its pretraining). ``same_as`` takes another arm's U-Net, and a classifier named by an arm
+that arm's classifier: a chain of models trained above, scored without more training. The peers (classifier ``None``): their plain recipes (BCE + Dice, flips;
 the FCN adds its class head) at the recipe's width, scored with the whole-image ResNet-18 trained on
 the same data."""
 PRETRAINED_MODELS = sorted(
@@ -288,6 +291,9 @@ def train_experiment(experiment: Experiment, pretrained: dict, schedule: dict, r
         str(root / "whole-image-resnet18"), "whole_image", experiment.train, {**schedule["whole_image"], "seed": seed}
     )
     for arm, (unet, classifier) in ARMS.items():
+        if "same_as" in unet:
+            models[arm] = (models[unet["same_as"]][0], models[classifier][1])
+            continue
         folder = root / slug(arm)
         model = unet.get("model", STAGE_DEFAULT_MODEL["encoder"])
         init = pretrained[model] if unet.get("pretrained") else None
@@ -311,7 +317,9 @@ def train_experiment(experiment: Experiment, pretrained: dict, schedule: dict, r
 def curves_of(root: Path) -> dict[str, dict]:
     """The validation curve of every training run of one experiment under ``root``."""
     curves = {CLASSIFIER_OF_PEERS: curve(str(root / "whole-image-resnet18"), "whole_image")}
-    for arm, (_, classifier) in ARMS.items():
+    for arm, (unet, classifier) in ARMS.items():
+        if "same_as" in unet:
+            continue  # trained by the arms it borrows from
         curves[f"{arm} U-Net"] = curve(str(root / slug(arm) / "finetune"), "finetune")
         if isinstance(classifier, tuple):
             curves[f"{arm} classifier"] = curve(str(root / slug(arm) / classifier[0]), classifier[0])

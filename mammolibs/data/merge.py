@@ -41,7 +41,7 @@ def _write_merged(
     inputs: list[str],
     output: str,
     plan: list[tuple[str, str, dict]],
-    settings: dict,
+    settings: object,
     manifests: list[dict],
     progress: bool,
 ) -> dict:
