@@ -234,6 +234,8 @@ def writer_lock(folder: str) -> Iterator[None]:
                     f"{folder} is being written by {holder}; wait for it to finish, or write elsewhere"
                 ) from None
             delete(lock)  # left by a writer that is gone
+    else:
+        raise ValueError(f"{folder}: another writer took it while a stale lock was cleared; try again")
     try:
         yield
     finally:

@@ -82,7 +82,7 @@ def dicom_pixels(f: IO[bytes], name: str) -> tuple[np.ndarray, pydicom.Dataset]:
         ds = _header(f, name)
         columns, rows, frames = (_whole(ds, keyword, name) for keyword in ("Columns", "Rows", "NumberOfFrames"))
         check_size(columns or 0, rows or 0, name, frames or 1)
-        check_codestreams(f, ds, name)
+        check_codestreams(f, ds, name, (rows or 0, columns or 0), frames or 1)
         f.seek(0)
         try:
             pixels = pixel_array(cast(BinaryIO, f))
@@ -117,10 +117,10 @@ def codestream_size(frame: bytes, syntax: pydicom.uid.UID) -> tuple[int, int] | 
     return (-1, -1)  # no frame header: not a codestream
 
 
-def check_codestreams(f: IO[bytes], ds: pydicom.Dataset, name: str) -> None:
-    """Refuse, before decoding, compressed pixel data whose frames declare another size than the header's
-    Rows x Columns: a decoder sizes its output by the codestream, so a small file could claim 64 x 64
-    and decode to 16384 x 16384."""
+def check_codestreams(f: IO[bytes], ds: pydicom.Dataset, name: str, expected: tuple[int, int], frames: int) -> None:
+    """Refuse, before decoding, compressed pixel data whose ``frames`` declare another size than the
+    header's ``expected`` (rows, columns): a decoder sizes its output by the codestream, so a small file
+    could claim 64 x 64 and decode to 16384 x 16384."""
     syntax = ds.file_meta.get("TransferSyntaxUID")
     if syntax is None or not syntax.is_compressed:
         return
@@ -128,26 +128,23 @@ def check_codestreams(f: IO[bytes], ds: pydicom.Dataset, name: str) -> None:
     pixel_data = pydicom.dcmread(f, specific_tags=["PixelData"]).get("PixelData")
     if pixel_data is None:
         return
-    expected = (int(ds.get("Rows") or 0), int(ds.get("Columns") or 0))
-    frames = _whole(ds, "NumberOfFrames", name) or 1
     try:
-        for frame in generate_frames(pixel_data, number_of_frames=frames):
-            declared = codestream_size(frame, syntax)
-            if declared == (-1, -1):
-                raise RejectedInput(
-                    f"{name}: a frame of its pixel data is no {syntax.name} codestream; the file is damaged"
-                )
-            if declared is not None and declared != expected:
-                raise RejectedInput(
-                    f"{name}: its compressed pixel data is {declared[0]} x {declared[1]} pixels, its header says "
-                    f"{expected[0]} x {expected[1]}; refused before decoding"
-                )
-    except (ValueError, TypeError, IndexError) as err:
-        if isinstance(err, RejectedInput):
-            raise
+        codestreams = list(generate_frames(pixel_data, number_of_frames=frames))
+    except (ValueError, TypeError, IndexError):
         raise RejectedInput(
             f"{name}: its compressed pixel data cannot be split into frames; the file is damaged"
         ) from None
+    for frame in codestreams:
+        declared = codestream_size(frame, syntax)
+        if declared == (-1, -1):
+            raise RejectedInput(
+                f"{name}: a frame of its pixel data is no {syntax.name} codestream; the file is damaged"
+            )
+        if declared is not None and declared != expected:
+            raise RejectedInput(
+                f"{name}: its compressed pixel data is {declared[0]} x {declared[1]} pixels, its header says "
+                f"{expected[0]} x {expected[1]}; refused before decoding"
+            )
 
 
 def _whole(ds: pydicom.Dataset, keyword: str, name: str) -> int | None:

@@ -233,11 +233,8 @@ def host_check(settings: Settings):
 
     @web.middleware
     async def check_host(request: web.Request, handler) -> web.StreamResponse:
-        if settings.host in LOOPBACK:
-            if host_name(request.host or "") not in LOOPBACK:
-                raise BadInput(
-                    403, f"this server answers only at http://127.0.0.1:{settings.port}, not at another name"
-                )
+        if settings.host in LOOPBACK and host_name(request.host or "") not in LOOPBACK:
+            raise BadInput(403, f"this server answers only at http://127.0.0.1:{settings.port}, not at another name")
         return await handler(request)
 
     return check_host
