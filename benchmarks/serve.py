@@ -4,10 +4,15 @@ frames, multipart, as the page sends them) to the server on 127.0.0.1, PyTorch a
 
     python benchmarks/serve.py       # writes benchmarks/results/serve.{md,png} (serve-cuda.* with a GPU)
     python benchmarks/serve.py --unet RUN --classifier RUN   # other models (e.g. demo-output's)
+    python benchmarks/serve.py --abuse-only                  # only the abuse run: serve-abuse.md
 
 Reports, per backend and for 1, 4 and 16 concurrent clients: images/s, p50/p95 latency and the
-server's peak memory; then the server's memory over 1,000 requests (it must stay flat), and 64
-clients against a short queue (beyond capacity: 503 at once, never an error or unbounded memory).
+server's peak memory; then the server's memory over 1,000 requests (it must stay flat), 64
+clients against a short queue (beyond capacity: 503 at once, never an error or unbounded memory),
+and an abuse run: real clients alongside slow clients (a byte a second), stalled bodies (100 MB sent,
+then nothing) and field floods (100,000 tiny fields), against the same real clients on a quiet server
+(goals: real clients keep >= 90% success and p95 under 3x quiet, the server's peak memory within 2x
+quiet, /healthz always answering).
 Without ``--unet``, models of the default architecture are trained for one epoch on a few real images
 (speed does not depend on how well they learned).
 """
@@ -18,10 +23,12 @@ import argparse
 import concurrent.futures
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -111,6 +118,142 @@ def load(server: Server, images: list, clients: int, requests_total: int, time_l
     }
 
 
+ATTACKERS = {"slow clients": 32, "stalled bodies": 8, "field floods": 2}
+"""Abusive connections kept open at once through the abuse run, each reconnecting when the server drops it."""
+
+
+def slow_client(port: int, stop: threading.Event, answers: list) -> None:
+    """A body announced at 1 MB and sent one byte a second."""
+    head = f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+    while not stop.is_set():
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            try:
+                connection.sendall(f"{head}Content-Length: 1000000\r\n\r\n".encode())
+                while not stop.wait(1.0):
+                    connection.sendall(b" ")
+            except OSError:
+                answers.append(_answer(connection))
+
+
+def stalled_body(port: int, stop: threading.Event, answers: list) -> None:
+    """100 MB of a 130 MB body sent at once, then nothing."""
+    head = f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+    chunk = b" " * 2**20
+    while not stop.is_set():
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            try:
+                connection.sendall(f"{head}Content-Length: {130 * 2**20}\r\n\r\n".encode())
+                for _ in range(100):
+                    connection.sendall(chunk)
+                answers.append(_answer(connection))
+            except OSError:
+                answers.append(_answer(connection))
+
+
+def field_flood(url: str, stop: threading.Event, answers: list) -> None:
+    """Multipart uploads of 100,000 tiny fields (about 6 MB), one after the other."""
+    fields = [(f"f{i}", (None, "x")) for i in range(100_000)]
+    while not stop.is_set():
+        try:
+            answers.append(requests.post(f"{url}/v1/predict", files=fields, timeout=60).status_code)
+        except requests.RequestException:
+            answers.append(None)
+
+
+def _answer(connection: socket.socket) -> int | None:
+    """The status the server answered on ``connection`` (``None`` when it closed without one)."""
+    try:
+        connection.settimeout(10)
+        first = connection.recv(64).split(b" ")
+        return int(first[1]) if len(first) > 1 and first[1].isdigit() else None
+    except OSError:
+        return None
+
+
+def abuse(unet: str, classifier: str, images: list, args) -> dict:
+    """Real clients' figures on a quiet server and on one under the attackers of :data:`ATTACKERS`."""
+    found = {}
+    for phase in ("quiet", "attacked"):
+        server = serve(unet, classifier, ["--device", "cpu"])
+        stop, answers, health = threading.Event(), {name: [] for name in ATTACKERS}, []
+        try:
+            load(server, images, 1, len(images), args.time_limit)  # warm-up, as in the quiet rows
+            threads = []
+            if phase == "attacked":
+                for name, count in ATTACKERS.items():
+                    target = {"slow clients": slow_client, "stalled bodies": stalled_body, "field floods": field_flood}
+                    where = server.url if name == "field floods" else server.port
+                    threads += [
+                        threading.Thread(target=target[name], args=(where, stop, answers[name]), daemon=True)
+                        for _ in range(count)
+                    ]
+            threads.append(threading.Thread(target=_watch_health, args=(server.url, stop, health), daemon=True))
+            for thread in threads:
+                thread.start()
+            time.sleep(5 if phase == "attacked" else 0)  # the attack under way before the real clients come
+            real = load(server, images, 4, args.abuse_requests, args.time_limit * 3)
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=40)
+            found[phase] = {
+                **real,
+                "success": real["ok"] / max(1, real["requests"]),
+                "healthy": sum(health) / max(1, len(health)),
+                "attackers": {name: _tally(got) for name, got in answers.items() if phase == "attacked"},
+            }
+            print(phase, found[phase], flush=True)
+        finally:
+            stop.set()
+            server.stop()
+    return found
+
+
+def worst_input(unet: str, classifier: str) -> dict:
+    """The server's memory before and after one prediction of the largest image it accepts: a 16-bit
+    grey PNG of exactly the pixel limit (a smooth gradient: small to send, whole to decode)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from mammolibs.data.images import MAX_PIXELS
+
+    side = int(MAX_PIXELS**0.5)
+    row = np.linspace(0, 65535, side).astype(np.uint16)
+    picture = io.BytesIO()
+    Image.fromarray(np.broadcast_to(row, (side, side)).copy()).save(picture, "PNG")
+    server = serve(unet, classifier, ["--device", "cpu"])
+    try:
+        before = memory_mb(server.process.pid)[1]
+        answer = requests.post(
+            f"{server.url}/v1/predict", files={"file": ("largest.png", picture.getvalue())}, timeout=600
+        )
+        return {
+            "side": side,
+            "upload_mb": len(picture.getvalue()) / 2**20,
+            "status": answer.status_code,
+            "before_mb": before,
+            "peak_mb": memory_mb(server.process.pid)[1],
+        }
+    finally:
+        server.stop()
+
+
+def _watch_health(url: str, stop: threading.Event, health: list) -> None:
+    while not stop.wait(0.5):
+        try:
+            health.append(requests.get(f"{url}/healthz", timeout=2).status_code == 200)
+        except requests.RequestException:
+            health.append(False)
+
+
+def _tally(statuses: list) -> str:
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[str(status or "closed")] = counts.get(str(status or "closed"), 0) + 1
+    return ", ".join(f"{n} x {status}" for status, n in sorted(counts.items())) or "none"
+
+
 def variants(unet: str, classifier: str, exported: str) -> list[tuple[str, tuple[str, str], list[str]]]:
     """(label, models, server flags) of each way to serve: PyTorch on the CPU (the baseline), ONNX Runtime,
     and PyTorch on CUDA where there is a GPU."""
@@ -153,6 +296,12 @@ def run(args) -> str:
             check=True,
             capture_output=True,
         )
+        abused = {**abuse(unet, classifier, images, args), "worst": worst_input(unet, classifier)}
+        (REPO / "benchmarks" / "results" / "serve-abuse.md").write_text(
+            "\n".join(["# Serving benchmark: abuse", "", *abuse_lines(abused)])
+        )
+        if args.abuse_only:
+            return "\n".join(abuse_lines(abused))
         rows = []
         for variant, (u, c), flags in variants(unet, classifier, str(work / "onnx")):
             server = serve(u, c, flags)
@@ -178,6 +327,53 @@ def run(args) -> str:
         finally:
             server.stop()
     return report(rows, after_100, after_soak, soak, flood, alive, args)
+
+
+def abuse_lines(abused: dict) -> list[str]:
+    """The abuse run's table and its goals."""
+    quiet, attacked, worst = abused["quiet"], abused["attacked"], abused["worst"]
+    goals = [
+        ("real clients' success >= 90%", f"{attacked['success']:.0%}", attacked["success"] >= 0.9),
+        (
+            "real clients' p95 under 3x quiet",
+            f"{attacked['p95_ms'] / quiet['p95_ms']:.2f}x",
+            attacked["p95_ms"] < 3 * quiet["p95_ms"],
+        ),
+        (
+            "server's peak memory within 2x quiet",
+            f"{attacked['peak_mb'] / quiet['peak_mb']:.2f}x",
+            attacked["peak_mb"] <= 2 * quiet["peak_mb"],
+        ),
+        ("/healthz answered throughout", f"{attacked['healthy']:.0%}", attacked["healthy"] == 1.0),
+    ]
+    return [
+        f"`python benchmarks/serve.py{''.join(' ' + a for a in sys.argv[1:])}` on {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores. 4 real clients (PyTorch, CPU) on a quiet server, then on one that {', '.join(f'{n} {name}' for name, n in ATTACKERS.items())} "
+        "keep busy (each reconnecting when dropped): slow clients send a 1 MB body a byte a second, stalled bodies "
+        "send 100 MB of a 130 MB body and stop, field floods post 100,000 tiny multipart fields. Server limits "
+        "at their defaults.",
+        "",
+        "| server | real requests answered | p50 latency (ms) | p95 latency (ms) | peak memory (MiB) | /healthz answered |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {phase} | {r['ok']}/{r['requests']} ({r['success']:.0%}) | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
+            f"{r['peak_mb']:.0f} | {r['healthy']:.0%} |"
+            for phase, r in (("quiet", quiet), ("attacked", attacked))
+        ),
+        "",
+        "What the attackers were answered: "
+        + "; ".join(f"{name}: {tally}" for name, tally in attacked["attackers"].items())
+        + " (408: too slow, 413: too many parts, 503: memory for bodies full).",
+        "",
+        f"The largest image accepted ({worst['side']} x {worst['side']} 16-bit PNG, {worst['upload_mb']:.1f} MB sent, "
+        f"answered {worst['status']}): the server's peak memory went from {worst['before_mb']:.0f} to "
+        f"{worst['peak_mb']:.0f} MiB, {worst['peak_mb'] - worst['before_mb']:.0f} MiB for one request.",
+        "",
+        "| goal | measured | met |",
+        "|---|---|---|",
+        *(f"| {goal} | {value} | {'yes' if met else 'NO'} |" for goal, value, met in goals),
+        "",
+    ]
 
 
 def report(rows, after_100, after_soak, soak, flood, alive, args) -> str:
@@ -220,6 +416,8 @@ def report(rows, after_100, after_soak, soak, flood, alive, args) -> str:
         "",
         f"Beyond capacity (64 clients, queue of 8): {flood['ok']} answered, {flood['busy']} told 503 (busy), "
         f"{flood['other']} other answers; peak memory {flood['peak_mb']:.0f} MiB; healthy afterwards: {alive}.",
+        "",
+        "Under abuse (slow clients, stalled bodies, field floods beside real clients): `serve-abuse.md`.",
     ]
     out = REPO / "benchmarks" / "results"
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -250,6 +448,12 @@ def main(argv=None) -> None:
     parser.add_argument("--requests", type=int, default=48, help="requests per row of the table")
     parser.add_argument("--time-limit", type=float, default=120, help="seconds at most per row")
     parser.add_argument("--soak", type=int, default=900, help="requests after the first 100 in the memory check")
+    parser.add_argument("--abuse-requests", type=int, default=96, help="real clients' requests in each abuse phase")
+    parser.add_argument(
+        "--abuse-only",
+        action="store_true",
+        help="only the abuse run (writes serve-abuse.md; serve.md is left as it is)",
+    )
     parser.add_argument("--scratch", default=None, help="folder for the models and exports made here")
     args = parser.parse_args(argv)
     if bool(args.unet) != bool(args.classifier):

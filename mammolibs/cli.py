@@ -186,7 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
     import os
 
     from mammolibs.evaluate.predict import load_models
-    from mammolibs.serve.app import Settings, request_limit, serve, vertex_settings
+    from mammolibs.serve.app import SMALL_RESERVE, Settings, request_limit, serve, vertex_settings
     from mammolibs.serve.inputs import Limits
 
     unet = args.unet or os.environ.get("AIP_STORAGE_URI")
@@ -200,10 +200,14 @@ def _serve(args: argparse.Namespace) -> int:
         url_prefixes=tuple(args.allow_url),
         header_seconds=args.header_seconds,
         body_seconds=args.body_seconds,
+        min_body_rate=args.min_body_kib * 1024,
         memory_bytes=args.memory_mb * 1024 * 1024,
     )
-    if limits.memory_bytes < request_limit(limits):
-        raise ValueError(f"--memory-mb {args.memory_mb} holds not even one upload of --max-upload-mb; raise it")
+    if limits.memory_bytes * (1 - SMALL_RESERVE) < request_limit(limits):
+        raise ValueError(
+            f"--memory-mb {args.memory_mb}: three quarters of it (the rest is kept for small uploads) hold not "
+            "even one upload of --max-upload-mb; raise it"
+        )
     settings = Settings(args.host, args.port, args.workers, args.queue, limits)
     if args.host == "127.0.0.1" and args.port == DEFAULT_PORT:
         settings = vertex_settings(settings)
@@ -242,7 +246,7 @@ def _generalize(args: argparse.Namespace) -> int:
 
 
 def _schedule(text: str | None) -> dict:
-    """A schedule from inline JSON or a YAML/JSON file: {stage: {epochs: N, setting: value}}."""
+    """A schedule from inline JSON or a YAML/JSON file: {step: {epochs: N, setting: value}}."""
     import yaml
 
     if not text:
@@ -252,7 +256,7 @@ def _schedule(text: str | None) -> dict:
             text = f.read()
     schedule = yaml.safe_load(text)
     if not isinstance(schedule, dict) or not all(isinstance(v, dict) for v in schedule.values()):
-        raise ValueError('--schedule: expected {stage: {setting: value}}, e.g. \'{"finetune": {"epochs": 5}}\'')
+        raise ValueError('--schedule: expected {step: {setting: value}}, e.g. \'{"finetune": {"epochs": 5}}\'')
     return schedule
 
 
@@ -502,8 +506,8 @@ def _add_generalize_command(commands: argparse._SubParsersAction, fmt: type[argp
     gen.add_argument("--out", required=True, help="folder or URL for merged data, runs, evaluations and the matrices")
     gen.add_argument(
         "--schedule",
-        help="epochs and settings per stage over the defaults (encoder/autoencoder 10, "
-        'finetune 30, classifier 20 epochs): inline JSON, e.g. \'{"finetune": {"epochs": 5, '
+        help="epochs and settings per step of the recipe over the defaults (encoder/autoencoder 10, "
+        'finetune 30, classifier_encoder 10, classifier 20 epochs): inline JSON, e.g. \'{"finetune": {"epochs": 5, '
         '"batch_size": 4}}\', or a YAML file',
     )
     gen.add_argument("--split", default="test", choices=("val", "test"), help="which split of each source to score")
@@ -596,10 +600,17 @@ def _add_serve_command(commands: argparse._SubParsersAction, fmt: type[argparse.
         help="time a request has to send its body; a slower client gets 408 and loses its slot",
     )
     sv.add_argument(
+        "--min-body-kib",
+        type=positive_int,
+        default=64,
+        help="KiB per second a body must keep arriving at, measured over each 2 s; a client that drips or "
+        "stalls gets 408 at once rather than at --body-seconds",
+    )
+    sv.add_argument(
         "--memory-mb",
         type=positive_int,
         default=512,
-        help="MiB all unfinished request bodies may hold together (each reserves its announced size); beyond it, 503",
+        help="MiB the bodies of all requests in hand may hold together, counted as they arrive; beyond it, 503",
     )
     sv.add_argument(
         "--allow-url",

@@ -10,14 +10,21 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+import zlib
 from typing import IO, BinaryIO, cast
 
 import numpy as np
 import pydicom
 from PIL import Image, UnidentifiedImageError
 from pydicom.encaps import generate_frames
+from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
-from pydicom.uid import JPEG2000TransferSyntaxes, JPEGLSTransferSyntaxes, JPEGTransferSyntaxes
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    JPEG2000TransferSyntaxes,
+    JPEGLSTransferSyntaxes,
+    JPEGTransferSyntaxes,
+)
 
 from mammolibs import storage
 from mammolibs.data.sample import RejectedInput
@@ -85,7 +92,10 @@ def dicom_pixels(f: IO[bytes], name: str) -> tuple[np.ndarray, pydicom.Dataset]:
         check_codestreams(f, ds, name, (rows or 0, columns or 0), frames or 1)
         f.seek(0)
         try:
-            pixels = pixel_array(cast(BinaryIO, f))
+            if ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+                pixels = pydicom.dcmread(f).pixel_array  # inflated whole (its size checked by the header's read)
+            else:
+                pixels = pixel_array(cast(BinaryIO, f))  # straight from the file, no copy of the pixel data
         except AttributeError as err:
             raise RejectedInput(f"{name}: DICOM has no pixel data (not an image object?)") from err
         except Exception as err:  # pydicom raises many types for undecodable data
@@ -225,9 +235,35 @@ def _header(f: IO[bytes], url: str) -> pydicom.Dataset:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom's warnings quote the values they find odd
+            check_inflated_size(f, url)
+            f.seek(0)
             return pydicom.dcmread(f, stop_before_pixels=True)
+    except RejectedInput:
+        raise
     except Exception as err:  # its text may quote a value of the header: only its kind is said
         raise RejectedInput(f"{url}: not a readable DICOM file ({type(err).__name__})") from None
+
+
+INFLATE_CHUNK = 1 << 20
+
+
+def check_inflated_size(f: IO[bytes], name: str, limit: int = MAX_INPUT_BYTES) -> None:
+    """Refuse a deflated DICOM (the whole dataset zlib-compressed) that inflates to more than ``limit``
+    bytes, counted in 1 MiB steps without keeping them: pydicom inflates such a file whole, at once,
+    before any size in its header can be checked (a 1 MB file can inflate to gigabytes)."""
+    f.seek(0)
+    read_preamble(cast(BinaryIO, f), force=True)
+    if _read_file_meta_info(cast(BinaryIO, f)).get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return
+    inflate, size, pending = zlib.decompressobj(-zlib.MAX_WBITS), 0, f.read()
+    while True:
+        out = len(inflate.decompress(pending, INFLATE_CHUNK))
+        size += out
+        if size > limit:
+            raise RejectedInput(f"{name}: its deflated data inflate to over {limit:,} bytes; refused before decoding")
+        pending = inflate.unconsumed_tail
+        if inflate.eof or (not pending and out < INFLATE_CHUNK):
+            return
 
 
 def read_grey(url: str) -> np.ndarray:

@@ -6,7 +6,10 @@ custom-container contract is honoured: ``AIP_HTTP_PORT``, ``AIP_HEALTH_ROUTE`` a
 add their routes, and the models default to ``AIP_STORAGE_URI`` (a ``mammo export`` folder).
 
 At most ``workers`` predictions run at once and ``queue`` more wait; further requests get 503 with
-``Retry-After`` at once, before their body is read, so load never grows memory without bound.
+``Retry-After`` at once, before their body is read. A body must keep arriving (``min_body_rate`` over
+each :data:`RATE_WINDOW`) and be whole within ``body_seconds``, and the bytes of all bodies held at once
+stay within ``memory_bytes``: a slow, stalled or greedy client loses its request, never the server
+its capacity.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import base64
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -38,6 +41,12 @@ DISPLAY_SIDE = 2048
 """Longest side of the pictures sent to the page (the findings keep original pixels)."""
 FIELD_BYTES = 1024
 """Largest non-file field of a multipart upload."""
+RATE_WINDOW = 2.0
+"""Seconds over which a body's arrival rate is measured: a client that sends less than the least rate
+in one window (a slow drip, or a stall after a burst) gets 408 at the window's end."""
+CHUNK_BYTES = 256 * 1024
+LARGE_SHARE, SMALL_RESERVE = 1 / 8, 1 / 4
+"""A body holding over an eighth of ``memory_bytes`` is large; the last quarter is kept for the others."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
     "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
@@ -73,29 +82,63 @@ def vertex_settings(settings: Settings, environ: Mapping[str, str] = os.environ)
 
 
 class Gate:
-    """Admission and concurrency: ``workers`` predictions in threads at once, ``queue`` waiting, and the
-    bytes their bodies may hold together (``memory_bytes``), each request reserving its announced size
-    (or the largest) before a byte of its body is read."""
+    """Admission and concurrency: ``workers`` predictions in threads at once and ``queue`` waiting
+    (a request takes its place once its body has arrived), and the bytes of the bodies held at once
+    (``memory_bytes``), counted as they arrive. Bodies past :data:`LARGE_SHARE` of the memory may not
+    take its last :data:`SMALL_RESERVE`: large uploads, stalled or not, never starve small ones."""
 
     def __init__(self, workers: int, queue: int, memory_bytes: int):
         self.capacity, self.admitted = workers + queue, 0
-        self.memory, self.reserved = memory_bytes, 0
+        self.memory, self.held = memory_bytes, 0
+        self.large = int(memory_bytes * LARGE_SHARE)
+        self.memory_for_large = int(memory_bytes * (1 - SMALL_RESERVE))
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="predict")
         self.running = asyncio.Semaphore(workers)
 
-    @asynccontextmanager
-    async def admit(self, body_bytes: int):
-        if self.admitted >= self.capacity or self.reserved + body_bytes > self.memory:
+    def check_room(self) -> None:
+        """503 at once, before a byte of the body is read, while every place is taken."""
+        if self.admitted >= self.capacity:
             raise BadInput(503, f"busy: {self.admitted} requests in hand; try again in a moment")
-        self.admitted, self.reserved = self.admitted + 1, self.reserved + body_bytes
+
+    @asynccontextmanager
+    async def admit(self):
+        self.check_room()
+        self.admitted += 1
         try:
             yield
         finally:
-            self.admitted, self.reserved = self.admitted - 1, self.reserved - body_bytes
+            self.admitted -= 1
+
+    @asynccontextmanager
+    async def body(self) -> AsyncIterator[Body]:
+        """The bytes one request's body holds, given back when the request ends however it ends."""
+        body = Body(self)
+        try:
+            yield body
+        finally:
+            self.held -= body.held
+
+    def hold(self, count: int, body_bytes: int) -> None:
+        """Count ``count`` more bytes of a body that holds ``body_bytes`` with them, or 503."""
+        if self.held + count > (self.memory_for_large if body_bytes > self.large else self.memory):
+            raise BadInput(503, "busy: the uploads in hand fill the server's memory for bodies; try again in a moment")
+        self.held += count
 
     async def run(self, function, *args):
         async with self.running:
             return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
+
+
+@dataclass
+class Body:
+    """One request's body in memory, counted against the gate's ``memory_bytes`` as its chunks arrive."""
+
+    gate: Gate
+    held: int = 0
+
+    def take(self, chunk: bytes | bytearray) -> None:
+        self.gate.hold(len(chunk), self.held + len(chunk))
+        self.held += len(chunk)
 
 
 def predict_image(models: Models, image: Upload) -> dict:
@@ -123,38 +166,60 @@ def data_url(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
-async def read_images(request: web.Request, limits: Limits) -> list[Upload]:
+async def read_images(request: web.Request, limits: Limits, body: Body) -> list[Upload]:
     """The images of a request, its size checked from its header before the body is read, which must
-    arrive within ``limits.body_seconds``: a slow or stalled client loses its slot, not the server."""
+    arrive within ``limits.body_seconds`` and at ``limits.min_body_rate`` bytes/s or more over each
+    :data:`RATE_WINDOW`: a slow or stalled client loses its request, not the server."""
+    reading = asyncio.ensure_future(_read_images(request, limits, body))
+    clock = asyncio.get_running_loop().time
+    start = window = clock()
+    arrived = request.content.total_bytes
     try:
-        async with asyncio.timeout(limits.body_seconds):
-            return await _read_images(request, limits)
-    except TimeoutError:
-        raise BadInput(
-            408, f"the request body took over {limits.body_seconds:g} s to arrive; send it at once"
-        ) from None
+        while True:
+            done, _ = await asyncio.wait({reading}, timeout=RATE_WINDOW / 4)
+            if done:
+                return reading.result()
+            now, total = clock(), request.content.total_bytes
+            if now - start > limits.body_seconds:
+                raise BadInput(408, f"the request body took over {limits.body_seconds:g} s to arrive; send it at once")
+            if now - window >= RATE_WINDOW:
+                if total - arrived < limits.min_body_rate * (now - window):
+                    raise BadInput(
+                        408,
+                        f"the request body came at {(total - arrived) / (now - window):,.0f} bytes/s, under the "
+                        f"least of {limits.min_body_rate:,} bytes/s; send it at once",
+                    )
+                window, arrived = now, total
+    finally:
+        if not reading.done():
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
 
 
-async def _read_images(request: web.Request, limits: Limits) -> list[Upload]:
+async def _read_images(request: web.Request, limits: Limits, body: Body) -> list[Upload]:
     if request.content_length is not None and request.content_length > request_limit(limits):
         raise BadInput(413, f"the upload is {request.content_length:,} bytes; the limit is {limits.max_bytes:,}")
     if request.content_type == "multipart/form-data":
         try:
-            return await read_multipart(request, limits)
+            return await read_multipart(request, limits, body)
         except (ValueError, AssertionError, HttpProcessingError) as err:  # aiohttp's refusals of a malformed body
             raise BadInput(
                 400, f"the multipart body is malformed ({type(err).__name__}); send it as a browser does"
             ) from None
     if request.content_type == "application/json":
+        text = bytearray()
+        async for chunk in request.content.iter_chunked(CHUNK_BYTES):
+            body.take(chunk)
+            text += chunk
+            if len(text) > request_limit(limits):
+                raise BadInput(413, f"the request is over the {limits.max_bytes:,}-byte limit")
         try:
-            body = json.loads(await request.read())
-        except web.HTTPRequestEntityTooLarge:
-            raise BadInput(413, f"the request is over the {limits.max_bytes:,}-byte limit") from None
+            document = json.loads(text)
         except ValueError:
             raise BadInput(400, "the body is not valid JSON") from None
         except RecursionError:
             raise BadInput(400, 'the JSON is nested too deep; send {"instances": [...]} plainly') from None
-        return from_json(body, limits)
+        return from_json(document, limits)
     raise BadInput(
         415, 'send the image as multipart/form-data (field \'file\') or as JSON {"instances": [{"b64": "..."}]}'
     )
@@ -165,7 +230,7 @@ def request_limit(limits: Limits) -> int:
     return limits.max_bytes * 4 // 3 + 64 * 1024
 
 
-async def read_multipart(request: web.Request, limits: Limits) -> list[Upload]:
+async def read_multipart(request: web.Request, limits: Limits, body: Body) -> list[Upload]:
     """Files of a multipart upload (any field with a file name), read in memory and counted as they
     come; the other fields are options for every file (modality, threshold, pictures)."""
     reader, total = await request.multipart(), 0
@@ -179,7 +244,8 @@ async def read_multipart(request: web.Request, limits: Limits) -> list[Upload]:
         if parts > limits.max_parts:
             raise BadInput(413, f"more than {limits.max_parts} parts in one upload: send the images and options only")
         is_file, data = part.filename is not None, bytearray()
-        while chunk := await part.read_chunk(256 * 1024):
+        while chunk := await part.read_chunk(CHUNK_BYTES):
+            body.take(chunk)
             data += chunk
             total += len(chunk)
             if total > limits.max_bytes:
@@ -268,15 +334,16 @@ def make_app(models: Models, settings: Settings) -> web.Application:
         return web.json_response(summary)
 
     async def predict(request: web.Request) -> web.Response:
-        largest = request_limit(settings.limits)
-        async with gate.admit(min(request.content_length or largest, largest)):
-            images = await read_images(request, settings.limits)
+        gate.check_room()
+        async with gate.body() as body:
+            images = await read_images(request, settings.limits, body)
             if request.query.get("pictures"):
                 for image in images:
                     image.options.setdefault("pictures", True)
-            return web.json_response(
-                {"predictions": [await gate.run(predict_image, models, image) for image in images]}
-            )
+            async with gate.admit():
+                return web.json_response(
+                    {"predictions": [await gate.run(predict_image, models, image) for image in images]}
+                )
 
     async def no_icon(request: web.Request) -> web.Response:
         return web.Response(status=204)

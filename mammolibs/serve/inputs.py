@@ -43,13 +43,15 @@ class Upload:
 class Limits:
     """What the server accepts: the largest image (bytes), the most images per request, the URL
     prefixes images may be read from (none: URLs are refused), how long a client may take to send its
-    headers and its body, and how many bytes all unfinished request bodies may hold together."""
+    headers and its body, the least rate its body must keep (bytes/s), and how many bytes the bodies
+    of all requests in hand may hold together."""
 
     max_bytes: int = 100 * 1024 * 1024
     max_images: int = 16
     url_prefixes: tuple[str, ...] = ()
     header_seconds: float = 15.0
     body_seconds: float = 60.0
+    min_body_rate: int = 64 * 1024
     memory_bytes: int = 512 * 1024 * 1024
 
     @property

@@ -6,6 +6,7 @@ conversions), or is rejected with its reason."""
 from __future__ import annotations
 
 import io
+import zlib
 
 import numpy as np
 import pydicom
@@ -14,9 +15,9 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
-from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit
+from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEG2000Lossless, JPEGBaseline8Bit
 
-from mammolibs.data.images import read_dicom, read_grey
+from mammolibs.data.images import MAX_INPUT_BYTES, decode_upload, read_dicom, read_grey
 from mammolibs.data.sample import RejectedInput
 from tests.data.layouts import film, write_dicom
 
@@ -196,3 +197,27 @@ def test_compressed_pixels_larger_than_the_header_says_are_refused_before_decodi
     garbage = _compressed_dicom(tmp_path / "garbage.dcm", b"\0" * 64, syntax, 64, 64)
     with pytest.raises(RejectedInput, match="garbage.dcm: a frame of its pixel data is no"):
         read_dicom(str(garbage))
+
+
+def test_a_deflated_dicom_decodes_and_one_that_inflates_like_a_bomb_is_refused_before_inflating(tmp_path):
+    pixels = film()[0][:128, :96]
+    plain = write_dicom(tmp_path / "plain.dcm", pixels)
+    ds = pydicom.dcmread(plain)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(tmp_path / "deflated.dcm", enforce_file_format=True)
+    deflated = (tmp_path / "deflated.dcm").read_bytes()
+    np.testing.assert_array_equal(read_dicom(str(tmp_path / "deflated.dcm"))[0], read_dicom(str(plain))[0])
+    meta_end = 144 + int.from_bytes(deflated[140:144], "little")  # after the file meta's group length
+    dataset = zlib.decompress(deflated[meta_end:], -zlib.MAX_WBITS)
+    padding = (MAX_INPUT_BYTES // 2**24 + 1) * 2**24  # Data Set Trailing Padding (FFFC,FFFC), OB: zeros
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    stream = [deflate.compress(dataset + b"\xfc\xff\xfc\xffOB\0\0" + padding.to_bytes(4, "little"))]
+    zeros = bytes(2**24)
+    stream += [deflate.compress(zeros) for _ in range(padding // len(zeros))] + [deflate.flush()]
+    bomb = deflated[:meta_end] + b"".join(stream)
+    assert len(bomb) < 2 * 2**20
+    (tmp_path / "bomb.dcm").write_bytes(bomb)
+    with pytest.raises(RejectedInput, match=r"bomb.dcm: its deflated data inflate to over [\d,]+ bytes; refused"):
+        read_dicom(str(tmp_path / "bomb.dcm"))
+    with pytest.raises(RejectedInput, match="upload.dcm: its deflated data inflate"):
+        decode_upload(bomb, "upload.dcm")  # the server's path: the same check before pydicom inflates it

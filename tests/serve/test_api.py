@@ -12,6 +12,7 @@ import socket
 import time
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import requests
 
@@ -275,25 +276,45 @@ def _closed_within(connection: socket.socket, seconds: float) -> bool:
         return False
 
 
-def test_slow_and_stalled_clients_lose_their_slot_and_real_clients_are_served(runs, everywhere_point, mias_dir):
-    flags = ["--header-seconds", "1", "--body-seconds", "2", "--max-upload-mb", "12", "--memory-mb", "20"]
+def test_slow_stalled_and_greedy_clients_lose_their_request_and_real_clients_are_served(
+    runs, everywhere_point, mias_dir
+):
+    flags = ["--header-seconds", "1", "--body-seconds", "30", "--max-upload-mb", "12", "--memory-mb", "24"]
     served = Server([*chain_flags(runs, everywhere_point), "--queue", "8", *flags])
     try:
         head = f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\nContent-Type: application/json\r\n"
         stalled_headers = _stalled(served.port, head.encode())  # headers never finished
-        stalled_bodies = [  # 10 MiB announced, 10 bytes sent: each holds its reservation until it times out
-            _stalled(served.port, f"{head}Content-Length: {10 * 1024 * 1024}\r\n\r\n0123456789".encode())
-            for _ in range(2)
+        announced = [  # 12 MiB announced, 10 bytes sent: an announcement holds nothing
+            _stalled(served.port, f"{head}Content-Length: {12 * 1024 * 1024}\r\n\r\n0123456789".encode())
+            for _ in range(9)
         ]
         time.sleep(0.3)
-        busy = upload(served, mias_dir / "mdb012.pgm")  # the two reservations fill the 20 MiB
-        assert busy.status_code == 503 and "busy" in busy.json()["error"]
+        assert upload(served, mias_dir / "mdb012.pgm").status_code == 200  # more of them than places in the queue
+        greedy = [  # 8.5 MiB sent of 12 announced, then a stall: together they take the memory for large bodies
+            _stalled(served.port, f"{head}Content-Length: {12 * 1024 * 1024}\r\n\r\n".encode() + b" " * (17 * 2**19))
+            for _ in range(2)
+        ]
+        time.sleep(0.5)
+        side = 2048  # a 4 MiB film: a large body, past an eighth of the 24 MiB
+        large = (
+            f"P5\n{side} {side}\n255\n".encode()
+            + np.random.default_rng(0).integers(0, 255, side * side, np.uint8).tobytes()
+        )
+
+        def ask(data: bytes) -> requests.Response:
+            return requests.post(f"{served.url}/v1/predict", files={"file": ("film.pgm", data)}, timeout=120)
+
+        busy = ask(large)
+        assert busy.status_code == 503 and "memory for bodies" in busy.json()["error"]
+        assert upload(served, mias_dir / "mdb012.pgm").status_code == 200  # a small upload takes the reserve
         assert requests.get(f"{served.url}/healthz", timeout=5).status_code == 200  # health is never held up
         assert _closed_within(stalled_headers, 4)
-        for connection in stalled_bodies:
-            connection.settimeout(5)
+        started = time.monotonic()
+        for connection in announced + greedy:  # told within a window or two, not at --body-seconds
+            connection.settimeout(10)
             answer = connection.recv(65536).decode()
-            assert answer.startswith("HTTP/1.1 408") and "took over 2 s" in answer
-        assert upload(served, mias_dir / "mdb012.pgm").status_code == 200  # their slots are free again
+            assert answer.startswith("HTTP/1.1 408") and "under the least of 65,536 bytes/s" in answer, answer
+        assert time.monotonic() - started < 10
+        assert ask(large).status_code == 200  # their memory is free again
     finally:
         served.stop()
