@@ -41,9 +41,11 @@ def generalize(
     encoder_epochs: int,
     autoencoder_epochs: int,
     finetune_epochs: int,
+    classifier_encoder_epochs: int,
     classifier_epochs: int,
     pretrain_settings: dict,
     finetune_settings: dict,
+    classifier_pretrain_settings: dict,
     classifier_settings: dict,
     generalization: Output[Artifact],
     report: Output[HTML],
@@ -58,12 +60,14 @@ def generalize(
         "encoder": encoder_epochs,
         "autoencoder": autoencoder_epochs,
         "finetune": finetune_epochs,
+        "classifier_encoder": classifier_encoder_epochs,
         "classifier": classifier_epochs,
     }
     settings = {
         "encoder": pretrain_settings,
         "autoencoder": pretrain_settings,
         "finetune": finetune_settings,
+        "classifier_encoder": classifier_pretrain_settings,
         "classifier": classifier_settings,
     }
     summary = run([shards.path], generalization.path, epochs, settings)

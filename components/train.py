@@ -1,4 +1,5 @@
-"""The four training stages (``mammo train STAGE``), each handing the next its run folder as a Model."""
+"""The training stages (``mammo train STAGE``) of the recipe's steps, each handing the next its run
+folder as a Model."""
 
 from kfp.dsl import Dataset, Input, Model, Output
 
@@ -6,11 +7,17 @@ from components import component
 
 
 @component
-def train_encoder(shards: Input[Dataset], epochs: int, settings: dict, processes: int, model: Output[Model]):
-    """Self-supervised encoder pretraining (contrastive views)."""
+def train_encoder(
+    shards: Input[Dataset], recipe_step: str, epochs: int, settings: dict, processes: int, model: Output[Model]
+):
+    """Self-supervised encoder pretraining (contrastive views) of ``recipe_step``: ``encoder`` (the
+    U-Net's) or ``classifier_encoder`` (the snip classifier's)."""
     from mammolibs.pipeline.steps import train_stage
+    from mammolibs.train.recipe import step_settings
 
-    model.metadata.update(train_stage("encoder", shards.path, model.path, None, epochs, settings, processes))
+    model.metadata.update(
+        train_stage("encoder", shards.path, model.path, None, epochs, step_settings(recipe_step, settings), processes)
+    )
 
 
 @component
@@ -39,12 +46,10 @@ def finetune_unet(
 
 @component
 def train_classifier(
-    shards: Input[Dataset], autoencoder: Input[Model], epochs: int, settings: dict, processes: int, model: Output[Model]
+    shards: Input[Dataset], encoder: Input[Model], epochs: int, settings: dict, processes: int, model: Output[Model]
 ):
-    """Lesion classifier on snips cut around each lesion (and from normal tissue) as it trains, its encoder
-    started from the autoencoder's."""
+    """Lesion classifier on snips cut around each lesion (and from normal tissue) as it trains, started
+    from its own pretrained encoder."""
     from mammolibs.pipeline.steps import train_stage
 
-    model.metadata.update(
-        train_stage("classifier", shards.path, model.path, autoencoder.path, epochs, settings, processes)
-    )
+    model.metadata.update(train_stage("classifier", shards.path, model.path, encoder.path, epochs, settings, processes))

@@ -1,7 +1,7 @@
 """The mammoflow pipeline: standardize each source (in parallel) -> merge -> encoder -> autoencoder ->
-U-Net finetune, and the snip classifier -> evaluate; with ``predict_images`` (a folder or URL of images)
-batch predictions on them, and with ``generalization=True`` the matrix "trained on X -> scored on Y"
-over the sources (``mammo generalize``).
+U-Net finetune, and the classifier's own encoder -> snip classifier -> evaluate; with ``predict_images``
+(a folder or URL of images) batch predictions on them, and with ``generalization=True`` the matrix
+"trained on X -> scored on Y" over the sources (``mammo generalize``).
 
     python -m pipelines.mammoflow compile --target vertex --registry us-docker.pkg.dev/P/mammoflow \\
         --accelerator encoder=tpu-v5e:8 --accelerator finetune=nvidia-h100:8 --output mammoflow.yaml
@@ -36,9 +36,11 @@ def build_pipeline(hardware: Hardware = Hardware()):
         encoder_epochs: int = DEFAULT_EPOCHS["encoder"],
         autoencoder_epochs: int = DEFAULT_EPOCHS["autoencoder"],
         finetune_epochs: int = DEFAULT_EPOCHS["finetune"],
+        classifier_encoder_epochs: int = DEFAULT_EPOCHS["classifier_encoder"],
         classifier_epochs: int = DEFAULT_EPOCHS["classifier"],
         pretrain_settings: dict = {},
         finetune_settings: dict = {},
+        classifier_pretrain_settings: dict = {},
         classifier_settings: dict = {},
         generalization: bool = False,
         predict_images: str = "",
@@ -69,11 +71,18 @@ def build_pipeline(hardware: Hardware = Hardware()):
             )
             return task.set_caching_options(False).outputs["model"]
 
-        encoder = train(train_encoder, "encoder", encoder_epochs, pretrain_settings)
+        encoder = train(train_encoder, "encoder", encoder_epochs, pretrain_settings, recipe_step="encoder")
         autoencoder = train(train_autoencoder, "autoencoder", autoencoder_epochs, pretrain_settings, encoder=encoder)
         unet = train(finetune_unet, "finetune", finetune_epochs, finetune_settings, autoencoder=autoencoder)
+        classifier_encoder = train(
+            train_encoder,
+            "classifier_encoder",
+            classifier_encoder_epochs,
+            classifier_pretrain_settings,
+            recipe_step="classifier_encoder",
+        )
         classifier = train(
-            train_classifier, "classifier", classifier_epochs, classifier_settings, autoencoder=autoencoder
+            train_classifier, "classifier", classifier_epochs, classifier_settings, encoder=classifier_encoder
         )
         scoring = hardware.task(evaluate, "evaluate", shards=shards, unet=unet, classifier=classifier)
         scoring.set_caching_options(False)
@@ -88,9 +97,11 @@ def build_pipeline(hardware: Hardware = Hardware()):
                 encoder_epochs=encoder_epochs,
                 autoencoder_epochs=autoencoder_epochs,
                 finetune_epochs=finetune_epochs,
+                classifier_encoder_epochs=classifier_encoder_epochs,
                 classifier_epochs=classifier_epochs,
                 pretrain_settings=pretrain_settings,
                 finetune_settings=finetune_settings,
+                classifier_pretrain_settings=classifier_pretrain_settings,
                 classifier_settings=classifier_settings,
             )
             matrix.set_caching_options(False)
@@ -105,9 +116,11 @@ DEMO_ARGUMENTS = {
     "encoder_epochs": 3,
     "autoencoder_epochs": 3,
     "finetune_epochs": 30,
-    "classifier_epochs": 20,
+    "classifier_encoder_epochs": 3,
+    "classifier_epochs": 10,
     "pretrain_settings": {"batch_size": 8, "width": 8, "patch_size": 128},
-    # the U-Net and the classifier take the autoencoder's architecture and patch side from its checkpoint
+    "classifier_pretrain_settings": {"batch_size": 16, "patch_size": 64},
+    # the U-Net and the classifier take their architecture and patch side from the checkpoint they start from
     "finetune_settings": {"batch_size": 4, "lr": 3e-3},
     "classifier_settings": {"batch_size": 16},
 }
@@ -117,9 +130,10 @@ SETTINGS_OF = {
     "encoder": "pretrain_settings",
     "autoencoder": "pretrain_settings",
     "finetune": "finetune_settings",
+    "classifier_encoder": "classifier_pretrain_settings",
     "classifier": "classifier_settings",
 }
-"""Which pipeline parameter holds each stage's settings (flags of 'mammo train STAGE' as keys)."""
+"""Which pipeline parameter holds each recipe step's settings (flags of 'mammo train STAGE' as keys)."""
 
 
 def check_arguments(arguments: dict) -> dict:

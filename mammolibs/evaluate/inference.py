@@ -7,6 +7,7 @@ one malignancy score and its findings keep the U-Net's boxes without a class.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, cast
@@ -125,10 +126,22 @@ class Finding:
 
 
 def image_malignancy(findings: list[Finding]) -> float:
-    """An image's malignancy: that of its most lesion-like finding (0 without any). Taking the most
-    lesion-like finding rather than the highest malignancy keeps a benign image's false findings
-    from deciding its score."""
-    return max(findings, key=lambda f: f.lesion_probability).malignancy if findings else 0.0
+    """An image's malignancy: that of its most confident finding (:attr:`Finding.confidence`; 0 without
+    any). Taking the most lesion-like finding rather than the highest malignancy keeps a benign image's
+    false findings from deciding its score, and the U-Net's presence tells the true lesion among an
+    image's findings better than the snip classifier's lesion probability does."""
+    return max(findings, key=lambda f: f.confidence).malignancy if findings else 0.0
+
+
+def strongest_spot(probability: np.ndarray, min_area: int = MIN_AREA) -> Finding:
+    """The most lesion-like spot of an image where the U-Net found no region: the region around its
+    highest probability, above half of it (the whole image where the map is flat)."""
+    peak = float(probability.max())
+    found = regions(probability, peak / 2, 1)[1] if peak > 0 else []
+    if not found:
+        height, width = probability.shape
+        return Finding(box=(0, 0, width, height), area=height * width, score=peak, presence=peak)
+    return max(found, key=lambda f: f.score)
 
 
 def regions(probability: np.ndarray, threshold: float, min_area: int = MIN_AREA) -> tuple[np.ndarray, list[Finding]]:
@@ -186,21 +199,31 @@ class Detector:
         the snip classifier's lesion probability where there is one) than :attr:`lesion_threshold` are
         dropped: an image left without findings holds no lesion (false-positive reduction). An image's
         malignancy is :func:`image_malignancy` of every region the U-Net found, before that gate (a
-        malignant lesion the gate drops still ranks its image), or the whole-image classifier's score,
-        as ``mammo predict`` reports it.
+        malignant lesion the gate drops still ranks its image), or, where it found none, the snip
+        classifier's malignancy of the image's :func:`strongest_spot` (a lesion the U-Net under-segments
+        still ranks its image, rather than scoring as low as a normal image); or the whole-image
+        classifier's score, as ``mammo predict`` reports it.
         """
         maps = self.segment(images, modalities) if maps is None else maps
         found = [regions(p, self.unet_threshold, self.min_area) for p in maps]
         whole_image = self.malignancy_of_images(images) if self.snip_size is None else None
+        spots: list[Finding | None] = [None] * len(maps)
         if self.snip_size is not None:
-            snips = [crop_snip(image, f.box, self.snip_size) for image, (_, fs) in zip(images, found) for f in fs]
-            rows = iter(class_probabilities(self.classifier, np.stack(snips)) if snips else [])
-            for _, findings in found:
-                for finding in findings:
-                    finding.probabilities = {name: float(p) for name, p in zip(SNIP_CLASSES, next(rows))}
+            spots = [None if fs else strongest_spot(p, self.min_area) for p, (_, fs) in zip(maps, found)]
+            scored = [
+                (image, f) for image, (_, fs), spot in zip(images, found, spots) for f in fs or [cast(Finding, spot)]
+            ]
+            snips = [crop_snip(image, f.box, self.snip_size) for image, f in scored]
+            rows: Iterable = class_probabilities(self.classifier, np.stack(snips)) if snips else []
+            for (_, finding), row in zip(scored, rows):
+                finding.probabilities = {name: float(p) for name, p in zip(SNIP_CLASSES, row)}
         results = []
         for index, (probability, (labels, findings)) in enumerate(zip(maps, found)):
-            malignancy = image_malignancy(findings) if whole_image is None else float(whole_image[index])
+            spot = spots[index]
+            if whole_image is not None:
+                malignancy = float(whole_image[index])
+            else:
+                malignancy = image_malignancy(findings) if spot is None else spot.malignancy
             kept = [i for i, f in enumerate(findings) if f.confidence >= self.lesion_threshold]
             renumber = np.zeros(len(findings) + 1, dtype=labels.dtype)
             renumber[[i + 1 for i in kept]] = np.arange(1, len(kept) + 1)

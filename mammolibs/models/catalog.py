@@ -35,7 +35,7 @@ STAGE_DEFAULT_MODEL = {
     "encoder": "basic_unet",
     "autoencoder": "basic_unet",
     "finetune": "basic_unet",
-    "classifier": "basic_unet",
+    "classifier": "flexible_unet",
     "whole_image": "resnet18",
 }
 """Each stage's model unless ``--model`` says or ``--init`` brings one (a stage given weights by

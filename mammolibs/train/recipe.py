@@ -1,5 +1,5 @@
-"""The default recipe as one call: encoder -> autoencoder -> finetune (the U-Net), and autoencoder ->
-the snip classifier, each stage starting from the previous one's best checkpoint, timed.
+"""The default recipe as one call: encoder -> autoencoder -> finetune (the U-Net), and its own encoder
+-> the snip classifier, each step starting from the best checkpoint of the step it names, timed.
 
 Used by ``mammo generalize`` and the quality benchmark; the pipeline runs the same stages as steps.
 A schedule maps each stage to its settings (``epochs`` and any :class:`TrainConfig` field).
@@ -17,9 +17,8 @@ from mammolibs.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-INIT_FROM = {"autoencoder": "encoder", "finetune": "autoencoder", "classifier": "autoencoder"}
-DEFAULT_EPOCHS = {"encoder": 10, "autoencoder": 10, "finetune": 30, "classifier": 20}
-"""Epochs of each stage in the pipeline and ``mammo generalize`` unless told otherwise."""
+DEFAULT_EPOCHS = {"encoder": 10, "autoencoder": 10, "finetune": 30, "classifier_encoder": 10, "classifier": 20}
+"""Epochs of each step in the pipeline and ``mammo generalize`` unless told otherwise."""
 
 
 def default_schedule() -> dict[str, dict]:
@@ -27,17 +26,24 @@ def default_schedule() -> dict[str, dict]:
 
 
 def check_schedule(schedule: dict) -> dict[str, dict]:
-    """``schedule`` checked: known stages, known settings and models (a mistake is named before hours of training)."""
+    """``schedule`` (step -> settings) checked: known steps, known settings and models (a mistake is
+    named before hours of training)."""
     known = set(TrainConfig.__dataclass_fields__) - {"data", "out", "init", "resume"}
-    for stage, settings in schedule.items():
-        if stage not in RECIPE and stage != "whole_image":
-            raise ValueError(f"schedule: unknown stage {stage!r}; stages: {', '.join(RECIPE)}, whole_image")
+    for step, settings in schedule.items():
+        if step not in RECIPE and step != "whole_image":
+            raise ValueError(f"schedule: unknown step {step!r}; steps: {', '.join(RECIPE)}, whole_image")
         unknown = sorted(set(settings) - known)
         if unknown:
-            raise ValueError(f"schedule of {stage}: unknown settings {unknown}; allowed: {sorted(known)}")
+            raise ValueError(f"schedule of {step}: unknown settings {unknown}; allowed: {sorted(known)}")
         if settings.get("model"):
-            check_model(stage, settings["model"])
+            check_model(RECIPE[step].stage if step in RECIPE else step, settings["model"])
     return schedule
+
+
+def step_settings(step: str, settings: dict) -> dict:
+    """``settings`` of a recipe step with the step's own model unless they name one."""
+    model = RECIPE[step].model
+    return {"model": model, **settings} if model and not settings.get("model") else settings
 
 
 def train_stage(stage: str, data: str, out: str, settings: dict, init: str | None = None) -> float:
@@ -49,16 +55,18 @@ def train_stage(stage: str, data: str, out: str, settings: dict, init: str | Non
     return time.perf_counter() - started
 
 
-def train_recipe(data: str, out: str, schedule: dict[str, dict], stages: tuple[str, ...] = RECIPE) -> dict:
-    """Train ``stages`` of the recipe on ``data`` under ``out/<stage>``, each from the previous one it
-    names (an ablation leaves some out: without the encoder, the autoencoder starts from random weights).
-    Returns the U-Net and classifier folders and each stage's seconds."""
+def train_recipe(data: str, out: str, schedule: dict[str, dict], steps: tuple[str, ...] = tuple(RECIPE)) -> dict:
+    """Train ``steps`` of the recipe on ``data`` under ``out/<step>``, each from the step it names
+    (an ablation leaves some out: without the encoder, the autoencoder starts from random weights).
+    Returns the U-Net and classifier folders and each step's seconds."""
     check_schedule(schedule)
     seconds = {}
-    for stage in stages:
-        init = storage.join(out, INIT_FROM[stage]) if INIT_FROM.get(stage) in stages else None
-        log.info("recipe: %s on %s", stage, data)
-        seconds[stage] = train_stage(stage, data, storage.join(out, stage), schedule.get(stage, {}), init)
+    for step in steps:
+        stage, init_step, _ = RECIPE[step]
+        init = storage.join(out, init_step) if init_step in steps else None
+        log.info("recipe: %s on %s", step, data)
+        settings = step_settings(step, schedule.get(step, {}))
+        seconds[step] = train_stage(stage, data, storage.join(out, step), settings, init)
     return {"unet": storage.join(out, "finetune"), "classifier": storage.join(out, "classifier"), "seconds": seconds}
 
 

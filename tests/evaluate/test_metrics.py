@@ -157,7 +157,7 @@ def test_roc_points_are_thinned_and_bounded():
     assert roc["fpr"] == sorted(roc["fpr"])
 
 
-def test_an_image_takes_the_malignancy_of_its_most_lesion_like_finding():
+def test_an_image_takes_the_malignancy_of_its_most_confident_finding():
     lesion = Finding(
         box=(10, 10, 40, 40), area=700, score=0.9, probabilities={"normal": 0.1, "benign": 0.6, "malignant": 0.3}
     )
@@ -167,5 +167,10 @@ def test_an_image_takes_the_malignancy_of_its_most_lesion_like_finding():
     assert lesion.malignancy == pytest.approx(1 / 3) and shadow.malignancy == pytest.approx(0.25 / 0.3)
     assert lesion.lesion_probability == pytest.approx(0.9)
     assert image_malignancy([shadow, lesion]) == pytest.approx(1 / 3)  # not the shadow's 0.83
+    faint = Finding(  # the classifier finds it as lesion-like, but the U-Net is barely sure of the region
+        box=(50, 50, 60, 60), area=80, score=0.6, presence=0.2, probabilities={"normal": 0.05, "malignant": 0.95}
+    )
+    assert faint.lesion_probability > lesion.lesion_probability and faint.confidence < lesion.confidence
+    assert image_malignancy([faint, lesion]) == pytest.approx(1 / 3)
     assert image_malignancy([]) == 0.0
     assert Finding(box=(0, 0, 1, 1), area=1, score=1, probabilities={"normal": 1.0}).malignancy == 0.0

@@ -20,6 +20,7 @@ TRAINING = {
     "train-encoder": "encoder",
     "train-autoencoder": "autoencoder",
     "finetune-unet": "finetune",
+    "train-encoder-2": "classifier_encoder",
     "train-classifier": "classifier",
 }
 
@@ -58,7 +59,10 @@ def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
     assert tasks["merge-shards"]["dependentTasks"] == ["for-loop-1"]
     assert all(tasks[t]["cachingOptions"] == {} for t in [*TRAINING, "evaluate"])  # off: trained anew each run
     assert tasks["train-autoencoder"]["dependentTasks"] == ["merge-shards", "train-encoder"]
-    assert tasks["train-classifier"]["dependentTasks"] == ["merge-shards", "train-autoencoder"]  # its encoder
+    assert tasks["train-classifier"]["dependentTasks"] == ["merge-shards", "train-encoder-2"]  # its own encoder
+    encoders = [t for t in TRAINING if t.startswith("train-encoder")]
+    steps = {t: tasks[t]["inputs"]["parameters"]["recipe_step"]["runtimeValue"]["constant"] for t in encoders}
+    assert steps == {"train-encoder": "encoder", "train-encoder-2": "classifier_encoder"}
     assert sorted(tasks["evaluate"]["dependentTasks"]) == ["finetune-unet", "merge-shards", "train-classifier"]
     assert {
         "sources",
@@ -67,6 +71,7 @@ def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
         "encoder_epochs",
         "autoencoder_epochs",
         "finetune_epochs",
+        "classifier_encoder_epochs",
         "classifier_epochs",
         "generalization",
         "predict_images",
@@ -117,6 +122,8 @@ def test_vertex_yaml_runs_steps_as_custom_jobs_on_the_machines_named(tmp_path):
         "--accelerator",
         "finetune=nvidia-h100:8",
         "--accelerator",
+        "classifier_encoder=nvidia-l4:1",
+        "--accelerator",
         "classifier=nvidia-l4:2",
         "--machine-type",
         "classifier=g2-standard-24",
@@ -137,6 +144,7 @@ def test_vertex_yaml_runs_steps_as_custom_jobs_on_the_machines_named(tmp_path):
             "accelerator_type": "NVIDIA_H100_80GB",
             "accelerator_count": 8,
         },
+        "train-encoder-2": {"machine_type": "g2-standard-8", "accelerator_type": "NVIDIA_L4", "accelerator_count": 1},
         "train-classifier": {"machine_type": "g2-standard-24", "accelerator_type": "NVIDIA_L4", "accelerator_count": 2},
     }
     images = {c: custom_job(spec, c)["container_spec"]["image_uri"] for c in machines}
@@ -146,6 +154,7 @@ def test_vertex_yaml_runs_steps_as_custom_jobs_on_the_machines_named(tmp_path):
         "train-encoder": f"{registry}-tpu:1.2",
         "train-autoencoder": f"{registry}-cuda:1.2",
         "finetune-unet": f"{registry}-cuda:1.2",
+        "train-encoder-2": f"{registry}-cuda:1.2",
         "train-classifier": f"{registry}-cuda:1.2",
     }
     assert custom_job(spec, "train-encoder")["container_spec"]["env"] == [{"name": "PJRT_DEVICE", "value": "TPU"}]
@@ -158,7 +167,13 @@ def test_vertex_yaml_runs_steps_as_custom_jobs_on_the_machines_named(tmp_path):
     ) | set(spec["components"]["comp-finetune-unet"]["inputDefinitions"]["artifacts"])
     tasks = spec["root"]["dag"]["tasks"]
     processes = {t: tasks[t]["inputs"]["parameters"]["processes"]["runtimeValue"]["constant"] for t in TRAINING}
-    assert processes == {"train-encoder": 1, "train-autoencoder": 1, "finetune-unet": 8, "train-classifier": 2}
+    assert processes == {
+        "train-encoder": 1,
+        "train-autoencoder": 1,
+        "finetune-unet": 8,
+        "train-encoder-2": 1,
+        "train-classifier": 2,
+    }
     evaluate = executor(spec, "evaluate")  # no machine asked for: a plain step on Vertex AI's default
     assert evaluate["image"] == f"{registry}-cpu:1.2" and "resources" not in evaluate
     assert "comp-merge-shards" in spec["components"] and "worker_pool_specs" not in json.dumps(

@@ -303,7 +303,8 @@ def test_submission_checks_the_file_and_parameters_first(kubeflow, package, tmp_
     assert main(["pipeline", "submit", "--package", str(tmp_path / "absent.yaml"), "--host", host]) == 2
     assert "make compile" in capsys.readouterr().err
     assert main(["pipeline", "submit", "--package", package, "--host", host, "--param", "epochs=3"]) == 2
-    assert "no parameter epochs; its parameters: autoencoder_epochs, classifier_epochs" in capsys.readouterr().err
+    parameters = "autoencoder_epochs, classifier_encoder_epochs, classifier_epochs, classifier_pretrain_settings"
+    assert f"no parameter epochs; its parameters: {parameters}" in capsys.readouterr().err
     assert main(["pipeline", "submit", "--package", package, "--host", host, "--param", "image_size=64"]) == 2
     assert "needs the parameter(s) sources: add --param NAME=VALUE" in capsys.readouterr().err
     assert not [r for r in received if r[0] == "POST"]

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mammolibs.data.views import ContrastiveView, SegmentationView, load_samples
-from mammolibs.evaluate.inference import Detector, segment
+from mammolibs.evaluate.inference import Detector, segment, strongest_spot
 
 
 def _lesion_samples(data: str):
@@ -99,6 +99,26 @@ def test_findings_the_classifier_calls_normal_tissue_are_dropped_above_the_lesio
     [(_, labels, findings, malignancy)] = detector.find(image)
     assert findings == [] and labels.max() == 0  # no lesion here
     assert malignancy == pytest.approx(0.5)  # ranked by the region the U-Net found all the same
+
+
+class _ByBrightness(nn.Module):
+    """A snip classifier that calls a snip malignant by how bright it is at its centre (a spot cut
+    from a bright lesion is malignant, one of dark background benign)."""
+
+    def forward(self, x):
+        centre = x[:, 0, x.shape[2] // 2, x.shape[3] // 2]
+        return torch.stack([torch.zeros_like(centre), -4 * centre, 4 * centre], 1)
+
+
+def test_an_image_without_a_finding_takes_the_malignancy_of_its_strongest_spot():
+    images = np.zeros((2, 64, 64), dtype=np.float32)
+    images[0, 30:40, 40:50] = 0.45  # a lesion the U-Net sees, but under its threshold (probability ~0.40)
+    detector = Detector(_Identity(), _ByBrightness(), snip_size=32, unet_threshold=0.5)
+    [(_, labels, findings, faint), (_, _, none, blank)] = detector.find(images)
+    assert findings == [] and labels.max() == 0 and none == []  # nothing shown at the threshold
+    assert faint > 0.8 and blank == pytest.approx(0.5, abs=0.01)  # the faint lesion still ranks its image
+    spot = strongest_spot(detector.segment(images)[0])
+    assert spot.box == (40, 30, 50, 40) and spot.score == pytest.approx(0.40, abs=0.01)
 
 
 class _NoOpinion(nn.Module):

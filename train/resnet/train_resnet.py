@@ -1,6 +1,8 @@
-"""ResNet lesion classifier on snips (normal tissue, benign, malignant).
+"""ResNet-18 lesion classifier on snips (normal tissue, benign, malignant), from its own encoder
+pretraining (``train/unet/encoder/train_encoder.py --model flexible_unet``: FlexibleUNet's ResNet-18).
 
-python train/resnet/train_resnet.py --data shards/ --out runs/classifier
+python train/unet/encoder/train_encoder.py --data shards/ --out runs/classifier-encoder --model flexible_unet
+python train/resnet/train_resnet.py --data shards/ --out runs/classifier --init runs/classifier-encoder
 """
 
 from mammolibs.train.cli import main
