@@ -3,8 +3,11 @@ endpoint or to Vertex AI Pipelines, after checking its parameters against the fi
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+from collections.abc import Iterator
 
 import yaml
 
@@ -54,15 +57,16 @@ def submit_to_kubeflow(
 
     read_package(package, parameters)
     try:
-        client = kfp.Client(host=host)
-        run = client.create_run_from_pipeline_package(
-            package,
-            arguments=parameters,
-            run_name=run_name,
-            experiment_name=experiment,
-            pipeline_root=pipeline_root,
-            service_account=service_account,
-        )
+        with _quiet_retries():
+            client = kfp.Client(host=host)
+            run = client.create_run_from_pipeline_package(
+                package,
+                arguments=parameters,
+                run_name=run_name,
+                experiment_name=experiment,
+                pipeline_root=pipeline_root,
+                service_account=service_account,
+            )
     except Exception as err:  # kfp's REST client wraps connection failures in several types
         if not _is_connection_error(err):
             raise
@@ -71,6 +75,18 @@ def submit_to_kubeflow(
             "('kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80') and the URL right?"
         ) from None
     return run.run_id
+
+
+@contextlib.contextmanager
+def _quiet_retries() -> Iterator[None]:
+    """urllib3's "Retrying ..." warnings held back: a host that cannot be reached gets one line, ours."""
+    pool = logging.getLogger("urllib3.connectionpool")
+    level = pool.level
+    pool.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        pool.setLevel(level)
 
 
 def _is_connection_error(err: BaseException | None) -> bool:

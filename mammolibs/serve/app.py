@@ -194,6 +194,7 @@ async def read_images(request: web.Request, limits: Limits, body: Body) -> list[
         if not reading.done():
             reading.cancel()
             await asyncio.gather(reading, return_exceptions=True)
+        del reading  # the task keeps its error, whose traceback holds this frame: no cycle keeps a body alive
 
 
 async def _read_images(request: web.Request, limits: Limits, body: Body) -> list[Upload]:
@@ -208,11 +209,15 @@ async def _read_images(request: web.Request, limits: Limits, body: Body) -> list
             ) from None
     if request.content_type == "application/json":
         text = bytearray()
-        async for chunk in request.content.iter_chunked(CHUNK_BYTES):
-            body.take(chunk)
-            text += chunk
-            if len(text) > request_limit(limits):
-                raise BadInput(413, f"the request is over the {limits.max_bytes:,}-byte limit")
+        try:
+            async for chunk in request.content.iter_chunked(CHUNK_BYTES):
+                body.take(chunk)
+                text += chunk
+                if len(text) > request_limit(limits):
+                    raise BadInput(413, f"the request is over the {limits.max_bytes:,}-byte limit")
+        except BaseException:
+            text.clear()  # given back now, not when a cycle of the error's traceback is collected
+            raise
         try:
             document = json.loads(text)
         except ValueError:
@@ -237,28 +242,38 @@ async def read_multipart(request: web.Request, limits: Limits, body: Body) -> li
     files: list[Upload] = []
     fields: dict[str, str] = {}
     parts = 0
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise BadInput(400, "a multipart inside the upload: send each file as a field of its own")
-        parts += 1
-        if parts > limits.max_parts:
-            raise BadInput(413, f"more than {limits.max_parts} parts in one upload: send the images and options only")
-        is_file, data = part.filename is not None, bytearray()
-        while chunk := await part.read_chunk(CHUNK_BYTES):
-            body.take(chunk)
-            data += chunk
-            total += len(chunk)
-            if total > limits.max_bytes:
-                raise BadInput(413, f"the upload is over the {limits.max_bytes:,}-byte limit")
-            if not is_file and len(data) > FIELD_BYTES:
-                field = display_name(part.name, "a field")[:40]
-                raise BadInput(413, f"option field {field!r} is over {FIELD_BYTES:,} bytes: options are short words")
-        if is_file and data:  # a browser sends an empty file field with an empty name
-            if len(files) >= limits.max_images:
-                raise BadInput(413, f"more than {limits.max_images} files in one request")
-            files.append(Upload(display_name(part.filename, f"image-{len(files) + 1}"), bytes(data)))
-        elif part.name is not None and part.name in OPTION_KEYS:
-            fields[part.name] = data.decode("utf-8", "replace")
+    data = bytearray()
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise BadInput(400, "a multipart inside the upload: send each file as a field of its own")
+            parts += 1
+            if parts > limits.max_parts:
+                raise BadInput(
+                    413, f"more than {limits.max_parts} parts in one upload: send the images and options only"
+                )
+            is_file, data = part.filename is not None, bytearray()
+            while chunk := await part.read_chunk(CHUNK_BYTES):
+                body.take(chunk)
+                data += chunk
+                total += len(chunk)
+                if total > limits.max_bytes:
+                    raise BadInput(413, f"the upload is over the {limits.max_bytes:,}-byte limit")
+                if not is_file and len(data) > FIELD_BYTES:
+                    field = display_name(part.name, "a field")[:40]
+                    raise BadInput(
+                        413, f"option field {field!r} is over {FIELD_BYTES:,} bytes: options are short words"
+                    )
+            if is_file and data:  # a browser sends an empty file field with an empty name
+                if len(files) >= limits.max_images:
+                    raise BadInput(413, f"more than {limits.max_images} files in one request")
+                files.append(Upload(display_name(part.filename, f"image-{len(files) + 1}"), bytes(data)))
+            elif part.name is not None and part.name in OPTION_KEYS:
+                fields[part.name] = data.decode("utf-8", "replace")
+    except BaseException:
+        data.clear()  # given back now, not when a cycle of the error's traceback is collected
+        files.clear()
+        raise
     if not files:
         raise BadInput(400, "no file in the upload: send the image in a multipart field with a file name")
     options = options_of(fields, "the upload")

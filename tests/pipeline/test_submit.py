@@ -313,7 +313,7 @@ def test_submission_checks_the_file_and_parameters_first(kubeflow, package, tmp_
     assert parse_parameters(['sources=["mias"]', "note=plain text"]) == {"sources": ["mias"], "note": "plain text"}
 
 
-def test_an_unreachable_kubeflow_host_is_one_line_naming_the_port_forward(package, capsys):
+def test_an_unreachable_kubeflow_host_is_one_line_naming_the_port_forward(package, capsys, caplog):
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -335,3 +335,4 @@ def test_an_unreachable_kubeflow_host_is_one_line_naming_the_port_forward(packag
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"mammo pipeline: cannot reach http://127.0.0.1:{port}") and "port-forward" in error
     assert "\n" not in error and "Traceback" not in error
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]  # no "Retrying ..." lines
