@@ -223,12 +223,17 @@ def experiments(sets: dict[str, str], work: Path, folds: int, folds_run: int) ->
     return found
 
 
-def pretrain(sets: dict[str, str], work: Path, schedule: dict, seed: int) -> dict[str, str]:
-    """The recipe's pretraining steps on every image of every source with labels removed: step -> folder."""
+def pretraining_data(sets: dict[str, str], work: Path) -> str:
+    """Every image of every source with labels removed, in one shard set: written once, before the seeds
+    start (two seeds writing it at once would race for its lock)."""
     unlabelled = [
         once(str(work / "data" / f"unlabelled-{s}"), lambda url, s=s: write_unlabelled(sets[s], url)) for s in sets
     ]
-    data = once(str(work / "data" / "pretraining"), lambda url: merge_shard_sets(unlabelled, url, progress=False))
+    return once(str(work / "data" / "pretraining"), lambda url: merge_shard_sets(unlabelled, url, progress=False))
+
+
+def pretrain(data: str, work: Path, schedule: dict, seed: int) -> dict[str, str]:
+    """The recipe's pretraining steps on ``data`` (:func:`pretraining_data`): step -> folder."""
     folders: dict[str, str] = {}
     for step in PRETRAINING:
         stage, init, _ = RECIPE[step]
@@ -413,8 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     sets = standardized(work, settings["image_size"])
     plan = experiments(sets, work, settings["folds"], settings["folds_run"])
+    unlabelled = pretraining_data(sets, work)
     seeds = range(args.seeds or settings["seeds"])
-    work_of_seed = partial(seed_runs, settings=settings, work=work, sets=sets, plan=plan, args=args)
+    work_of_seed = partial(seed_runs, settings=settings, work=work, unlabelled=unlabelled, plan=plan, args=args)
     if args.jobs > 1 and len(seeds) > 1:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(args.jobs, len(seeds)), mp_context=context, initializer=one_thread) as pool:
@@ -476,7 +482,7 @@ def one_thread() -> None:
 
 
 def seed_runs(
-    seed: int, settings: dict, work: Path, sets: dict[str, str], plan: list[Experiment], args: argparse.Namespace
+    seed: int, settings: dict, work: Path, unlabelled: str, plan: list[Experiment], args: argparse.Namespace
 ) -> list[dict]:
     """Pretraining, then every experiment's arms trained and scored (or, with ``--collect``, those
     finished) for one seed: one entry per experiment."""
@@ -486,7 +492,7 @@ def seed_runs(
         if not all((Path(p) / "benchmark-run.json").exists() for p in pretrained.values()):
             return runs
     else:
-        pretrained = pretrain(sets, work, settings["schedule"], seed)
+        pretrained = pretrain(unlabelled, work, settings["schedule"], seed)
     pretraining_curves = {step: curve(folder, RECIPE[step].stage) for step, folder in pretrained.items()}
     for experiment in plan:
         root = experiment_root(work, seed, experiment)
