@@ -1,14 +1,2 @@
-"""KFP v2 components, one per pipeline step, each running the ``mammo`` command line in a mammoflow image
-(``docker/``, ``make images``). The image named here is a default: the pipeline sets each step's image
-from ``--registry`` and ``--tag`` when it is compiled (see :mod:`mammolibs.pipeline.hardware`).
-"""
-
-import functools
-
-from kfp import dsl
-
-from mammolibs import __version__
-
-IMAGE = f"mammoflow/mammoflow-cpu:{__version__}"
-
-component = functools.partial(dsl.component, base_image=IMAGE, install_kfp_package=False)
+"""The pipeline's KFP components, one per step; they live in :mod:`mammolibs.pipeline.components` (so an
+installed mammoflow holds them) and are named here by the step group they belong to."""

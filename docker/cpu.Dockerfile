@@ -15,8 +15,6 @@ COPY pyproject.toml constraints.txt requirements-xla.txt MANIFEST.in README.md .
 COPY mammolibs/__init__.py ./mammolibs/
 RUN pip install --no-cache-dir -c constraints.txt ".[serve]"
 COPY mammolibs ./mammolibs
-COPY components ./components
-COPY pipelines ./pipelines
 RUN pip install --no-cache-dir --no-deps .
 
 FROM ${PYTHON_IMAGE}

@@ -15,8 +15,6 @@ RUN pip install --no-cache-dir -r requirements-xla.txt "torch-xla[tpu]==2.9.0" \
     && grep -v '^torch==' constraints.txt > constraints-but-torch.txt \
     && pip install --no-cache-dir -c constraints-but-torch.txt .
 COPY mammolibs ./mammolibs
-COPY components ./components
-COPY pipelines ./pipelines
 RUN pip install --no-cache-dir --no-deps .
 
 FROM ${PYTHON_IMAGE}

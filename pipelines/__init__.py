@@ -1,1 +1,1 @@
-"""KFP pipelines composed from ``components/``."""
+"""The mammoflow pipeline from a checkout: ``python -m pipelines.mammoflow`` (installed: ``mammo pipeline``)."""

@@ -1,6 +1,7 @@
-"""mammoflow as a package: the wheel that ``pip install .`` builds holds the library, the components and
-the pipeline, the page's files, the ``mammo`` command, ranged dependencies and the extras, and works
-from outside the repository."""
+"""mammoflow as a package: the wheel that ``pip install .`` (or ``setup.py``) builds holds the library
+with its components and pipeline, the page's files, the ``mammo`` command, ranged dependencies and the
+extras, claims no import name but ``mammolibs``, and works from outside the repository, training
+scripts included."""
 
 from __future__ import annotations
 
@@ -54,10 +55,11 @@ def test_the_wheel_holds_the_package_and_declares_ranges_and_extras(wheel):
         "mammolibs/__main__.py",
         "mammolibs/serve/static/index.html",
         "mammolibs/serve/static/app.js",
-        "components/train.py",
-        "pipelines/mammoflow.py",
+        "mammolibs/pipeline/components/train.py",
+        "mammolibs/pipeline/definition.py",
     ):
         assert expected in names, expected
+    assert {n.split("/")[0] for n in names if not n.startswith("mammoflow-")} == {"mammolibs"}  # no generic names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
     assert "mammo = mammolibs.cli:main" in scripts
     assert meta["Version"] == __version__
@@ -82,7 +84,7 @@ def test_the_installed_package_compiles_the_pipeline_outside_the_repository(whee
     elsewhere.mkdir()
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
     where = subprocess.run(
-        [sys.executable, "-c", "import mammolibs, pipelines; print(mammolibs.__file__, pipelines.__file__)"],
+        [sys.executable, "-c", "import mammolibs; print(mammolibs.__file__)"],
         cwd=elsewhere,
         env=env,
         capture_output=True,
@@ -99,6 +101,18 @@ def test_the_installed_package_compiles_the_pipeline_outside_the_repository(whee
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"mammoflow-cpu:{__version__}" in (elsewhere / "p.yaml").read_text()
+    for script in sorted((REPO / "train").rglob("*.py")):  # the scripts run over the installed library
+        shown = subprocess.run(
+            [sys.executable, str(script), "--help"], cwd=elsewhere, env=env, capture_output=True, text=True
+        )
+        assert shown.returncode == 0 and "--data" in shown.stdout, (script, shown.stderr[-2000:])
+
+
+def test_setup_py_reads_the_metadata_of_pyproject():
+    shown = subprocess.run(
+        [sys.executable, "setup.py", "--name", "--version"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.split()[-2:] == ["mammoflow", __version__]
 
 
 def test_every_declared_package_data_pattern_matches_files():

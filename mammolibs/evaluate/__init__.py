@@ -1,12 +1,8 @@
-"""Two-stage inference (U-Net finds lesions, a classifier scores them), metrics, pictures, export.
+"""Evaluation: the deployed chain (:mod:`mammolibs.inference`) scored on held-out patients of shard sets.
 
-The names here are light to import (the command line reads them).
+:mod:`~mammolibs.evaluate.evaluation` (``mammo evaluate``) chooses the operating point and scores a
+split, :mod:`~mammolibs.evaluate.metrics` computes the figures, :mod:`~mammolibs.evaluate.plots` and
+:mod:`~mammolibs.evaluate.report` draw and write them, :mod:`~mammolibs.evaluate.generalization`
+(``mammo generalize``) and :mod:`~mammolibs.evaluate.compare` (``mammo compare``) build on it. Only the
+command line and the pipeline use this package.
 """
-
-BACKENDS = ("auto", "torch", "onnx")
-"""What ``mammo predict`` and ``mammo serve`` run the models in: the PyTorch checkpoints, the files of
-``mammo export`` in onnxruntime, or (auto) the export where both models are exported files."""
-EXPORT_FORMATS = ("onnx",)
-MODALITIES = ("auto", "MG", "US")
-"""How ``mammo predict`` and ``mammo serve`` read an image: auto (a DICOM's Modality, else its shape), a
-mammogram, an ultrasound frame."""

@@ -11,7 +11,8 @@ import json
 
 from mammolibs import storage
 from mammolibs.evaluate.evaluation import evaluate
-from mammolibs.evaluate.report import NOTE, headline, page, table
+from mammolibs.evaluate.report import headline, page, table
+from mammolibs.inference import NOTE
 
 
 def parse_run(run: str) -> tuple[str, str]:

@@ -30,7 +30,6 @@ from mammolibs.data.manifest import read_manifest
 from mammolibs.data.shards import StandardSample, stack_images
 from mammolibs.data.snips import make_snips
 from mammolibs.data.views import is_segmentable, load_samples
-from mammolibs.evaluate.inference import Detector, class_probabilities
 from mammolibs.evaluate.metrics import (
     binary_metrics,
     froc,
@@ -40,11 +39,18 @@ from mammolibs.evaluate.metrics import (
     summarize,
     threshold_at_specificity,
 )
-from mammolibs.evaluate.operating_point import LESION_THRESHOLDS, OPERATING_POINT, UNET_THRESHOLDS, operating_point_url
 from mammolibs.evaluate.plots import save_roc, save_segmentation_sheet, save_tradeoff
 from mammolibs.evaluate.report import html_report
+from mammolibs.inference import NOTE
+from mammolibs.inference.checkpoints import load_detector
+from mammolibs.inference.detector import Detector, class_probabilities
+from mammolibs.inference.operating_point import (
+    LESION_THRESHOLDS,
+    OPERATING_POINT,
+    UNET_THRESHOLDS,
+    operating_point_url,
+)
 from mammolibs.models import SNIP_CLASSES
-from mammolibs.train.checkpoints import load_model
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +73,6 @@ class ImageRecord:
     malignancy: float = 0.0
     lesion_scores: list[float] = field(default_factory=list)  # per true lesion: best overlapping finding, NaN if missed
     false_scores: list[float] = field(default_factory=list)  # findings that overlap no lesion
-
-
-def load_detector(unet_url: str, classifier_url: str, image_size: int | None = None) -> tuple[Detector, dict, dict]:
-    """The chain from two checkpoints, each checked to be of the right stage and of ``image_size``
-    (by default the U-Net's)."""
-    unet, unet_checkpoint = load_model(unet_url, ("finetune",), image_size, role="--unet")
-    classifier, classifier_checkpoint = load_model(
-        classifier_url, ("classifier", "whole_image"), unet_checkpoint["image_size"], role="--classifier"
-    )
-    snip_size = classifier_checkpoint["config"]["snip_size"] if classifier_checkpoint["stage"] == "classifier" else None
-    detector = Detector(unet, classifier, snip_size, patch_size=unet_checkpoint["config"].get("patch_size", 0))
-    return detector, unet_checkpoint, classifier_checkpoint
 
 
 def data_image_size(data_urls: list[str]) -> int:
@@ -372,7 +366,7 @@ def evaluate(
         },
         "unet": _describe(unet_checkpoint),
         "classifier": _describe(classifier_checkpoint),
-        "note": "Research software, not a medical device: not for diagnosis.",
+        "note": NOTE,
     }
     storage.write_text_atomic(storage.join(out, "metrics.json"), json.dumps(metrics, indent=2))
     storage.write_text_atomic(storage.join(out, OPERATING_POINT), json.dumps(point, indent=2))

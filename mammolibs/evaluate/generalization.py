@@ -21,7 +21,8 @@ from mammolibs.data.folds import write_source
 from mammolibs.data.manifest import read_manifest
 from mammolibs.data.merge import merge_shard_sets
 from mammolibs.evaluate.evaluation import evaluate
-from mammolibs.evaluate.report import NOTE, figure, page, table
+from mammolibs.evaluate.report import figure, page, table
+from mammolibs.inference import NOTE
 from mammolibs.models import SNIP_CLASSES
 from mammolibs.train.recipe import train_recipe
 

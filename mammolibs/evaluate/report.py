@@ -7,14 +7,15 @@ from __future__ import annotations
 import base64
 import html
 
+from mammolibs.inference import NOTE
+
 IMAGE_MALIGNANCY = "the malignancy of the image's most lesion-like finding, 0 without any"
-"""How the chain scores an image (:func:`mammolibs.evaluate.inference.image_malignancy`), as reports say it."""
+"""How the chain scores an image (:func:`mammolibs.inference.detector.image_malignancy`), as reports say it."""
 CAPTIONS = {
     "roc.png": f"ROC curves of the image-level malignancy ({IMAGE_MALIGNANCY}), per source.",
     "tradeoff.png": "Validation split: lesions found against normal images with a finding, for each lesion threshold "
     "of the snip classifier (numbers); the operating point circled.",
 }
-NOTE = "Research software, not a medical device: not for diagnosis."
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:1em 0}"
     "td,th{border:1px solid #bbb;padding:.3em .8em;text-align:right}th{background:#eee}.note{color:#a00}"

@@ -1,6 +1,6 @@
 """What each pipeline step runs on: image, accelerator and machine, for Vertex AI or Kubeflow on GKE.
 
-Chosen when the pipeline is compiled (``python -m pipelines.mammoflow compile --help``)::
+Chosen when the pipeline is compiled (``mammo pipeline compile --help``)::
 
     --target vertex   --accelerator encoder=tpu-v5e:8 --accelerator finetune=nvidia-h100:8
     --target vertex   --machine-type standardize=c3-highcpu-22 --machine-type finetune=a2-ultragpu-1g \

@@ -29,8 +29,9 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from mammolibs.data.sample import RejectedInput
-from mammolibs.evaluate.predict import Models, outline_png, predict_bytes
-from mammolibs.evaluate.report import NOTE
+from mammolibs.inference import NOTE
+from mammolibs.inference.chain import Models
+from mammolibs.inference.predict import outline_png, predict_bytes
 from mammolibs.pictures import png
 from mammolibs.serve.inputs import OPTION_KEYS, BadInput, Limits, Upload, display_name, from_json, options_of
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from mammolibs import storage
-from mammolibs.evaluate import MODALITIES
+from mammolibs.inference import MODALITIES
 
 NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9 _.()+-]+")
 IMAGE_KEYS = ("b64", "image", "bytes")

@@ -26,8 +26,9 @@ from mammolibs.evaluate.evaluation import (
     malignant_share,
 )
 from mammolibs.evaluate.generalization import generalization
-from mammolibs.evaluate.inference import Detector
-from mammolibs.evaluate.predict import load_models, predict
+from mammolibs.inference.chain import load_models
+from mammolibs.inference.detector import Detector
+from mammolibs.inference.predict import predict
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

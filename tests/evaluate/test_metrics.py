@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from mammolibs.evaluate.evaluation import ImageRecord, _score_localization, group_metrics
-from mammolibs.evaluate.inference import Finding, image_malignancy, regions
 from mammolibs.evaluate.metrics import (
     auroc,
     binary_metrics,
@@ -20,6 +19,7 @@ from mammolibs.evaluate.metrics import (
     summarize,
     threshold_at_specificity,
 )
+from mammolibs.inference.detector import Finding, image_malignancy, regions
 
 
 def masks(*pixel_lists, shape=(4, 4)) -> np.ndarray:

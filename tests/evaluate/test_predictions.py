@@ -14,8 +14,9 @@ from PIL import Image
 
 from mammolibs.cli import main as mammo
 from mammolibs.data.images import MAX_INPUT_BYTES
-from mammolibs.evaluate.batch import predict_folder
-from mammolibs.evaluate.predict import choose_modality, load_models, readable
+from mammolibs.inference.batch import predict_folder
+from mammolibs.inference.chain import load_models
+from mammolibs.inference.predict import choose_modality, readable
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,8 @@ import torch
 from mammolibs.data.images import read_grey
 from mammolibs.data.standard_form import breast_region
 from mammolibs.evaluate.evaluation import evaluate
-from mammolibs.evaluate.predict import load_models, predict
+from mammolibs.inference.chain import load_models
+from mammolibs.inference.predict import predict
 from mammolibs.models import create_model
 from mammolibs.train.checkpoints import load_model
 from mammolibs.train.cli import get_args_parser, main
@@ -142,7 +143,7 @@ def test_onnx_export_matches_pytorch_and_predicts_the_same(runs, mias_subset, tm
     import onnx
     import onnxruntime
 
-    from mammolibs.evaluate.export import export_onnx
+    from mammolibs.inference.export import export_onnx
 
     paths = export_onnx(str(runs / "finetune"), str(runs / "classifier"), str(tmp_path / "onnx"))
     for role, stage in (("unet", "finetune"), ("classifier", "classifier")):

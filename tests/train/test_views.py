@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mammolibs.data.views import ContrastiveView, SegmentationView, load_samples
-from mammolibs.evaluate.inference import Detector, segment, strongest_spot
+from mammolibs.inference.detector import Detector, segment, strongest_spot
 
 
 def _lesion_samples(data: str):

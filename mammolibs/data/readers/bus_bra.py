@@ -22,7 +22,7 @@ from typing import Iterator
 
 from mammolibs import storage
 from mammolibs.data.images import read_grey, read_mask
-from mammolibs.data.readers import register_reader, unread
+from mammolibs.data.readers.registry import register_reader, unread
 from mammolibs.data.readers.tables import read_table
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from mammolibs import storage
 from mammolibs.data.images import read_grey, read_mask
-from mammolibs.data.readers import register_reader, unread
+from mammolibs.data.readers.registry import register_reader, unread
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 
 CLASSES = ("normal", "benign", "malignant")

@@ -26,8 +26,8 @@ import numpy as np
 
 from mammolibs import storage
 from mammolibs.data.images import DICOM_SUFFIXES, read_dicom, read_dicom_header
-from mammolibs.data.readers import register_reader
 from mammolibs.data.readers.dicom_folder import dicom_meta
+from mammolibs.data.readers.registry import register_reader
 from mammolibs.data.readers.tables import column, read_table
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 

@@ -18,8 +18,8 @@ from typing import Iterator
 
 from mammolibs import storage
 from mammolibs.data.images import DICOM_SUFFIXES, read_dicom
-from mammolibs.data.readers import register_reader
 from mammolibs.data.readers.dicom_folder import dicom_laterality, dicom_meta
+from mammolibs.data.readers.registry import register_reader
 from mammolibs.data.readers.tables import TABLE_SUFFIXES, column, read_table
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from mammolibs import storage
 from mammolibs.data.images import read_any, read_mask
-from mammolibs.data.readers import register_reader
+from mammolibs.data.readers.registry import register_reader
 from mammolibs.data.readers.tables import read_table
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 

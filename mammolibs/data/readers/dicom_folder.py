@@ -13,7 +13,7 @@ import pydicom
 
 from mammolibs import storage
 from mammolibs.data.images import DICOM_SUFFIXES, read_dicom
-from mammolibs.data.readers import register_reader
+from mammolibs.data.readers.registry import register_reader
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 
 MAMMOGRAPHY_MODALITIES = ("MG", "CR", "DX", "")

@@ -21,8 +21,8 @@ import numpy as np
 
 from mammolibs import storage
 from mammolibs.data.images import read_file_bytes, read_grey, read_mask
-from mammolibs.data.readers import register_reader
 from mammolibs.data.readers.mias import film_label, parse_info
+from mammolibs.data.readers.registry import register_reader
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 
 FILM = r"IMG\d+"

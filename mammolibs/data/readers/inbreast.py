@@ -23,8 +23,8 @@ from PIL import Image, ImageDraw
 
 from mammolibs import storage
 from mammolibs.data.images import read_dicom, read_file_bytes
-from mammolibs.data.readers import register_reader
 from mammolibs.data.readers.dicom_folder import dicom_meta
+from mammolibs.data.readers.registry import register_reader
 from mammolibs.data.readers.tables import birads_label, column, read_table
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 

@@ -19,7 +19,7 @@ from typing import Iterator
 
 from mammolibs import storage
 from mammolibs.data.images import DICOM_SUFFIXES, IMAGE_SUFFIXES, read_any
-from mammolibs.data.readers import register_reader
+from mammolibs.data.readers.registry import register_reader
 from mammolibs.data.readers.tables import birads_label
 from mammolibs.data.sample import RawSample, SourceItem
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from mammolibs import storage
 from mammolibs.data.images import read_file_bytes, read_grey
-from mammolibs.data.readers import register_reader, unread
+from mammolibs.data.readers.registry import register_reader, unread
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 
 LINE = r"^({film})[ \t]+([FGD])[ \t]+([A-Z]+)([^\n]*)$"

@@ -21,8 +21,8 @@ import numpy as np
 
 from mammolibs import storage
 from mammolibs.data.images import read_dicom
-from mammolibs.data.readers import register_reader
 from mammolibs.data.readers.dicom_folder import dicom_meta
+from mammolibs.data.readers.registry import register_reader
 from mammolibs.data.readers.tables import birads_label, read_table
 from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
 

@@ -1,7 +1,7 @@
 """Predictions a person can check: the two stages on one image at a time, for ``mammo predict``, the
 batch step and ``mammo serve``.
 
-The models are loaded once (:func:`load_models`: PyTorch checkpoints or the files of ``mammo export``);
+The models are loaded once (:func:`mammolibs.inference.chain.load_models`);
 :func:`predict_pixels` puts an image in standard form, finds and scores its lesions, calls it at the
 operating point, and maps everything back to the original pixels; :func:`overlay_png` draws the
 findings on the original image at full resolution.
@@ -12,20 +12,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
-from torch import nn
 
 from mammolibs import storage
 from mammolibs.data.images import decode_upload, read_file_bytes
 from mammolibs.data.standard_form import normalize_intensity, to_standard
-from mammolibs.evaluate import BACKENDS, MODALITIES
-from mammolibs.evaluate.inference import Detector
-from mammolibs.evaluate.operating_point import load_operating_point, run_folder
-from mammolibs.evaluate.report import NOTE
+from mammolibs.inference import MODALITIES, NOTE
+from mammolibs.inference.chain import Models
 from mammolibs.pictures import BOX, OUTLINE, png
 
 BOX_FORMAT = (
@@ -45,79 +41,6 @@ def readable(probability: float) -> str:
     if probability > 1 - 1e-4:
         return ">99.99%"
     return f"{100 * probability:.3g}%"
-
-
-@dataclass
-class Models:
-    """The deployed chain, loaded once: the detector, the standard image side, the operating point and
-    what a person should know of each model (:func:`model_card`)."""
-
-    detector: Detector
-    image_size: int
-    operating_point: dict
-    backend: str
-    cards: list[dict]
-    device: str = "cpu"
-
-
-def model_card(role: str, checkpoint: dict) -> dict:
-    """What a reader of a prediction should know of a model: its run, when it was trained, on what,
-    and its validation figures (from the checkpoint or the export's metadata)."""
-    return {
-        "role": role,
-        "run": storage.basename(run_folder(checkpoint.get("url", ""))) or None,
-        "stage": checkpoint.get("stage"),
-        "model_name": checkpoint.get("model_name"),
-        "trained_at": checkpoint.get("saved_at"),
-        "trained_on": {"sources": (checkpoint.get("trained_on") or {}).get("sources")},  # counts, never a URL
-        "epoch": checkpoint.get("epoch"),
-        "validation": {k: v for k, v in (checkpoint.get("validation") or {}).items() if isinstance(v, (int, float))},
-    }
-
-
-def resolve_backend(backend: str, unet: str, classifier: str) -> str:
-    """``auto``: onnx when both locations are ``mammo export`` files or folders holding them, else torch."""
-    from mammolibs.evaluate.export import FILES
-
-    if backend != "auto":
-        return backend
-    exported = [
-        url.endswith(".onnx") or storage.exists(storage.join(url, FILES[role]))
-        for role, url in (("unet", unet), ("classifier", classifier))
-    ]
-    return "onnx" if all(exported) else "torch"
-
-
-def load_models(
-    unet: str, classifier: str, backend: str = "auto", operating_point: str | None = None, device: str = "cpu"
-) -> Models:
-    """The chain from two run folders or checkpoints (torch, on ``device``: cpu, cuda, or auto for cuda when
-    there is one) or the files of ``mammo export`` (onnx, on the CPU)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    backend = resolve_backend(backend, unet, classifier)
-    if backend == "onnx":
-        from mammolibs.evaluate.export import load_onnx_detector
-
-        detector, exported, cards = load_onnx_detector(unet, classifier)
-        point = {**exported["operating_point"], "chosen_on": "the evaluation before 'mammo export'"}
-        if operating_point:
-            point = load_operating_point(operating_point, "")
-        return Models(detector, exported["image_size"], point, backend, cards)
-    import torch
-
-    from mammolibs.evaluate.evaluation import load_detector
-
-    detector, unet_checkpoint, classifier_checkpoint = load_detector(unet, classifier)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda: this machine has no CUDA device that torch can use; give cpu")
-    for model in (detector.unet, detector.classifier):
-        cast(nn.Module, model).to(device)
-    point = load_operating_point(operating_point, classifier_checkpoint["url"])
-    cards = [model_card("unet", unet_checkpoint), model_card("classifier", classifier_checkpoint)]
-    return Models(detector, unet_checkpoint["image_size"], point, backend, cards, device)
 
 
 def choose_modality(pixels: np.ndarray, asked: str, declared: str | None) -> tuple[str, str | None]:

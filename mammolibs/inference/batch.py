@@ -20,7 +20,8 @@ from mammolibs import storage
 from mammolibs.data.images import DICOM_SUFFIXES, IMAGE_SUFFIXES, read_file_bytes
 from mammolibs.data.pseudonyms import InputNames
 from mammolibs.data.sample import RejectedInput
-from mammolibs.evaluate.predict import Models, overlay_png, predict_bytes
+from mammolibs.inference.chain import Models
+from mammolibs.inference.predict import overlay_png, predict_bytes
 
 FINDINGS, REJECTS, RESULTS, OVERLAYS = "findings.jsonl", "rejects.jsonl", "results", "overlays"
 UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from mammolibs import storage
-from mammolibs.evaluate.evaluation import load_detector
-from mammolibs.evaluate.inference import Detector, Net
-from mammolibs.evaluate.operating_point import load_operating_point
+from mammolibs.inference.checkpoints import load_detector, model_card
+from mammolibs.inference.detector import Detector, Net
+from mammolibs.inference.operating_point import load_operating_point
 from mammolibs.models import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,6 @@ def export_onnx(unet_url: str, classifier_url: str, out: str, operating_point: s
     detector, unet_checkpoint, classifier_checkpoint = load_detector(unet_url, classifier_url)
     point = load_operating_point(operating_point, classifier_checkpoint["url"])
     image_size = unet_checkpoint["image_size"]
-    from mammolibs.evaluate.predict import model_card
-
     shared = {
         "image_size": image_size,
         "preprocessing": PREPROCESSING,
