@@ -65,9 +65,9 @@ from mammolibs.data.standardize import standardize  # noqa: E402
 from mammolibs.evaluate.evaluation import evaluate  # noqa: E402
 from mammolibs.evaluate.plots import draw_tradeoff  # noqa: E402
 from mammolibs.evaluate.report import figure  # noqa: E402
-from mammolibs.train import RECIPE  # noqa: E402
+from mammolibs.train import RECIPE, default_epochs  # noqa: E402
 from mammolibs.train.monitor import METRICS  # noqa: E402
-from mammolibs.train.recipe import DEFAULT_EPOCHS, step_settings, train_stage  # noqa: E402
+from mammolibs.train.recipe import step_settings, train_stage  # noqa: E402
 
 SHARED = Path(os.environ.get("MAMMOFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
 SOURCES = {"busi": "busi", "bus-bra": "busbra/BUSBRA", "mias": "mias"}  # reader -> folder under SHARED
@@ -88,7 +88,7 @@ The peers (no snip classifier): their plain recipes (BCE + Dice, flips; the FCN 
 at the recipe's width, scored with the whole-image ResNet-18 trained on the same data. Tried before
 and dropped: FlexibleUNet (a ResNet-18 encoder) as the segmenter (Dice 0.40 against 0.66 across
 hospitals), and scanner-style augmentation (no gain across hospitals)."""
-PRETRAINING = tuple(step for step, (stage, _, _) in RECIPE.items() if stage in ("encoder", "autoencoder"))
+PRETRAINING = tuple(step for step, spec in RECIPE.items() if spec.stage in ("encoder", "autoencoder"))
 """The recipe's steps trained once per seed on the unlabelled images of every source."""
 MODES = {
     "quick": {
@@ -130,12 +130,12 @@ MODES = {
         "note": "the pipeline's sizes and epochs: for a GPU",
         "schedule": {
             **{
-                stage: {"epochs": DEFAULT_EPOCHS[stage], "batch_size": 8, "patch_size": 256}
+                stage: {"epochs": default_epochs(stage), "batch_size": 8, "patch_size": 256}
                 for stage in ("encoder", "autoencoder", "classifier_encoder")
             },
-            "finetune": {"epochs": DEFAULT_EPOCHS["finetune"], "batch_size": 8, "lr": 3e-3, "patch_size": 256},
-            "classifier": {"epochs": DEFAULT_EPOCHS["classifier"], "batch_size": 16},
-            "whole_image": {"epochs": DEFAULT_EPOCHS["classifier"], "batch_size": 8},
+            "finetune": {"epochs": default_epochs("finetune"), "batch_size": 8, "lr": 3e-3, "patch_size": 256},
+            "classifier": {"epochs": default_epochs("classifier"), "batch_size": 16},
+            "whole_image": {"epochs": default_epochs("whole_image"), "batch_size": 8},
         },
     },
 }
@@ -236,7 +236,7 @@ def pretrain(data: str, work: Path, schedule: dict, seed: int) -> dict[str, str]
     """The recipe's pretraining steps on ``data`` (:func:`pretraining_data`): step -> folder."""
     folders: dict[str, str] = {}
     for step in PRETRAINING:
-        stage, init, _ = RECIPE[step]
+        stage, init = RECIPE[step].stage, RECIPE[step].init
         settings = step_settings(step, {**schedule[step], "seed": seed})
         folders[step] = run(str(work / f"seed{seed}" / "pretraining" / step), stage, data, settings, folders.get(init))
     return folders

@@ -54,7 +54,7 @@ def measure(stage_name: str, variant: str, runtime, args) -> dict[str, float]:
     """Images/s of the timed steps, and the CPU time they took per step (user and system, s)."""
     stage = STAGES[stage_name]
     torch.manual_seed(0)
-    name, kwargs = stage.model_spec({"width": args.width})
+    name, kwargs = stage.model_spec(TrainConfig("unused", "unused", width=args.width))
     model = create_model(name, stage.role, **kwargs).to(runtime.device)
     batch = tuple(t.to(runtime.device) for t in batch_for(stage_name, args.image_size, args.batch_size, args.snip_size))
     if "channels_last" in variant:  # as the engine runs on a GPU

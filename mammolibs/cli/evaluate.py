@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mammolibs.train import RECIPE, default_epochs
+
 
 def _evaluate(args: argparse.Namespace) -> int:
     from mammolibs.evaluate.compare import compare
@@ -149,9 +151,9 @@ def add_generalize_command(commands: argparse._SubParsersAction, fmt: type[argpa
     gen.add_argument("--out", required=True, help="folder or URL for merged data, runs, evaluations and the matrices")
     gen.add_argument(
         "--schedule",
-        help="epochs and settings per step of the recipe over the defaults (encoder/autoencoder 10, "
-        'finetune 30, classifier_encoder 10, classifier 20 epochs): inline JSON, e.g. \'{"finetune": {"epochs": 5, '
-        '"batch_size": 4}}\', or a YAML file',
+        help="epochs and settings per step of the recipe over the defaults ("
+        + ", ".join(f"{step} {default_epochs(step)}" for step in RECIPE)
+        + ' epochs): inline JSON, e.g. \'{"finetune": {"epochs": 5, "batch_size": 4}}\', or a YAML file',
     )
     gen.add_argument("--split", default="test", choices=("val", "test"), help="which split of each source to score")
     gen.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")

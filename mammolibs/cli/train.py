@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mammolibs.train import STAGE_NAMES
+from mammolibs.train import STAGE_SPECS
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -24,7 +24,9 @@ def add_train_command(commands: argparse._SubParsersAction, fmt: type[argparse.H
         "train STAGE ...",
     )
     tr.add_argument(
-        "stage", choices=tuple(STAGE_NAMES), help="; ".join(f"{name}: {text}" for name, text in STAGE_NAMES.items())
+        "stage",
+        choices=tuple(STAGE_SPECS),
+        help="; ".join(f"{name}: {spec.learns}" for name, spec in STAGE_SPECS.items()),
     )
     tr.add_argument("flags", nargs=argparse.REMAINDER, help="the stage's flags, e.g. --data shards/ --out runs/encoder")
     tr.set_defaults(run=_train)

@@ -14,8 +14,9 @@ import json
 from typing import Callable
 
 from mammolibs import storage
-from mammolibs.data.manifest import MANIFEST, build_manifest, read_manifest
-from mammolibs.data.shards import EncodedSample, ShardWriter, committed_shards, decode_meta, read_shard
+from mammolibs.data.manifest import MANIFEST, build_manifest
+from mammolibs.data.shard_set import ShardSet
+from mammolibs.data.shards import EncodedSample, ShardWriter, decode_meta, read_shard
 from mammolibs.data.standardize import SETTINGS
 from mammolibs.data.validate import SPLITS
 
@@ -81,13 +82,13 @@ def write_source(data_url: str, output: str, source: str) -> dict:
 def copy_samples(data_url: str, output: str, change: Callable[[dict], dict | None], note: dict) -> dict:
     """Copy the samples that ``change`` keeps (it returns their new metadata, or ``None`` to drop one)
     into a new shard set at ``output``; its manifest gets ``note``. Returns the manifest."""
-    manifest = read_manifest(data_url)
+    data = ShardSet.open(data_url)
     storage.makedirs(output)
     storage.write_text_atomic(storage.join(output, SETTINGS), storage.read_text(storage.join(data_url, SETTINGS)))
     writers = {split: ShardWriter(output, split) for split in SPLITS}
     dropped = 0
-    for shard in sorted(committed_shards(data_url), key=lambda s: s["name"]):
-        url = storage.join(data_url, shard["name"])
+    for shard in sorted((index for split in SPLITS for index in data.shards(split)), key=lambda s: s["name"]):
+        url = data.shard_url(shard)
         for key, parts in read_shard(url).items():
             meta = change(decode_meta(parts, f"{url} sample {key}"))
             if meta is None:
@@ -99,8 +100,8 @@ def copy_samples(data_url: str, output: str, change: Callable[[dict], dict | Non
     shards = [index for writer in writers.values() for index in writer.shards]
     written = sum(index["samples"] for index in shards)
     # a subset's rejects are not told apart from the others': it counts its own samples only
-    inputs, rejected = (manifest["inputs"], manifest["rejected"]) if not dropped else (written, 0)
-    result = build_manifest(shards, manifest["image_size"], inputs=inputs, rejected=rejected)
+    inputs, rejected = (data.manifest["inputs"], data.manifest["rejected"]) if not dropped else (written, 0)
+    result = build_manifest(shards, data.image_size, inputs=inputs, rejected=rejected)
     result.update(note)
     storage.write_text_atomic(storage.join(output, MANIFEST), json.dumps(result, indent=2, sort_keys=True))
     return result

@@ -7,8 +7,7 @@ import io
 from PIL import Image, ImageDraw
 
 from mammolibs import storage
-from mammolibs.data.manifest import read_manifest, shard_urls
-from mammolibs.data.shards import iter_shard
+from mammolibs.data.shard_set import ShardSet
 from mammolibs.data.validate import SPLITS
 from mammolibs.pictures import overlay
 
@@ -31,21 +30,20 @@ def describe(manifest: dict) -> str:
     return "\n".join(lines)
 
 
-def contact_sheet(data_url: str, out_url: str, per_group: int = 4, tile: int = 160) -> int:
+def contact_sheet(data: ShardSet, out_url: str, per_group: int = 4, tile: int = 160) -> int:
     """Write a PNG with up to ``per_group`` samples of each (source, label), masks outlined in red.
 
     Returns the number of tiles drawn.
     """
     groups: dict[tuple[str, str], list] = {}
     for split in SPLITS:
-        for url in shard_urls(data_url, split):
-            for sample in iter_shard(url):
-                group = groups.setdefault((sample.meta["source"], sample.label), [])
-                if len(group) < per_group:
-                    group.append(sample)
+        for sample in data.iter_samples(split):
+            group = groups.setdefault((sample.meta["source"], sample.label), [])
+            if len(group) < per_group:
+                group.append(sample)
     rows = [groups[key] for key in sorted(groups)]
     if not rows:
-        raise ValueError(f"{data_url}: the shards hold no samples to show")
+        raise ValueError(f"{data.url}: the shards hold no samples to show")
     sheet = Image.new("RGB", (tile * per_group, tile * len(rows)), "black")
     for row, samples in enumerate(rows):
         for column, sample in enumerate(samples):
@@ -63,5 +61,6 @@ def contact_sheet(data_url: str, out_url: str, per_group: int = 4, tile: int = 1
 def inspect(data_url: str, out_url: str | None = None, per_group: int = 4) -> str:
     """Describe the shard set at ``data_url`` and write its contact sheet (default ``<data>/contact_sheet.png``)."""
     out_url = out_url or storage.join(data_url, "contact_sheet.png")
-    tiles = contact_sheet(data_url, out_url, per_group)
-    return describe(read_manifest(data_url)) + f"\ncontact sheet of {tiles} samples: {out_url}"
+    data = ShardSet.open(data_url)
+    tiles = contact_sheet(data, out_url, per_group)
+    return describe(data.manifest) + f"\ncontact sheet of {tiles} samples: {out_url}"

@@ -48,12 +48,6 @@ def read_json(url: str) -> object:
         ) from None
 
 
-def shard_urls(data_url: str, split: str) -> list[str]:
-    """URLs of the shards of one split, as the manifest lists them (names checked: inside ``data_url``)."""
-    manifest = read_manifest(data_url)
-    return [storage.join(data_url, s["name"]) for s in manifest["shards"] if s["split"] == split]
-
-
 def build_manifest(shards: Iterable[dict], image_size: int, inputs: int, rejected: int) -> dict:
     """The manifest of a shard set from its shard indexes: counts per split, label and source, and the shards."""
     counts: Counter = Counter()

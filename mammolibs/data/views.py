@@ -21,20 +21,12 @@ from monai.transforms import (
     Resized,
 )
 from monai.utils import convert_to_tensor
-from tqdm import tqdm
 
 from mammolibs.data import AUGMENTATIONS
 from mammolibs.data.augment import SegmentationAugment
-from mammolibs.data.manifest import shard_urls
 from mammolibs.data.sample import SNIP_CLASSES, WHOLE_IMAGE_CLASSES
-from mammolibs.data.shards import StandardSample, iter_shard
+from mammolibs.data.shards import StandardSample
 from mammolibs.data.snips import crop_snip, labelled_lesions, normal_boxes
-
-
-def load_samples(data_url: str, split: str, progress: bool = False) -> list[StandardSample]:
-    """All samples of one split, decoded into memory (for evaluation; training streams instead)."""
-    urls = shard_urls(data_url, split)
-    return [s for url in tqdm(urls, desc=f"read {split} shards", disable=not progress) for s in iter_shard(url)]
 
 
 def is_segmentable(entry: dict) -> bool:

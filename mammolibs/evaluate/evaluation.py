@@ -26,10 +26,10 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from mammolibs import storage
-from mammolibs.data.manifest import read_manifest
+from mammolibs.data.shard_set import ShardSet
 from mammolibs.data.shards import StandardSample, stack_images
 from mammolibs.data.snips import make_snips
-from mammolibs.data.views import is_segmentable, load_samples
+from mammolibs.data.views import is_segmentable
 from mammolibs.evaluate.metrics import (
     binary_metrics,
     froc,
@@ -75,9 +75,9 @@ class ImageRecord:
     false_scores: list[float] = field(default_factory=list)  # findings that overlap no lesion
 
 
-def data_image_size(data_urls: list[str]) -> int:
+def data_image_size(shard_sets: list[ShardSet]) -> int:
     """The image side shared by every shard set; sets standardized at different sizes are refused."""
-    sizes = {url: read_manifest(url)["image_size"] for url in data_urls}
+    sizes = {data.url: data.image_size for data in shard_sets}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"shard sets of different image sizes {sizes}; standardize them with one --image-size")
     return next(iter(sizes.values()))
@@ -87,8 +87,8 @@ def modalities(samples: list[StandardSample]) -> list[str]:
     return [s.meta.get("modality", "MG") for s in samples]
 
 
-def read_split(data_urls: list[str], split: str) -> list[StandardSample]:
-    return [s for url in data_urls for s in load_samples(url, split)]
+def read_split(shard_sets: list[ShardSet], split: str) -> list[StandardSample]:
+    return [s for data in shard_sets for s in data.samples(split)]
 
 
 def score_images(
@@ -269,12 +269,11 @@ NO_PRIOR = 0.5
 lesion-like finding is more likely malignant than not."""
 
 
-def malignant_share(data_urls: list[str], split: str = "train") -> float:
+def malignant_share(shard_sets: list[ShardSet], split: str = "train") -> float:
     """The share of malignant images among the benign and malignant ones of ``split`` of these shard sets:
     the base rate a classifier trained on them learned (:data:`NO_PRIOR` when they hold none)."""
-    counts = [read_manifest(url)["counts_by_split_source_label"].get(split, {}) for url in data_urls]
-    malignant = sum(labels.get("malignant", 0) for sources in counts for labels in sources.values())
-    benign = sum(labels.get("benign", 0) for sources in counts for labels in sources.values())
+    counts = [data.lesion_counts(split) for data in shard_sets]
+    malignant, benign = sum(m for m, _ in counts), sum(b for _, b in counts)
     return malignant / (malignant + benign) if malignant + benign else NO_PRIOR
 
 
@@ -329,16 +328,18 @@ def evaluate(
     """Score the chain on ``split`` of the shard sets ``data``; return and write the figures (see the module)."""
     data = [data] if isinstance(data, str) else list(data)
     calibrate_on = list(calibrate_on or data)
+    opened = {url: ShardSet.open(url) for url in dict.fromkeys(data + calibrate_on)}  # each set read once
+    scored_sets, calibration_sets = [opened[url] for url in data], [opened[url] for url in calibrate_on]
     detector, unet_checkpoint, classifier_checkpoint = load_detector(
-        unet_url, classifier_url, data_image_size(data + calibrate_on)
+        unet_url, classifier_url, data_image_size(list(opened.values()))
     )
-    samples = read_split(data, split)
+    samples = read_split(scored_sets, split)
     if not any(s.label in SNIP_CLASSES for s in samples):
         raise ValueError(
             f"{', '.join(data)}: split '{split}' has no labelled image; standardize more patients or pass --split val"
         )
     point = choose_operating_point(
-        detector, read_split(calibrate_on, "val"), target_specificity, malignant_share(calibrate_on)
+        detector, read_split(calibration_sets, "val"), target_specificity, malignant_share(calibration_sets)
     )
     point.update(calibrated_on=calibrate_on, unet=unet_checkpoint["url"], classifier=classifier_checkpoint["url"])
     sheet: dict = defaultdict(list)

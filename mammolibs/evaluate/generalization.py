@@ -18,8 +18,8 @@ import re
 
 from mammolibs import storage
 from mammolibs.data.folds import write_source
-from mammolibs.data.manifest import read_manifest
 from mammolibs.data.merge import merge_shard_sets
+from mammolibs.data.shard_set import ShardSet
 from mammolibs.evaluate.evaluation import evaluate
 from mammolibs.evaluate.report import figure, page, table
 from mammolibs.inference import NOTE
@@ -42,7 +42,7 @@ def per_source(shard_sets: list[str], out: str) -> dict[str, str]:
     mixed one copied apart under ``out/data/<source>``. Names are checked: they become folder names."""
     urls: dict[str, str] = {}
     for url in shard_sets:
-        manifest = read_manifest(url)
+        manifest = ShardSet.open(url).manifest
         sources = sorted(manifest["counts"]["source"])
         for source in sources:
             if not _labelled(manifest, source):

@@ -1,4 +1,5 @@
-"""The one list of model names, light to import (the CLI, the pipeline and the docs read it).
+"""The one list of model names, light to import (the CLI, the pipeline and the docs read it; which stage
+trains which kind is declared with the stage, :data:`mammolibs.train.STAGE_SPECS`).
 
 Every model takes one grey channel. A ``segmentation`` model returns one logit map at the input's
 size; it also serves the encoder stage (its encoder, pooled, under a projection head) and the
@@ -31,32 +32,3 @@ MODEL_NAMES = {  # name -> (kind, what it is)
     "resnet18": (CLASSIFICATION, "MONAI ResNet-18 (2-D, one channel, stride-2 stem as He et al.): classifiers only"),
 }
 DEFAULT_WIDTH = 16
-STAGE_DEFAULT_MODEL = {
-    "encoder": "basic_unet",
-    "autoencoder": "basic_unet",
-    "finetune": "basic_unet",
-    "classifier": "flexible_unet",
-    "whole_image": "resnet18",
-}
-"""Each stage's model unless ``--model`` says or ``--init`` brings one (a stage given weights by
-``--init`` takes the checkpoint's architecture)."""
-STAGE_KINDS = {
-    "encoder": (SEGMENTATION,),
-    "autoencoder": (SEGMENTATION,),
-    "finetune": (SEGMENTATION,),
-    "classifier": (SEGMENTATION, CLASSIFICATION),
-    "whole_image": (SEGMENTATION, CLASSIFICATION),
-}
-"""Which kinds of model each stage can train."""
-
-
-def models_for(stage: str) -> list[str]:
-    """The model names ``stage`` accepts."""
-    return [name for name, (kind, _) in MODEL_NAMES.items() if kind in STAGE_KINDS[stage]]
-
-
-def check_model(stage: str, name: str) -> str:
-    """``name`` if ``stage`` can train it, else a one-line error listing the choices."""
-    if name not in models_for(stage):
-        raise ValueError(f"stage '{stage}' cannot train model {name!r}; choose one of: {', '.join(models_for(stage))}")
-    return name

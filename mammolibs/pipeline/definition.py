@@ -19,7 +19,8 @@ from mammolibs.pipeline.components.evaluate import evaluate, generalize, predict
 from mammolibs.pipeline.components.standardize import merge_shards, standardize_source
 from mammolibs.pipeline.components.train import finetune_unet, train_autoencoder, train_classifier, train_encoder
 from mammolibs.pipeline.hardware import ACCELERATORS, STEPS, TARGETS, Hardware, parse_hardware
-from mammolibs.train.recipe import DEFAULT_EPOCHS, check_schedule
+from mammolibs.train import RECIPE, default_epochs
+from mammolibs.train.recipe import check_schedule
 
 
 def build_pipeline(hardware: Hardware = Hardware()):
@@ -33,11 +34,11 @@ def build_pipeline(hardware: Hardware = Hardware()):
         salt_file: str = "",
         image_size: int = 512,
         standardize_workers: int = 4,
-        encoder_epochs: int = DEFAULT_EPOCHS["encoder"],
-        autoencoder_epochs: int = DEFAULT_EPOCHS["autoencoder"],
-        finetune_epochs: int = DEFAULT_EPOCHS["finetune"],
-        classifier_encoder_epochs: int = DEFAULT_EPOCHS["classifier_encoder"],
-        classifier_epochs: int = DEFAULT_EPOCHS["classifier"],
+        encoder_epochs: int = default_epochs("encoder"),
+        autoencoder_epochs: int = default_epochs("autoencoder"),
+        finetune_epochs: int = default_epochs("finetune"),
+        classifier_encoder_epochs: int = default_epochs("classifier_encoder"),
+        classifier_epochs: int = default_epochs("classifier"),
         pretrain_settings: dict = {},
         finetune_settings: dict = {},
         classifier_pretrain_settings: dict = {},
@@ -126,19 +127,9 @@ DEMO_ARGUMENTS = {
 }
 
 
-SETTINGS_OF = {
-    "encoder": "pretrain_settings",
-    "autoencoder": "pretrain_settings",
-    "finetune": "finetune_settings",
-    "classifier_encoder": "classifier_pretrain_settings",
-    "classifier": "classifier_settings",
-}
-"""Which pipeline parameter holds each recipe step's settings (flags of 'mammo train STAGE' as keys)."""
-
-
 def check_arguments(arguments: dict) -> dict:
     """``arguments`` with every stage's settings checked (known flags, a model the stage trains)."""
-    check_schedule({stage: arguments.get(name, {}) for stage, name in SETTINGS_OF.items()})
+    check_schedule({step: arguments.get(spec.settings, {}) for step, spec in RECIPE.items()})
     return arguments
 
 

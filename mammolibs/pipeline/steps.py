@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 from mammolibs import storage
-from mammolibs.data.manifest import read_manifest
+from mammolibs.data.shard_set import ShardSet
+from mammolibs.train import RECIPE
 from mammolibs.train.monitor import METRICS
 
 STANDARDIZE_OK = (0, 3)
@@ -84,12 +85,12 @@ def standardize_source(source: str, output: str, image_size: int, workers: int, 
         ],
         accept=STANDARDIZE_OK,
     )
-    return read_manifest(output)
+    return ShardSet.open(output).manifest
 
 
 def merge_shard_sets(inputs: list[str], output: str) -> dict:
     run_mammo(["data", "merge", "--output", output, "--no-progress", *inputs])
-    return read_manifest(output)
+    return ShardSet.open(output).manifest
 
 
 def whole_numbers(settings: dict) -> dict:
@@ -122,7 +123,7 @@ def train_stage(
 def evaluate_models(data: str, unet: str, classifier: str, out: str) -> dict:
     """Evaluate on the test split (the validation split when the test split is empty); returns the metrics.
     The operating point is stored beside the classifier, where ``mammo predict`` finds it."""
-    split = "test" if read_manifest(data)["counts"]["split"].get("test") else "val"
+    split = "test" if ShardSet.open(data).counts["split"].get("test") else "val"
     run_mammo(
         [
             "evaluate",
@@ -155,9 +156,19 @@ def predict_images(images: str, unet: str, classifier: str, out: str) -> dict:
     return {"predicted": len(lines["findings.jsonl"]), "rejected": len(lines["rejects.jsonl"])}
 
 
-def generalize(shard_sets: list[str], out: str, epochs: dict[str, int], settings: dict[str, dict]) -> dict:
-    """``mammo generalize`` of the per-source shard sets, with the pipeline's epochs and settings per stage."""
-    schedule = {stage: {**whole_numbers(settings.get(stage, {})), "epochs": epochs[stage]} for stage in epochs}
+def recipe_schedule(parameters: dict) -> dict[str, dict]:
+    """Each recipe step's settings from the pipeline's parameters: ``<step>_epochs`` and the settings group
+    the step names (:class:`mammolibs.train.Step`)."""
+    return {
+        step: {**whole_numbers(parameters.get(spec.settings) or {}), "epochs": parameters[f"{step}_epochs"]}
+        for step, spec in RECIPE.items()
+    }
+
+
+def generalize(shard_sets: list[str], out: str, parameters: dict) -> dict:
+    """``mammo generalize`` of the per-source shard sets, with the pipeline's epochs and settings of each
+    recipe step (:func:`recipe_schedule`)."""
+    schedule = recipe_schedule(parameters)
     run_mammo(["generalize", *shard_sets, "--out", out, "--schedule", json.dumps(schedule)])
     return json.loads(storage.read_text(storage.join(out, "generalization.json")))
 

@@ -11,7 +11,8 @@ import yaml
 
 from mammolibs.data import AUGMENTATIONS
 from mammolibs.logs import add_verbosity_flags, configure_logging
-from mammolibs.models.catalog import DEFAULT_WIDTH, MODEL_NAMES, STAGE_DEFAULT_MODEL, models_for
+from mammolibs.models.catalog import DEFAULT_WIDTH, MODEL_NAMES
+from mammolibs.train import STAGE_SPECS
 from mammolibs.train.config import DEFAULT_PATCH, PRECISIONS, TrainConfig
 
 if TYPE_CHECKING:
@@ -62,14 +63,6 @@ TUNABLE = [  # flag, type, meaning; defaults come from TrainConfig
     ),
 ]
 CHOICES = {"--augment": list(AUGMENTATIONS), "--precision": list(PRECISIONS)}
-INIT_HELP = {
-    "encoder": "not used: the encoder starts from random weights",
-    "autoencoder": "the encoder's checkpoint (a .pt file or the encoder's --out folder)",
-    "finetune": "the autoencoder's checkpoint (a .pt file or the autoencoder's --out folder)",
-    "classifier": "optional: a checkpoint of the encoder, autoencoder or finetune stage (its encoder starts the "
-    "classifier's; the recipe passes the autoencoder's) or of a classifier",
-    "whole_image": "optional: a whole-image classifier checkpoint to start from",
-}
 
 
 def get_args_parser(stage: str, prog: str | None = None) -> argparse.ArgumentParser:
@@ -97,7 +90,7 @@ def get_args_parser(stage: str, prog: str | None = None) -> argparse.ArgumentPar
         "--autoencoder",
         dest="init",
         default=None,
-        help=f"weights to start from: {INIT_HELP[stage]}. --pretrain, --encoder and "
+        help=f"weights to start from: {STAGE_SPECS[stage].init}. --pretrain, --encoder and "
         "--autoencoder are older names of this flag",
     )
     parser.add_argument(
@@ -105,10 +98,10 @@ def get_args_parser(stage: str, prog: str | None = None) -> argparse.ArgumentPar
     )
     parser.add_argument(
         "--model",
-        choices=models_for(stage),
+        choices=STAGE_SPECS[stage].models(),
         default=None,
-        help=f"the network [default: the --init checkpoint's, else {STAGE_DEFAULT_MODEL[stage]}]: "
-        + "; ".join(f"{name}: {MODEL_NAMES[name][1]}" for name in models_for(stage)),
+        help=f"the network [default: the --init checkpoint's, else {STAGE_SPECS[stage].default_model}]: "
+        + "; ".join(f"{name}: {MODEL_NAMES[name][1]}" for name in STAGE_SPECS[stage].models()),
     )
     for flag, kind, text in TUNABLE:
         default = DEFAULTS[flag[2:].replace("-", "_")]

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, cast
 
@@ -75,7 +75,7 @@ def train_step(stage: Stage, model, batch, optimizer, scheduler, scaler, autocas
 
 
 def data_streams(
-    stage: Stage, settings: dict, data: ShardSet, config: TrainConfig, runtime: distributed.Runtime
+    stage: Stage, data: ShardSet, config: TrainConfig, runtime: distributed.Runtime
 ) -> tuple[ShardStream, ShardStream, int]:
     """The train and val streams of this process (its part of the shards, :attr:`Runtime.data_part`)
     and the number of usable train samples; every process gets the same number of steps."""
@@ -83,7 +83,7 @@ def data_streams(
     if config.batch_size < stage.min_batch:
         raise ValueError(f"stage '{stage.name}' needs --batch-size of at least {stage.min_batch}")
     global_batch = config.batch_size * replicas
-    train_view = stage.view(settings, data.image_size, train=True)
+    train_view = stage.view(config, data.image_size, train=True)
     train_shards = data.shards("train")
     usable = usable_count(train_shards, train_view)
     steps = usable // global_batch
@@ -110,7 +110,7 @@ def data_streams(
         shuffle=True,
         steps=steps,
     )
-    val_view = stage.view(settings, data.image_size, train=False)
+    val_view = stage.view(config, data.image_size, train=False)
     val = ShardStream(
         data.url,
         replica_parts(data.shards("val"), val_view, rank, world),
@@ -136,8 +136,7 @@ class Run:
     """One training run of one stage: built from its config, resumed when asked, then trained."""
 
     def __init__(self, stage: Stage, config: TrainConfig, runtime: distributed.Runtime):
-        self.stage, self.config, self.runtime = stage, config, runtime
-        self.settings = asdict(config)
+        self.stage, self.runtime = stage, runtime
         self.precision = distributed.resolve_precision(config.precision, runtime)
         self.autocast = distributed.autocast(runtime, self.precision)
         torch.manual_seed(config.seed)
@@ -148,13 +147,14 @@ class Run:
         self.resuming = config.resume and storage.exists(self.latest)
         init = load_checkpoint(config.init) if config.init and not self.resuming else None
         source = storage.torch_load(self.latest) if self.resuming else init
-        self.model_name, self.model_kwargs = stage.model_spec(self.settings, source)
+        self.model_name, self.model_kwargs = stage.model_spec(config, source)
         patch = (
             config.patch_size
             if config.patch_size is not None
             else (source or {}).get("config", {}).get("patch_size", DEFAULT_PATCH)
         )  # the scale pretraining saw
-        self.settings.update(
+        self.config = config = replace(  # the settings resolved: what the run uses and its checkpoints record
+            config,
             model=self.model_name,
             width=self.model_kwargs.get("width"),
             patch_size=effective_patch(patch, self.image_size),
@@ -177,7 +177,7 @@ class Run:
             self._restore(source)
 
     def _streams(self) -> tuple[ShardStream, ShardStream]:
-        train, val, usable = data_streams(self.stage, self.settings, self.data, self.config, self.runtime)
+        train, val, usable = data_streams(self.stage, self.data, self.config, self.runtime)
         log.info(
             "%s on %s: %d steps per epoch of %d images (%d usable in train), precision %s",
             self.stage.name,
@@ -187,7 +187,7 @@ class Run:
             usable,
             self.precision,
         )
-        log.debug("%s settings: %s", self.stage.name, json.dumps(self.settings, sort_keys=True))
+        log.debug("%s settings: %s", self.stage.name, json.dumps(asdict(self.config), sort_keys=True))
         return train, val
 
     def _loader(self, stream: ShardStream) -> StreamLoader:
@@ -237,7 +237,7 @@ class Run:
                     "model_name": self.model_name,
                     "model_role": self.stage.role,
                     "model_kwargs": self.model_kwargs,
-                    "config": self.settings,
+                    "config": asdict(self.config),
                     "image_size": self.image_size,
                     "model": distributed.unwrap(self.model).state_dict(),
                     "optimizer": self.optimizer.state_dict(),
@@ -256,7 +256,9 @@ class Run:
         config, runtime = self.config, self.runtime
         logs = RunLog(config.out) if runtime.is_main else None
         if runtime.is_main:
-            storage.write_text_atomic(storage.join(config.out, "config.json"), json.dumps(self.settings, indent=2))
+            storage.write_text_atomic(
+                storage.join(config.out, "config.json"), json.dumps(asdict(self.config), indent=2)
+            )
         history = []
         try:
             while self.state["epoch"] < config.epochs:
@@ -290,7 +292,7 @@ class Run:
             self.save("final", history[-1] if history else None)
             if logs and history:
                 logs.hparams(
-                    self.settings, {"train_loss": history[-1]["train_loss"], self.best_by: history[-1][self.best_by]}
+                    asdict(config), {"train_loss": history[-1]["train_loss"], self.best_by: history[-1][self.best_by]}
                 )
             distributed.barrier(runtime)
         finally:

@@ -11,18 +11,14 @@ import logging
 import time
 
 from mammolibs import storage
-from mammolibs.models.catalog import check_model
-from mammolibs.train import RECIPE
+from mammolibs.train import RECIPE, STAGE_SPECS, check_model, default_epochs
 from mammolibs.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EPOCHS = {"encoder": 10, "autoencoder": 10, "finetune": 30, "classifier_encoder": 10, "classifier": 20}
-"""Epochs of each step in the pipeline and ``mammo generalize`` unless told otherwise."""
-
 
 def default_schedule() -> dict[str, dict]:
-    return {stage: {"epochs": epochs} for stage, epochs in DEFAULT_EPOCHS.items()}
+    return {step: {"epochs": default_epochs(step)} for step in RECIPE}
 
 
 def check_schedule(schedule: dict) -> dict[str, dict]:
@@ -30,8 +26,10 @@ def check_schedule(schedule: dict) -> dict[str, dict]:
     named before hours of training)."""
     known = set(TrainConfig.__dataclass_fields__) - {"data", "out", "init", "resume"}
     for step, settings in schedule.items():
-        if step not in RECIPE and step != "whole_image":
-            raise ValueError(f"schedule: unknown step {step!r}; steps: {', '.join(RECIPE)}, whole_image")
+        if step not in RECIPE and step not in STAGE_SPECS:
+            raise ValueError(
+                f"schedule: unknown step {step!r}; steps: {', '.join(dict.fromkeys([*RECIPE, *STAGE_SPECS]))}"
+            )
         unknown = sorted(set(settings) - known)
         if unknown:
             raise ValueError(f"schedule of {step}: unknown settings {unknown}; allowed: {sorted(known)}")
@@ -62,7 +60,7 @@ def train_recipe(data: str, out: str, schedule: dict[str, dict], steps: tuple[st
     check_schedule(schedule)
     seconds = {}
     for step in steps:
-        stage, init_step, _ = RECIPE[step]
+        stage, init_step = RECIPE[step].stage, RECIPE[step].init
         init = storage.join(out, init_step) if init_step in steps else None
         log.info("recipe: %s on %s", step, data)
         settings = step_settings(step, schedule.get(step, {}))

@@ -1,7 +1,7 @@
 """The training stages: what each one trains, on which view of the data, with which loss.
 
 Registry: ``STAGES["encoder"]`` ... Adding a stage is one small class here (and its name in
-:data:`mammolibs.train.STAGE_NAMES`), not a new script.
+:data:`mammolibs.train.STAGE_SPECS`, with its script under ``train/``).
 """
 
 from __future__ import annotations
@@ -26,12 +26,10 @@ from mammolibs.models.catalog import (
     DEFAULT_WIDTH,
     MODEL_NAMES,
     SNIP_CLASSES,
-    STAGE_DEFAULT_MODEL,
     WHOLE_IMAGE_CLASSES,
-    check_model,
-    models_for,
 )
-from mammolibs.train import STAGE_NAMES
+from mammolibs.train import STAGE_SPECS, check_model
+from mammolibs.train.config import TrainConfig
 
 Batch = tuple[torch.Tensor, ...]
 
@@ -59,22 +57,22 @@ class Stage:
     min_batch = 1  # contrastive loss needs negatives in the batch
     metric = "loss"  # the validation figure that picks best.pt: a loss is minimised, any other figure maximised
 
-    def model_spec(self, config: dict, source: dict | None = None) -> tuple[str, dict]:
+    def model_spec(self, config: TrainConfig, source: dict | None = None) -> tuple[str, dict]:
         """(model name, build arguments): ``--model`` and ``--width`` where given, else those of ``source``
         (the checkpoint resumed or started from) where this stage can train its model, else the defaults."""
         source = source or {}
-        inherited = source.get("model_name") in models_for(self.name)
+        inherited = source.get("model_name") in STAGE_SPECS[self.name].models()
         name = check_model(
-            self.name, config.get("model") or (source["model_name"] if inherited else STAGE_DEFAULT_MODEL[self.name])
+            self.name, config.model or (source["model_name"] if inherited else STAGE_SPECS[self.name].default_model)
         )
         kwargs = {"num_classes": len(self.classes)} if self.role in ("classifier", "autoencoder") else {}
         if MODEL_NAMES[name][0] != CLASSIFICATION:
             kwargs["width"] = (
-                config.get("width") or (source["model_kwargs"].get("width") if inherited else None) or DEFAULT_WIDTH
+                config.width or (source["model_kwargs"].get("width") if inherited else None) or DEFAULT_WIDTH
             )
         return name, kwargs
 
-    def view(self, config: dict, image_size: int, train: bool) -> View:
+    def view(self, config: TrainConfig, image_size: int, train: bool) -> View:
         raise NotImplementedError
 
     def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,7 +126,7 @@ class EncoderStage(Stage):
         self.criterion = ContrastiveLoss(temperature=temperature)
 
     def view(self, config, image_size, train):
-        return ContrastiveView(config["patch_size"])  # labels unused: unlabelled images welcome
+        return ContrastiveView(config.patch_size)  # labels unused: unlabelled images welcome
 
     def loss(self, model, batch):
         first, second = batch
@@ -148,7 +146,7 @@ class AutoencoderStage(Stage):
     class_weight = 0.1  # of the image-class cross-entropy beside the reconstruction error
 
     def view(self, config, image_size, train):
-        return DenoisingView(image_size, config["patch_size"])
+        return DenoisingView(image_size, config.patch_size)
 
     def loss(self, model, batch):
         corrupted, clean, label = batch
@@ -174,7 +172,7 @@ class SegmentationStage(Stage):
         self.criterion = DiceCELoss(sigmoid=True, batch=True)  # Dice over the batch: empty masks score 0 too
 
     def view(self, config, image_size, train):
-        return SegmentationView(config["patch_size"], augment=config["augment"] if train else "none")
+        return SegmentationView(config.patch_size, augment=config.augment if train else "none")
 
     def loss(self, model, batch):
         image, mask, label = batch
@@ -209,7 +207,7 @@ class ClassifierStage(AurocStage):
     name, classes = "classifier", SNIP_CLASSES
 
     def view(self, config, image_size, train):
-        return SnipView(config["snip_size"], augment=train)
+        return SnipView(config.snip_size, augment=train)
 
 
 class WholeImageStage(AurocStage):
@@ -224,4 +222,3 @@ class WholeImageStage(AurocStage):
 STAGES: dict[str, Stage] = {
     s.name: s for s in (EncoderStage(), AutoencoderStage(), SegmentationStage(), ClassifierStage(), WholeImageStage())
 }
-assert list(STAGES) == list(STAGE_NAMES), "mammolibs.train.STAGE_NAMES lists every stage, in order"

@@ -19,10 +19,10 @@ import pytest
 from mammolibs.cli import main
 from mammolibs.data.inspect import inspect
 from mammolibs.data.merge import merge_shard_sets
+from mammolibs.data.shard_set import ShardSet
 from mammolibs.data.shards import _tar_members, _tarfile_members, decode_mask_png, iter_shard, shard_members
 from mammolibs.data.stream import ShardStream, replica_parts, split_shards
 from mammolibs.data.views import SegmentationView
-from mammolibs.evaluate.evaluation import read_split
 
 MARKER = b"SECRET-OUTSIDE-THE-SET"
 
@@ -137,7 +137,7 @@ def test_a_manifest_naming_a_path_outside_its_set_is_refused(hostile, tmp_path, 
     before = files_outside(tmp_path, tmp_path / "none")
     for reads in (
         lambda: inspect(str(data), str(tmp_path / "sheet.png")),
-        lambda: read_split([str(data)], "train"),
+        lambda: ShardSet.open(str(data)).samples("train"),
         lambda: split_shards(str(data), "train"),
     ):
         with pytest.raises(ValueError, match="manifest.json: shard name .* is not a name like"):

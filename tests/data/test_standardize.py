@@ -10,12 +10,12 @@ import numpy as np
 import pydicom
 import pytest
 
-from mammolibs.data.manifest import read_manifest, shard_urls, split_of
+from mammolibs.data.manifest import read_manifest, split_of
 from mammolibs.data.pseudonyms import pseudonym_key
+from mammolibs.data.shard_set import ShardSet
 from mammolibs.data.shards import iter_shard
 from mammolibs.data.standard_form import fit_to_square
 from mammolibs.data.standardize import sample_key, standardize
-from mammolibs.data.views import load_samples
 
 
 def test_fit_to_square_keeps_aspect_ratio_and_maps_boxes_back():
@@ -33,7 +33,7 @@ def test_real_sources_become_fixed_size_shards_with_a_manifest(small_shards, mia
     assert manifest["inputs"] == 24 + 8 == manifest["written"] + manifest["rejected"]
     assert manifest["counts"]["source"] == {"mias": 24, "dicom": 8}
     assert sum(manifest["counts"]["split"].values()) == manifest["written"]
-    samples = [s for split in ("train", "val", "test") for s in load_samples(small_shards, split)]
+    samples = [s for split in ("train", "val", "test") for s in ShardSet.open(small_shards).samples(split)]
     assert len(samples) == manifest["written"]
     assert all(s.image.shape == (64, 64) and s.mask.shape == (64, 64) for s in samples)
     assert all(0.0 <= s.image.min() and s.image.max() <= 1.0 for s in samples)
@@ -49,7 +49,7 @@ def test_real_sources_become_fixed_size_shards_with_a_manifest(small_shards, mia
 
 
 def test_splits_are_patient_level_and_stable(small_shards):
-    samples = [s for split in ("train", "val", "test") for s in load_samples(small_shards, split)]
+    samples = [s for split in ("train", "val", "test") for s in ShardSet.open(small_shards).samples(split)]
     split_by_patient: dict[str, set] = {}
     for s in samples:
         split_by_patient.setdefault(s.meta["patient"], set()).add(s.meta["split"])
@@ -98,7 +98,7 @@ def test_bad_inputs_are_rejected_by_name_and_nothing_is_lost(dicom_dir, mias_dir
     assert all(r["reason"].startswith(r["file"] + ":") and str(tmp_path) not in r["reason"] for r in rejects)
     assert (
         read_manifest(str(out))["rejected"] == 3
-        and len(shard_urls(str(out), "train") + shard_urls(str(out), "val") + shard_urls(str(out), "test")) >= 1
+        and sum(len(ShardSet.open(str(out)).shards(split)) for split in ("train", "val", "test")) >= 1
     )
 
 

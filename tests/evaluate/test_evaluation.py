@@ -16,8 +16,8 @@ import torch
 from mammolibs.cli import main as mammo
 from mammolibs.data.folds import fold_of, write_fold, write_source, write_split, write_test, write_unlabelled
 from mammolibs.data.manifest import read_manifest
+from mammolibs.data.shard_set import ShardSet
 from mammolibs.data.shards import StandardSample, stack_images
-from mammolibs.data.views import load_samples
 from mammolibs.evaluate.evaluation import (
     MIN_CASES,
     choose_operating_point,
@@ -107,7 +107,7 @@ def test_evaluate_scores_each_source_and_stores_the_operating_point(
     assert {name: group["images"] for name, group in metrics["scanners"].items()} == scanners  # BUS-BRA's four
     assert metrics["sources"]["bus-bra"]["images"] == 24
     busi = metrics["sources"]["busi"]
-    test_busi = [s for s in load_samples(busi_shards, "test")]
+    test_busi = [s for s in ShardSet.open(busi_shards).samples("test")]
     assert busi["images"] == len(test_busi)
     assert busi["segmentation"]["normal_images"] == sum(s.label == "normal" for s in test_busi)
     assert metrics["overall"]["images"] == busi["images"] + metrics["sources"]["mias"]["images"] + 24
@@ -118,7 +118,7 @@ def test_evaluate_scores_each_source_and_stores_the_operating_point(
     assert "Figures per scanner" in page and "<th>bus-bra TOSHIBA APLIO 300</th>" in page
     assert (out / "segmentation-busi.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG" and "tradeoff.png" in page
-    share = malignant_share([small_shards])  # a handful of validation films: the prior, said
+    share = malignant_share([ShardSet.open(small_shards)])  # a handful of validation films: the prior, said
     assert 0 < share < 1 and f"Malignancy threshold from the prior {share:.3f} (the training data&#x27;s" in page
 
 
@@ -171,13 +171,15 @@ def test_compare_puts_runs_side_by_side(runs, small_shards, tmp_path):
 
 
 def test_folds_keep_patients_together_and_cover_everyone_once(small_shards, tmp_path):
-    samples = [s for split in ("train", "val", "test") for s in load_samples(small_shards, split)]
+    samples = [s for split in ("train", "val", "test") for s in ShardSet.open(small_shards).samples(split)]
     tested = []
     for fold in range(3):
         write_fold(small_shards, str(tmp_path / f"fold{fold}"), 3, fold)
         manifest = read_manifest(str(tmp_path / f"fold{fold}"))
         assert manifest["written"] == len(samples) and manifest["fold"]["fold"] == fold
-        by_split = {split: load_samples(str(tmp_path / f"fold{fold}"), split) for split in ("train", "val", "test")}
+        by_split = {
+            split: ShardSet.open(str(tmp_path / f"fold{fold}")).samples(split) for split in ("train", "val", "test")
+        }
         patients = {split: {s.meta["patient"] for s in found} for split, found in by_split.items()}
         assert not patients["test"] & (patients["train"] | patients["val"]) and not patients["train"] & patients["val"]
         assert all(fold_of(p, 3) == fold for p in patients["test"])
@@ -186,20 +188,22 @@ def test_folds_keep_patients_together_and_cover_everyone_once(small_shards, tmp_
 
 
 def test_copies_for_training_scoring_and_pretraining_keep_every_sample_and_its_bytes(small_shards, tmp_path):
-    samples = {s.key: s for split in ("train", "val", "test") for s in load_samples(small_shards, split)}
+    samples = {s.key: s for split in ("train", "val", "test") for s in ShardSet.open(small_shards).samples(split)}
     write_split(small_shards, str(tmp_path / "train"))
     write_test(small_shards, str(tmp_path / "test"))
     write_unlabelled(small_shards, str(tmp_path / "unlabelled"))
-    training = {split: load_samples(str(tmp_path / "train"), split) for split in ("train", "val", "test")}
+    training = {split: ShardSet.open(str(tmp_path / "train")).samples(split) for split in ("train", "val", "test")}
     assert not training["test"] and len(training["train"]) + len(training["val"]) == len(samples)
     patients = {split: {s.meta["patient"] for s in found} for split, found in training.items()}
     assert training["val"] and not patients["train"] & patients["val"]  # patients kept together
-    scored = load_samples(str(tmp_path / "test"), "test")
+    scored = ShardSet.open(str(tmp_path / "test")).samples("test")
     assert sorted(s.key for s in scored) == sorted(samples)
     assert all(
         np.array_equal(s.image, samples[s.key].image) and s.meta["label"] == samples[s.key].label for s in scored
     )
-    unlabelled = [s for split in ("train", "val", "test") for s in load_samples(str(tmp_path / "unlabelled"), split)]
+    unlabelled = [
+        s for split in ("train", "val", "test") for s in ShardSet.open(str(tmp_path / "unlabelled")).samples(split)
+    ]
     assert len(unlabelled) == len(samples) and {s.label for s in unlabelled} == {"unknown"}
     assert read_manifest(str(tmp_path / "unlabelled"))["counts"]["label"] == {"unknown": len(samples)}
     with pytest.raises(ValueError, match="val fraction"):

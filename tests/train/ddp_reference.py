@@ -6,8 +6,7 @@ import contextlib
 
 import torch
 
-from mammolibs.data.manifest import shard_urls
-from mammolibs.data.shards import iter_shard
+from mammolibs.data.shard_set import ShardSet
 from mammolibs.models import create_model
 from mammolibs.train import distributed
 from mammolibs.train.engine import TrainConfig, build_optimizer, train_step
@@ -19,8 +18,8 @@ STAGE = STAGES["autoencoder"]  # a loss that is a mean over samples: halves aver
 
 def fixed_batch(data: str) -> tuple[torch.Tensor, ...]:
     """The first ``GLOBAL_BATCH`` train samples, corrupted with fixed seeds."""
-    samples = [s for url in shard_urls(data, "train") for s in iter_shard(url)][:GLOBAL_BATCH]
-    view = STAGE.view({"patch_size": 0}, samples[0].image.shape[0], train=True)
+    samples = ShardSet.open(data).samples("train")[:GLOBAL_BATCH]
+    view = STAGE.view(TrainConfig(data, "unused", patch_size=0), samples[0].image.shape[0], train=True)
     items = [view(sample, seed) for seed, sample in enumerate(samples)]
     return tuple(torch.stack(parts) for parts in zip(*items))
 

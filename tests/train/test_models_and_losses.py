@@ -8,8 +8,9 @@ import torch
 
 from mammolibs.data.views import NO_CLASS
 from mammolibs.models import MODEL_NAMES, create_model, encoder_names
-from mammolibs.models.catalog import CLASSIFICATION, models_for
+from mammolibs.models.catalog import CLASSIFICATION
 from mammolibs.models.transfer import transfer
+from mammolibs.train import STAGE_SPECS
 from mammolibs.train.checkpoints import load_checkpoint, load_model
 from mammolibs.train.engine import TrainConfig, fit
 from mammolibs.train.stages import STAGES
@@ -38,7 +39,7 @@ def _train(stage: str, data: str, out, **settings) -> str:
 
 @pytest.mark.parametrize("name", [*SEGMENTATION_MODELS, "resnet18"])
 def test_every_model_trains_a_few_steps_and_round_trips_its_checkpoint(name, small_shards, tmp_path):
-    stages = [s for s in ("finetune", "classifier") if name in models_for(s)]
+    stages = [s for s in ("finetune", "classifier") if name in STAGE_SPECS[s].models()]
     for stage in stages:
         out = _train(stage, small_shards, tmp_path / stage, model=name, width=4, patch_size=32, snip_size=32)
         model, checkpoint = load_model(out)

@@ -117,21 +117,18 @@ def test_every_replica_gets_usable_samples_whenever_there_are_enough():
 def test_each_host_of_a_tpu_slice_reads_its_own_part_for_its_own_devices(small_shards):
     """A slice of two hosts with two devices each, as torch-xla's process index and count describe it:
     each host reads its own half of the shards, in batches for its two devices, for the same number of steps."""
-    from dataclasses import asdict
-
     from mammolibs.data.shard_set import ShardSet
     from mammolibs.train.distributed import Runtime
     from mammolibs.train.engine import TrainConfig, data_streams
     from mammolibs.train.stages import STAGES
 
-    config = TrainConfig(data=small_shards, out="unused", batch_size=2)
-    settings = {**asdict(config), "patch_size": 0}
+    config = TrainConfig(data=small_shards, out="unused", batch_size=2, patch_size=0)
     stage = STAGES["autoencoder"]
 
     data = ShardSet.open(small_shards)
 
     def streams(runtime: Runtime):
-        return data_streams(stage, settings, data, config, runtime)
+        return data_streams(stage, data, config, runtime)
 
     hosts = [Runtime(device=torch.device("cpu"), xla_devices=4, host=h, hosts=2) for h in (0, 1)]
     whole = Runtime(device=torch.device("cpu"), xla_devices=4)

@@ -8,12 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from mammolibs.data.views import ContrastiveView, SegmentationView, load_samples
+from mammolibs.data.shard_set import ShardSet
+from mammolibs.data.views import ContrastiveView, SegmentationView
 from mammolibs.inference.detector import Detector, segment, strongest_spot
 
 
 def _lesion_samples(data: str):
-    return [s for s in load_samples(data, "train") + load_samples(data, "val") if s.lesions.any()]
+    shards = ShardSet.open(data)
+    return [s for s in shards.samples("train") + shards.samples("val") if s.lesions.any()]
 
 
 def test_mammogram_patches_hold_a_lesion_at_least_half_the_time_and_repeat_with_their_seed(small_shards):

@@ -52,25 +52,12 @@ def generalize(
 ):
     """``mammo generalize`` of the merged shards: the recipe trained on each source and on all but one, scored
     on every source."""
+    parameters = dict(locals())  # each recipe step's <step>_epochs and settings, read by recipe_schedule
     import shutil
 
     from mammolibs.pipeline.steps import generalize as run
 
-    epochs = {
-        "encoder": encoder_epochs,
-        "autoencoder": autoencoder_epochs,
-        "finetune": finetune_epochs,
-        "classifier_encoder": classifier_encoder_epochs,
-        "classifier": classifier_epochs,
-    }
-    settings = {
-        "encoder": pretrain_settings,
-        "autoencoder": pretrain_settings,
-        "finetune": finetune_settings,
-        "classifier_encoder": classifier_pretrain_settings,
-        "classifier": classifier_settings,
-    }
-    summary = run([shards.path], generalization.path, epochs, settings)
+    summary = run([shards.path], generalization.path, parameters)
     generalization.metadata.update({"sources": summary["sources"]})
     shutil.copyfile(generalization.path + "/generalization.html", report.path)
 
