@@ -46,6 +46,12 @@ class RawSample:
     lesions: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
 
+def truth_mask(label: str, mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The lesion mask a reader hands on: an empty one for a normal image its source outlines nothing on
+    (nothing to outline: the image is segmentation truth), ``mask`` otherwise (``None``: label only)."""
+    return np.zeros(shape, dtype=bool) if mask is None and label == "normal" else mask
+
+
 @dataclass
 class SourceItem:
     """A file a reader will load: ``name`` (its URL, shown in errors and rejects), ``key`` (unique

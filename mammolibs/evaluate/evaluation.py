@@ -9,7 +9,11 @@ patients of one or several shard sets, overall and per source.
    of an image's most lesion-like finding: malignant vs rest and vs benign) and lesion-level
    classification (snips cut from the true masks), with bootstrap 95% intervals.
 
-Writes ``metrics.json``, ``operating_point.json``, ``roc.json``, ``roc.png``,
+The three-class calls (normal: no finding; malignant: at the malignancy threshold; benign: the rest)
+get a confusion matrix and a classification report (precision, recall, F1 per class, accuracy); Dice is
+given per class too, and its spread in a histogram.
+
+Writes ``metrics.json``, ``operating_point.json``, ``roc.json``, ``roc.png``, ``dice-histogram.png``,
 ``segmentation-<source>.png`` and ``report.html`` under ``--out``.
 """
 
@@ -32,6 +36,7 @@ from mammolibs.data.snips import make_snips
 from mammolibs.data.views import is_segmentable
 from mammolibs.evaluate.metrics import (
     binary_metrics,
+    classification_report,
     froc,
     overlap_per_image,
     roc_points,
@@ -39,7 +44,7 @@ from mammolibs.evaluate.metrics import (
     summarize,
     threshold_at_specificity,
 )
-from mammolibs.evaluate.plots import save_roc, save_segmentation_sheet, save_tradeoff
+from mammolibs.evaluate.plots import save_dice_histogram, save_roc, save_segmentation_sheet, save_tradeoff
 from mammolibs.evaluate.report import html_report
 from mammolibs.inference import NOTE
 from mammolibs.inference.checkpoints import load_detector
@@ -73,6 +78,11 @@ class ImageRecord:
     malignancy: float = 0.0
     lesion_scores: list[float] = field(default_factory=list)  # per true lesion: best overlapping finding, NaN if missed
     false_scores: list[float] = field(default_factory=list)  # findings that overlap no lesion
+
+    def call(self, threshold: float) -> str:
+        """The chain's three-class call: malignant at a malignancy of at least ``threshold`` (as the
+        malignant-vs-rest call), else benign where a finding is left, else normal."""
+        return "malignant" if self.malignancy >= threshold else "benign" if self.findings else "normal"
 
 
 def data_image_size(shard_sets: list[ShardSet]) -> int:
@@ -145,6 +155,10 @@ def group_metrics(
     segmentation = {
         "lesion_images": len(lesion),
         "dice": summarize([r.dice for r in lesion if r.dice is not None], seed),
+        "dice_by_class": {
+            label: summarize([r.dice for r in lesion if r.label == label and r.dice is not None], seed)
+            for label in SNIP_CLASSES[1:]
+        },
         "iou": summarize([r.iou for r in lesion if r.iou is not None], seed),
         "normal_images": len(normal),
         "normal_images_with_findings": float(np.mean([r.findings > 0 for r in normal])) if normal else None,
@@ -166,6 +180,9 @@ def group_metrics(
             "malignant_vs_rest": binary_metrics(malignancy, malignant, threshold, seed),
             "malignant_vs_benign": binary_metrics(
                 malignancy[lesional], malignant[lesional], threshold, seed, names=("benign", "malignant")
+            ),
+            "three_class": classification_report(
+                [r.label for r in records], [r.call(threshold) for r in records], SNIP_CLASSES
             ),
         },
         "lesion_level": None,
@@ -403,6 +420,9 @@ def _pictures(records: list[ImageRecord], sheet: dict, point: dict, out: str) ->
         storage.write_text_atomic(storage.join(out, "roc.json"), json.dumps(roc_points(*curves["all"])))
         drawn = curves if len(curves) > 2 else {"all": curves["all"]}  # one source: its curve is the "all" one
         pictures["roc.png"] = save_roc(drawn, storage.join(out, "roc.png"))
+    dice = {label: [r.dice for r in records if r.label == label and r.dice is not None] for label in SNIP_CLASSES[1:]}
+    if any(dice.values()):
+        pictures["dice-histogram.png"] = save_dice_histogram(dice, storage.join(out, "dice-histogram.png"))
     if any(
         p["lesions_found"] is not None and p["normal_images_flagged"] is not None for p in point.get("tradeoff", [])
     ):

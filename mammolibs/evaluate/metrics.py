@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
-from torchmetrics.functional.classification import binary_auroc, binary_roc
+from torchmetrics.functional.classification import binary_auroc, binary_roc, multiclass_confusion_matrix
 from torchmetrics.functional.segmentation import dice_score, mean_iou
 
 SMALL_SAMPLE = 10
@@ -151,6 +151,37 @@ def binary_metrics(
     if warning:
         result["warning"] = warning
     return result
+
+
+def classification_report(truth: list[str], called: list[str], classes: tuple[str, ...]) -> dict:
+    """The confusion matrix of ``classes`` (rows: the truth, columns: the call; torchmetrics), accuracy,
+    and each class's precision, recall, F1 and support with their macro average, as in a classification
+    report. A figure whose denominator is zero is ``None``, not 0."""
+    index = {name: number for number, name in enumerate(classes)}
+    matrix = (
+        multiclass_confusion_matrix(
+            torch.as_tensor([index[c] for c in called], dtype=torch.long),
+            torch.as_tensor([index[t] for t in truth], dtype=torch.long),
+            num_classes=len(classes),
+        ).numpy()
+        if truth
+        else np.zeros((len(classes), len(classes)), dtype=np.int64)
+    )
+    per_class = {}
+    for number, name in enumerate(classes):
+        hits, called_as, actual = matrix[number, number], matrix[:, number].sum(), matrix[number].sum()
+        precision = float(hits / called_as) if called_as else None
+        recall = float(hits / actual) if actual else None
+        f1 = 2 * precision * recall / (precision + recall) if precision and recall else (0.0 if actual else None)
+        per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": int(actual)}
+    f1s = [figures["f1"] for figures in per_class.values() if figures["f1"] is not None]
+    return {
+        "cases": len(truth),
+        "accuracy": float(np.trace(matrix) / len(truth)) if truth else None,
+        "macro_f1": float(np.mean(f1s)) if f1s else None,
+        "per_class": per_class,
+        "confusion_matrix": {"categories": list(classes), "matrix": matrix.astype(int).tolist()},
+    }
 
 
 def auroc(scores: np.ndarray, positives: np.ndarray) -> float | None:

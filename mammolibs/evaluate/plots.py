@@ -1,4 +1,5 @@
-"""Pictures people would rather look at than read: ROC curves and prediction overlays."""
+"""Pictures people would rather look at than read: ROC curves, the lesion-threshold trade-off, the
+spread of Dice per image, and segmentation sheets."""
 
 from __future__ import annotations
 
@@ -63,6 +64,22 @@ def draw_tradeoff(axes, point: dict, title: str) -> None:
         axes.legend(loc="lower right", fontsize=7)
     axes.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), xlabel="normal images with a finding", ylabel="lesions found")
     axes.set_title(title, fontsize=8)
+
+
+def save_dice_histogram(dice_by_class: dict[str, list[float]], url: str) -> bytes:
+    """How Dice spreads over the lesion images, one histogram per class stacked, as a PNG at ``url``
+    (also returned): a mean hides whether the U-Net misses some lesions outright or outlines all loosely."""
+    figure, axes = plt.subplots(figsize=(4.5, 3.2), dpi=120)
+    drawn = {name: values for name, values in dice_by_class.items() if values}
+    axes.hist(
+        list(drawn.values()),
+        bins=np.linspace(0, 1, 21).tolist(),
+        stacked=True,
+        label=[f"{name} ({len(values)} images, mean {np.mean(values):.2f})" for name, values in drawn.items()],
+    )
+    axes.set(xlabel="Dice per lesion image", ylabel="images", xlim=(0, 1), title="Spread of Dice")
+    axes.legend(loc="upper center", fontsize=7)
+    return _save(figure, url)
 
 
 def _save(figure, url: str) -> bytes:

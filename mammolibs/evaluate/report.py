@@ -13,6 +13,7 @@ IMAGE_MALIGNANCY = "the malignancy of the image's most lesion-like finding, 0 wi
 """How the chain scores an image (:func:`mammolibs.inference.detector.image_malignancy`), as reports say it."""
 CAPTIONS = {
     "roc.png": f"ROC curves of the image-level malignancy ({IMAGE_MALIGNANCY}), per source.",
+    "dice-histogram.png": "Dice of each lesion image, benign and malignant stacked: the spread behind the mean.",
     "tradeoff.png": "Validation split: lesions found against normal images with a finding, for each lesion threshold "
     "of the snip classifier (numbers); the operating point circled.",
 }
@@ -141,7 +142,9 @@ def html_report(metrics: dict, pictures: dict[str, bytes]) -> str:
         f"<p>Malignancy threshold from the {html.escape(point.get('malignancy_threshold_from', 'validation split'))}."
         "</p>",
         "<h2>Image-level calls, all sources</h2>",
-        _confusion(confusion, point["malignancy_threshold"]),
+        _confusion(confusion, _called_malignant(point["malignancy_threshold"]) + "."),
+        "<h2>Three classes, all sources</h2>",
+        _three_classes(metrics["overall"], point["malignancy_threshold"]),
     ]
     warnings = warnings_of(metrics)
     if warnings:
@@ -163,12 +166,40 @@ def html_report(metrics: dict, pictures: dict[str, bytes]) -> str:
     return page("mammoflow evaluation", "\n".join(parts))
 
 
-def _confusion(confusion: dict, threshold: float) -> str:
-    """Rows: the truth; columns: the chain's call at the malignancy threshold."""
+def _three_classes(group: dict, threshold: float) -> str:
+    """The three-class confusion matrix, the classification report and Dice by class."""
+    report = group["image_level"]["three_class"]
+    rows = {
+        name: {
+            "precision": _share(figures["precision"]),
+            "recall": _share(figures["recall"]),
+            "F1": _share(figures["f1"]),
+            "images": str(figures["support"]),
+            "Dice [95% CI]": _interval(group["segmentation"]["dice_by_class"].get(name)),
+        }
+        for name, figures in report["per_class"].items()
+    }
+    return (
+        _confusion(
+            report["confusion_matrix"],
+            _called_malignant(threshold) + "; called benign where a finding is left below it, normal where none is.",
+        )
+        + table(rows, "class")
+        + f"<p>Accuracy {_share(report['accuracy'])}, macro F1 {_share(report['macro_f1'])} "
+        f"over {report['cases']} images.</p>"
+    )
+
+
+def _called_malignant(threshold: float) -> str:
+    return f"Images called malignant at a malignancy of at least {threshold:.3f}"
+
+
+def _confusion(confusion: dict, caption: str) -> str:
+    """Rows: the truth; columns: the chain's call; ``caption`` says how the call is made."""
     categories = [html.escape(c) for c in confusion["categories"]]
     header = "<tr><th>truth \\ called</th>" + "".join(f"<th>{c}</th>" for c in categories) + "</tr>"
     rows = "".join(
         f"<tr><th>{c}</th>" + "".join(f"<td>{n}</td>" for n in row) + "</tr>"
         for c, row in zip(categories, confusion["matrix"])
     )
-    return f"<table>{header}{rows}</table><p>Images called malignant at a malignancy of at least {threshold:.3f}.</p>"
+    return f"<table>{header}{rows}</table><p>{html.escape(caption)}</p>"

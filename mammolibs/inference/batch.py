@@ -1,10 +1,11 @@
 """``mammo predict --input FOLDER_OR_URL`` and the pipeline's predict step: every image below a folder
 or URL through the chain, resumable.
 
-Under ``out``: ``findings.jsonl`` (one line per image, in file order), ``overlays/<name>.png`` (full
-resolution), ``rejects.jsonl`` (the files that could not be read and why, named relative to the
-input). Each image's findings are kept as ``results/<name>.json`` once its overlay is written, so
-a rerun skips the images already done and retries the rejects; inputs = predicted + rejected.
+Under ``out``: ``findings.jsonl`` (one line per image, in file order), ``overlays/<name>.png`` and
+``masks/<name>.png`` (the findings as a binary mask; both at full resolution), ``rejects.jsonl`` (the
+files that could not be read and why, named relative to the input). Each image's findings are kept as
+``results/<name>.json`` once its overlay is written, so a rerun skips the images already done and
+retries the rejects; inputs = predicted + rejected.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from mammolibs.data.images import DICOM_SUFFIXES, IMAGE_SUFFIXES, read_file_byte
 from mammolibs.data.pseudonyms import InputNames
 from mammolibs.data.sample import RejectedInput
 from mammolibs.inference.chain import Models
-from mammolibs.inference.predict import overlay_png, predict_bytes
+from mammolibs.inference.predict import mask_png, overlay_png, predict_bytes
 
-FINDINGS, REJECTS, RESULTS, OVERLAYS = "findings.jsonl", "rejects.jsonl", "results", "overlays"
+FINDINGS, REJECTS, RESULTS, OVERLAYS, MASKS = "findings.jsonl", "rejects.jsonl", "results", "overlays", "masks"
 UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -71,8 +72,9 @@ def predict_folder(
         except RejectedInput as err:
             rejects.append({"file": relative, "reason": names.text(str(err))})
             continue
-        prediction.report["overlay"] = f"{OVERLAYS}/{name}.png"
+        prediction.report.update(overlay=f"{OVERLAYS}/{name}.png", mask=f"{MASKS}/{name}.png")
         storage.write_bytes_atomic(storage.join(out, OVERLAYS, f"{name}.png"), overlay_png(prediction))
+        storage.write_bytes_atomic(storage.join(out, MASKS, f"{name}.png"), mask_png(prediction))
         storage.write_text_atomic(storage.join(out, RESULTS, f"{name}.json"), json.dumps(prediction.report))
         predicted += 1
     rejected = {r["file"] for r in rejects}

@@ -170,6 +170,12 @@ def overlay_png(prediction: Prediction, max_side: int | None = None) -> bytes:
     return png(Image.fromarray(rgb))
 
 
+def mask_png(prediction: Prediction) -> bytes:
+    """The findings as a binary mask at the original image's resolution: an 8-bit PNG, 255 inside a
+    finding and 0 elsewhere, for software that takes masks (MMSegmentation, ITK-SNAP, 3D Slicer)."""
+    return png(Image.fromarray(prediction.inside.astype(np.uint8) * 255))
+
+
 def outline_png(outline: np.ndarray) -> bytes:
     """Outlines (from :meth:`Prediction.pictures`) alone, on a transparent layer of their size."""
     layer = np.zeros((*outline.shape, 4), dtype=np.uint8)
@@ -204,10 +210,12 @@ def check_distinct_outputs(image_urls: list[str]) -> None:
 
 
 def predict(image_url: str, models: Models, out: str, modality: str = "auto", threshold: float | None = None) -> dict:
-    """One image file through the chain; writes ``<name>.overlay.png`` (full resolution) and
-    ``<name>.lesions.json`` under ``out`` and returns the findings."""
+    """One image file through the chain; writes ``<name>.overlay.png`` and ``<name>.mask.png`` (both at
+    full resolution) and ``<name>.lesions.json`` under ``out`` and returns the findings."""
     prediction = predict_bytes(models, read_file_bytes(image_url), image_url, modality, threshold)
     stem = output_stem(image_url)
+    prediction.report["mask"] = f"{stem}.mask.png"
     storage.write_bytes_atomic(storage.join(out, f"{stem}.overlay.png"), overlay_png(prediction))
+    storage.write_bytes_atomic(storage.join(out, f"{stem}.mask.png"), mask_png(prediction))
     storage.write_text_atomic(storage.join(out, f"{stem}.lesions.json"), json.dumps(prediction.report, indent=2))
     return prediction.report

@@ -12,7 +12,7 @@ from scipy import ndimage
 from mammolibs.data.images import read_dicom
 from mammolibs.data.readers import get_reader, reader_names
 from mammolibs.data.readers.mias import parse_info
-from mammolibs.data.sample import RejectedInput
+from mammolibs.data.sample import RejectedInput, truth_mask
 from mammolibs.data.shards import committed_shards, decode_meta, read_shard
 from mammolibs.data.standardize import standardize
 from mammolibs.data.vocabulary import VOCABULARY
@@ -180,3 +180,11 @@ def test_bus_bra_standardized_keeps_a_patients_images_in_one_split_and_only_voca
     assert len(splits) == len({row["Case"] for row in busbra_rows})  # one pseudonym per Case
     assert all(len(s) == 1 for s in splits.values())
     assert scanners == VOCABULARY["scanner"]
+
+
+def test_a_normal_image_without_an_outline_is_segmentation_truth_and_a_lesion_without_one_is_label_only():
+    empty = truth_mask("normal", None, (3, 4))
+    assert empty is not None and empty.shape == (3, 4) and empty.dtype == bool and not empty.any()
+    assert truth_mask("benign", None, (3, 4)) is None and truth_mask("unknown", None, (3, 4)) is None
+    outlined = np.ones((3, 4), dtype=bool)
+    assert truth_mask("malignant", outlined, (3, 4)) is outlined

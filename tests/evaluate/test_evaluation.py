@@ -118,6 +118,10 @@ def test_evaluate_scores_each_source_and_stores_the_operating_point(
     assert "Figures per scanner" in page and "<th>bus-bra TOSHIBA APLIO 300</th>" in page
     assert (out / "segmentation-busi.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG" and "tradeoff.png" in page
+    assert (out / "dice-histogram.png").read_bytes()[:4] == b"\x89PNG" and "dice-histogram.png" in page
+    three = metrics["overall"]["image_level"]["three_class"]
+    assert sum(map(sum, three["confusion_matrix"]["matrix"])) == metrics["overall"]["images"]
+    assert "Three classes, all sources" in page and "macro F1" in page
     share = malignant_share([ShardSet.open(small_shards)])  # a handful of validation films: the prior, said
     assert 0 < share < 1 and f"Malignancy threshold from the prior {share:.3f} (the training data&#x27;s" in page
 

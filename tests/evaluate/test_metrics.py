@@ -13,6 +13,7 @@ from mammolibs.evaluate.metrics import (
     auroc,
     binary_metrics,
     bootstrap_interval,
+    classification_report,
     froc,
     overlap_per_image,
     roc_points,
@@ -144,6 +145,39 @@ def test_group_metrics_of_normals_only_and_no_findings():
     image = group["image_level"]["malignant_vs_rest"]
     assert image["auroc"] is None and image["specificity"] == 1.0 and image["sensitivity"] is None
     assert group["lesion_level"] is None
+
+
+def test_three_class_calls_and_the_classification_report_by_hand():
+    records = [
+        ImageRecord("busi", "normal", True, findings=0, malignancy=0.1),  # called normal
+        ImageRecord("busi", "normal", True, findings=1, malignancy=0.2),  # a finding left: called benign
+        ImageRecord("busi", "benign", True, dice=0.8, findings=1, malignancy=0.3),  # benign
+        ImageRecord("busi", "benign", True, dice=0.4, findings=1, malignancy=0.9),  # called malignant
+        ImageRecord("busi", "malignant", True, dice=0.6, findings=1, malignancy=0.7),  # malignant
+        ImageRecord("busi", "malignant", True, dice=0.0, findings=0, malignancy=0.1),  # missed: called normal
+    ]
+    group = group_metrics(records, None, threshold=0.5, seed=0)
+    report = group["image_level"]["three_class"]
+    assert report["confusion_matrix"] == {
+        "categories": ["normal", "benign", "malignant"],
+        "matrix": [[1, 1, 0], [0, 1, 1], [1, 0, 1]],  # rows: truth, columns: the call
+    }
+    assert report["accuracy"] == pytest.approx(3 / 6)
+    normal, benign, malignant = (report["per_class"][c] for c in ("normal", "benign", "malignant"))
+    assert (normal["precision"], normal["recall"], normal["support"]) == (0.5, 0.5, 2)
+    assert benign["precision"] == 0.5 and benign["recall"] == 0.5 and benign["f1"] == pytest.approx(0.5)
+    assert malignant["precision"] == 0.5 and malignant["recall"] == 0.5
+    assert report["macro_f1"] == pytest.approx(0.5)
+    by_class = group["segmentation"]["dice_by_class"]
+    assert by_class["benign"]["mean"] == pytest.approx(0.6) and by_class["malignant"]["mean"] == pytest.approx(0.3)
+    assert by_class["benign"]["n"] == by_class["malignant"]["n"] == 2
+
+
+def test_a_class_never_called_has_no_precision_and_an_f1_of_zero():
+    report = classification_report(["benign", "malignant"], ["benign", "benign"], ("normal", "benign", "malignant"))
+    assert report["per_class"]["malignant"] == {"precision": None, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert report["per_class"]["normal"] == {"precision": None, "recall": None, "f1": None, "support": 0}
+    assert report["macro_f1"] == pytest.approx((2 / 3 + 0.0) / 2)
 
 
 def test_roc_points_are_thinned_and_bounded():

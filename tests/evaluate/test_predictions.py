@@ -78,6 +78,8 @@ def test_a_folder_is_predicted_resumably_with_its_rejects(runs, image_folder, tm
         overlay = out / line["overlay"]
         assert re.fullmatch(r"overlays/[A-Za-z0-9_.-]+\.png", line["overlay"]) and overlay.parent == out / "overlays"
         assert Image.open(overlay).size == (line["width"], line["height"])  # the original, full size
+        mask = Image.open(out / line["mask"])
+        assert line["mask"].startswith("masks/") and mask.mode == "L" and mask.size == (line["width"], line["height"])
     assert lines[2]["modality"] == "US" and lines[0]["modality"] == "MG"
     written = {p.name: p.stat().st_mtime_ns for p in (out / "overlays").iterdir()}
 

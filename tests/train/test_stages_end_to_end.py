@@ -105,6 +105,10 @@ def test_predict_writes_an_overlay_and_lesions_in_original_pixels(runs, mias_sub
     from PIL import Image
 
     assert Image.open(tmp_path / "mdb012.overlay.png").size == (1024, 1024)  # the original film, full size
+    mask = np.asarray(Image.open(tmp_path / report["mask"]))
+    assert mask.shape == (1024, 1024) and set(np.unique(mask)) == {0, 255}  # binary, at the original's resolution
+    rows, columns = np.nonzero(mask)
+    assert [columns.min(), rows.min(), columns.max() + 1, rows.max() + 1] == lesion["box"]  # the finding's pixels
     assert json.loads((tmp_path / "mdb012.lesions.json").read_text())["lesions"] == report["lesions"]
 
 

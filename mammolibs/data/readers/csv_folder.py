@@ -20,13 +20,11 @@ from __future__ import annotations
 from functools import partial
 from typing import Iterator
 
-import numpy as np
-
 from mammolibs import storage
 from mammolibs.data.images import read_any, read_mask
 from mammolibs.data.readers.registry import register_reader
 from mammolibs.data.readers.tables import read_table
-from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
+from mammolibs.data.sample import RawSample, RejectedInput, SourceItem, truth_mask
 
 
 @register_reader("csv")
@@ -71,8 +69,7 @@ def _load(row: dict, root: str) -> RawSample:
             mask = read_mask(mask_url)
         except RejectedInput as err:
             raise RejectedInput(f"{url}: its mask is missing or unreadable: {err}") from err
-    if mask is None and label == "normal":
-        mask = np.zeros(image.shape, dtype=bool)
+    mask = truth_mask(label, mask, image.shape)
     split = row.get("split", "").strip().lower()
     if split not in ("", "train", "test"):
         raise RejectedInput(f"{url}: split {split!r} must be train, test or empty")

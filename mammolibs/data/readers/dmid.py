@@ -17,13 +17,11 @@ import re
 from functools import partial
 from typing import Iterator
 
-import numpy as np
-
 from mammolibs import storage
 from mammolibs.data.images import read_file_bytes, read_grey, read_mask
 from mammolibs.data.readers.mias import film_label, parse_info
 from mammolibs.data.readers.registry import register_reader
-from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
+from mammolibs.data.sample import RawSample, RejectedInput, SourceItem, truth_mask
 
 FILM = r"IMG\d+"
 
@@ -54,7 +52,7 @@ def _load(url: str, lines: list[dict] | None, mask_url: str | None) -> RawSample
         raise RejectedInput(f"{url}: image has no line in the metadata text, so its label is unknown")
     image = read_grey(url)
     label = film_label(lines, url)
-    mask = read_mask(mask_url) if mask_url else (np.zeros(image.shape, dtype=bool) if label == "normal" else None)
+    mask = truth_mask(label, read_mask(mask_url) if mask_url else None, image.shape)
     return RawSample(
         image=image,
         mask=mask,

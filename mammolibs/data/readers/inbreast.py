@@ -26,7 +26,7 @@ from mammolibs.data.images import read_dicom, read_file_bytes
 from mammolibs.data.readers.dicom_folder import dicom_meta
 from mammolibs.data.readers.registry import register_reader
 from mammolibs.data.readers.tables import birads_label, column, read_table
-from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
+from mammolibs.data.sample import RawSample, RejectedInput, SourceItem, truth_mask
 
 _DICOM = re.compile(r"(\d+)_([0-9a-f]+)_MG_([LR])_(CC|ML|MLO|CM)\w*\.dcm", re.IGNORECASE)
 _POINT = re.compile(r"\(\s*([-\d.]+)\s*,\s*([-\d.]+)\s*\)")
@@ -67,9 +67,7 @@ def _load(url: str, name_parts: tuple[str, ...] | None, birads: str | None, xml_
         raise RejectedInput(f"{url}: file id {name_parts[0]} has no row in the INbreast table, so its label is unknown")
     image, ds = read_dicom(url)
     label = birads_label(birads)
-    mask = roi_mask(read_file_bytes(xml_url), image.shape, xml_url) if xml_url else None
-    if mask is None and label == "normal":
-        mask = np.zeros(image.shape, dtype=bool)  # BI-RADS 1: nothing to outline
+    mask = truth_mask(label, roi_mask(read_file_bytes(xml_url), image.shape, xml_url) if xml_url else None, image.shape)
     return RawSample(
         image=image,
         mask=mask,

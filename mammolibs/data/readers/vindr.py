@@ -24,7 +24,7 @@ from mammolibs.data.images import read_dicom
 from mammolibs.data.readers.dicom_folder import dicom_meta
 from mammolibs.data.readers.registry import register_reader
 from mammolibs.data.readers.tables import birads_label, read_table
-from mammolibs.data.sample import RawSample, RejectedInput, SourceItem
+from mammolibs.data.sample import RawSample, RejectedInput, SourceItem, truth_mask
 
 SPLITS = {"training": "train", "test": "test"}
 BOX = ("xmin", "ymin", "xmax", "ymax")
@@ -68,13 +68,13 @@ def _load(url: str, row: dict, boxes: list[tuple[str, ...]]) -> RawSample:
     image, ds = read_dicom(url)
     label = birads_label(row.get("breast_birads", ""))
     mask = None
-    if boxes or label == "normal":
+    if boxes:
         mask = np.zeros(image.shape, dtype=bool)
         for x0, y0, x1, y1 in (box_of(url, text) for text in boxes):
             mask[max(0, int(y0)) : int(np.ceil(y1)), max(0, int(x0)) : int(np.ceil(x1))] = True
     return RawSample(
         image=image,
-        mask=mask,
+        mask=truth_mask(label, mask, image.shape),
         label=label,
         source="vindr-mammo",
         patient_id=row["study_id"],
