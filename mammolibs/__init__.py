@@ -1,4 +1,4 @@
-"""mammoflow library: standardize breast-imaging data, train four stages, evaluate and predict.
+"""mammoflow library: standardize breast-imaging data, train its stages, predict with the chain, evaluate it.
 
 Research software, not a medical device.
 """

@@ -51,7 +51,7 @@ def test_the_wheel_holds_the_package_and_declares_ranges_and_extras(wheel):
         [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
     for expected in (
-        "mammolibs/cli.py",
+        "mammolibs/cli/__init__.py",
         "mammolibs/__main__.py",
         "mammolibs/serve/static/index.html",
         "mammolibs/serve/static/app.js",

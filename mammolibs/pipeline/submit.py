@@ -1,4 +1,4 @@
-"""Submitting a compiled pipeline (``python -m pipelines.mammoflow compile``) to a Kubeflow Pipelines
+"""Submitting a compiled pipeline (``mammo pipeline compile``) to a Kubeflow Pipelines
 endpoint or to Vertex AI Pipelines, after checking its parameters against the file."""
 
 from __future__ import annotations

@@ -217,12 +217,13 @@ def test_copies_for_training_scoring_and_pretraining_keep_every_sample_and_its_b
 def test_generalization_matrix_on_real_films_and_ultrasound(small_shards, busi_shards, tmp_path):
     mixed = str(tmp_path / "mias-only")
     write_source(small_shards, mixed, "mias")  # drop the unlabelled DICOMs: one source per set
-    tiny = {
-        "encoder": {"epochs": 1, "batch_size": 4, "width": 4},
-        "autoencoder": {"epochs": 1, "batch_size": 4, "width": 4},
-        "finetune": {"epochs": 1, "batch_size": 4, "width": 4},
-        "classifier": {"epochs": 1, "batch_size": 8, "snip_size": 32},
-    }
+    tiny = {  # the matrix's shape is checked here, not its figures: a few steps of each stage
+        "encoder": {"epochs": 1, "batch_size": 4, "width": 4, "max_steps": 2},
+        "autoencoder": {"epochs": 1, "batch_size": 4, "width": 4, "max_steps": 2},
+        "finetune": {"epochs": 1, "batch_size": 4, "width": 4, "max_steps": 2},
+        "classifier_encoder": {"epochs": 1, "batch_size": 4, "width": 4, "max_steps": 2, "model": "basic_unet"},
+        "classifier": {"epochs": 1, "batch_size": 8, "snip_size": 32, "max_steps": 2},
+    }  # (the classifier's own ResNet-18 would write 100 MB checkpoints for nothing checked here)
     summary = generalization([mixed, busi_shards], str(tmp_path / "matrix"), tiny)
     assert summary["sources"] == ["busi", "mias"]
     for figure, matrix in summary["matrices"].items():

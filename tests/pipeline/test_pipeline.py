@@ -309,9 +309,11 @@ def test_pipeline_runs_locally_end_to_end(mias_subset, tmp_path, capsys):
             "encoder_epochs": 1,
             "autoencoder_epochs": 1,
             "finetune_epochs": 1,
+            "classifier_encoder_epochs": 1,
             "classifier_epochs": 1,
             "pretrain_settings": tiny,
             "finetune_settings": tiny,
+            "classifier_pretrain_settings": {**tiny, "max_steps": 2, "model": "basic_unet"},  # small checkpoints
             "classifier_settings": {"batch_size": 8},
             "generalization": True,
             "predict_images": str(scans),

@@ -76,9 +76,12 @@ class KubeflowApi(RecordingApi):
 
 
 class VertexApi(RecordingApi):
-    """The Vertex AI ``pipelineJobs.create`` method."""
+    """The Vertex AI ``pipelineJobs.create`` method, and the token service that Cloud Storage clients ask
+    (the Vertex client signs its own tokens)."""
 
     def answer(self, method, path, body):
+        if method == "POST" and path == "/token":
+            return 200, {"access_token": "storage-token", "expires_in": 3600, "token_type": "Bearer"}
         if method == "POST" and "/pipelineJobs?" in path:
             parent = path.split("?")[0].removeprefix("/v1/")
             return 200, {**body, "name": f"{parent}/job-7", "state": "PIPELINE_STATE_PENDING"}
@@ -100,8 +103,8 @@ def kubeflow():
 
 
 def service_account_key() -> tuple[dict, bytes]:
-    """A service-account key file's contents with a new RSA key, and its public key. The client signs its own
-    tokens (JWT) with the key, so no token server is asked."""
+    """A service-account key file's contents with a new RSA key, and its public key. The Vertex client signs
+    its own tokens (JWT) with the key; a Cloud Storage client asks ``token_uri`` for one."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -125,7 +128,12 @@ def vertex(gcs_bucket, tmp_path, monkeypatch):
     server, url = serve(VertexApi)
     credentials = tmp_path / "key.json"
     key, public = service_account_key()
-    credentials.write_text(json.dumps(key))
+    credentials.write_text(json.dumps({**key, "token_uri": f"{url}/token"}))  # no internet: a local token service
+    from google.cloud.aiplatform.utils import resource_manager_utils
+
+    # Resource Manager has no emulator and is out of reach here: the library's bucket-ownership check would
+    # retry it for 48 s. Answer as it would (our own code never asks it).
+    monkeypatch.setattr(resource_manager_utils, "get_project_number", lambda project, **_: 123456789)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(credentials))
     yield url, VertexApi.received, gcs_bucket[0], public
     server.shutdown()
