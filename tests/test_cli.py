@@ -152,7 +152,11 @@ def test_quiet_keeps_only_warnings_and_verbose_adds_debugging(small_shards, tmp_
             "1",
             "--no-progress",
             "--max-steps",
-            "1",  # the log lines are the point, not the training
+            "1",  # the log lines are the point, not the training: one step of a small model
+            "--model",
+            "basic_unet",
+            "--width",
+            "4",
         ]
         return subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=True).stderr
 

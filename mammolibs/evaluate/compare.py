@@ -13,6 +13,7 @@ from mammolibs import storage
 from mammolibs.evaluate.evaluation import evaluate
 from mammolibs.evaluate.report import headline, page, table
 from mammolibs.inference import NOTE
+from mammolibs.train import serving
 
 
 def parse_run(run: str) -> tuple[str, str]:
@@ -20,12 +21,13 @@ def parse_run(run: str) -> tuple[str, str]:
     if "," in run:
         unet, classifier = (part.strip() for part in run.split(",", 1))
         return unet, classifier
-    for classifier in ("classifier", "whole_image"):
+    [unet] = serving("unet")
+    for classifier in serving("classifier"):
         if storage.exists(storage.join(run, classifier)):
-            return storage.join(run, "finetune"), storage.join(run, classifier)
+            return storage.join(run, unet), storage.join(run, classifier)
     raise FileNotFoundError(
-        f"{run}: no classifier/ or whole_image/ folder there; give a folder holding the stages' "
-        "--out folders, or UNET,CLASSIFIER"
+        f"{run}: no {' or '.join(f'{name}/' for name in serving('classifier'))} folder there; give a folder "
+        "holding the stages' --out folders, or UNET,CLASSIFIER"
     )
 
 

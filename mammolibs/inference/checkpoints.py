@@ -6,15 +6,16 @@ from __future__ import annotations
 from mammolibs import storage
 from mammolibs.inference.detector import Detector
 from mammolibs.inference.operating_point import run_folder
+from mammolibs.train import serving
 from mammolibs.train.checkpoints import load_model
 
 
 def load_detector(unet_url: str, classifier_url: str, image_size: int | None = None) -> tuple[Detector, dict, dict]:
     """The chain from two checkpoints, each checked to be of the right stage and of ``image_size``
     (by default the U-Net's)."""
-    unet, unet_checkpoint = load_model(unet_url, ("finetune",), image_size, role="--unet")
+    unet, unet_checkpoint = load_model(unet_url, serving("unet"), image_size, role="--unet")
     classifier, classifier_checkpoint = load_model(
-        classifier_url, ("classifier", "whole_image"), unet_checkpoint["image_size"], role="--classifier"
+        classifier_url, serving("classifier"), unet_checkpoint["image_size"], role="--classifier"
     )
     snip_size = classifier_checkpoint["config"]["snip_size"] if classifier_checkpoint["stage"] == "classifier" else None
     detector = Detector(unet, classifier, snip_size, patch_size=unet_checkpoint["config"].get("patch_size", 0))

@@ -22,6 +22,7 @@ class StageSpec(NamedTuple):
     init: str  # what --init takes
     epochs: int  # passes over the training split in the pipeline and 'mammo generalize'
     script: str  # its script, relative to the repository
+    chain: str | None = None  # the part of the deployed chain its checkpoints serve as: "unet", "classifier"
 
     def models(self) -> list[str]:
         """The model names the stage accepts."""
@@ -52,6 +53,7 @@ STAGE_SPECS = {
         "the autoencoder's checkpoint (a .pt file or the autoencoder's --out folder)",
         30,
         "train/unet/finetune.py",
+        chain="unet",
     ),
     "classifier": StageSpec(
         "lesion snips scored normal, benign, malignant by a pretrained encoder and a head",
@@ -61,6 +63,7 @@ STAGE_SPECS = {
         "classifier's; the recipe passes its own encoder's) or of a classifier",
         20,
         "train/resnet/train_resnet.py",
+        chain="classifier",
     ),
     "whole_image": StageSpec(
         "baseline: ResNet on whole images, benign vs malignant",
@@ -69,9 +72,15 @@ STAGE_SPECS = {
         "optional: a whole-image classifier checkpoint to start from",
         20,
         "train/resnet/train_whole_image.py",
+        chain="classifier",
     ),
 }
 """Every training stage, in order."""
+
+
+def serving(part: str) -> tuple[str, ...]:
+    """The stages whose checkpoints can be ``part`` ("unet", "classifier") of the deployed chain."""
+    return tuple(name for name, spec in STAGE_SPECS.items() if spec.chain == part)
 
 
 def check_model(stage: str, name: str) -> str:

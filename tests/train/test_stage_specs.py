@@ -13,7 +13,7 @@ import pytest
 from mammolibs import models
 from mammolibs.models import MODEL_NAMES
 from mammolibs.pipeline.definition import build_pipeline
-from mammolibs.train import RECIPE, STAGE_SPECS, check_model, default_epochs
+from mammolibs.train import RECIPE, STAGE_SPECS, check_model, default_epochs, serving
 from mammolibs.train.stages import STAGES
 from tests.conftest import REPO
 
@@ -56,3 +56,7 @@ def test_the_pipeline_takes_each_recipe_steps_epochs_and_settings():
         assert spec.stage in STAGE_SPECS and (
             spec.init is None or list(RECIPE).index(spec.init) < list(RECIPE).index(step)
         )
+
+
+def test_the_chain_takes_its_u_net_from_finetune_and_its_classifier_from_either_classifier_stage():
+    assert serving("unet") == ("finetune",) and serving("classifier") == ("classifier", "whole_image")
