@@ -87,7 +87,7 @@ def copy_samples(data_url: str, output: str, change: Callable[[dict], dict | Non
     storage.write_text_atomic(storage.join(output, SETTINGS), storage.read_text(storage.join(data_url, SETTINGS)))
     writers = {split: ShardWriter(output, split) for split in SPLITS}
     dropped = 0
-    for shard in sorted((index for split in SPLITS for index in data.shards(split)), key=lambda s: s["name"]):
+    for shard in data.all_shards():
         url = data.shard_url(shard)
         for key, parts in read_shard(url).items():
             meta = change(decode_meta(parts, f"{url} sample {key}"))

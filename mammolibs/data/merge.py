@@ -14,8 +14,9 @@ import json
 from tqdm import tqdm
 
 from mammolibs import storage
-from mammolibs.data.manifest import MANIFEST, REJECTS, build_manifest, read_json, read_manifest
-from mammolibs.data.shards import INDEX_SUFFIX, committed_shards, shard_members, span_members
+from mammolibs.data.manifest import MANIFEST, REJECTS, build_manifest, read_json
+from mammolibs.data.shard_set import ShardSet
+from mammolibs.data.shards import INDEX_SUFFIX, shard_members, span_members
 from mammolibs.data.standardize import SETTINGS
 
 
@@ -24,7 +25,8 @@ def merge_shard_sets(inputs: list[str], output: str, progress: bool = True) -> d
     if not inputs:
         raise ValueError("nothing to merge: give at least one standardized shard set")
     storage.check_apart(output, inputs)
-    manifests = [read_manifest(url) for url in inputs]
+    sets = [ShardSet.open(url) for url in inputs]
+    manifests = [data.manifest for data in sets]
     settings = [read_json(storage.join(url, SETTINGS)) for url in inputs]
     for url, setting, manifest in zip(inputs[1:], settings[1:], manifests[1:]):
         if setting != settings[0] or manifest["image_size"] != manifests[0]["image_size"]:
@@ -32,7 +34,7 @@ def merge_shard_sets(inputs: list[str], output: str, progress: bool = True) -> d
                 f"{url} was standardized with {setting}, {inputs[0]} with {settings[0]}; "
                 "standardize every source with the same --image-size, --salt and --samples-per-shard"
             )
-    plan = _plan(inputs)
+    plan = _plan(sets)
     with storage.writer_lock(output):  # one writer at a time
         return _write_merged(inputs, output, plan, settings[0], manifests, progress)
 
@@ -83,13 +85,14 @@ def _write_merged(
     return manifest
 
 
-def _plan(inputs: list[str]) -> list[tuple[str, str, dict]]:
+def _plan(sets: list[ShardSet]) -> list[tuple[str, str, dict]]:
     """``(input URL, shard name there, index under its merged name)`` for every shard, numbered per split."""
     plan: list[tuple[str, str, dict]] = []
     numbers: dict[str, int] = {}
     owner: dict[str, str] = {}
-    for url in inputs:
-        for shard in sorted(committed_shards(url), key=lambda s: s["name"]):
+    for data in sets:
+        url = data.url
+        for shard in data.all_shards():
             for entry in shard["contents"]:
                 if entry["key"] in owner:
                     raise ValueError(

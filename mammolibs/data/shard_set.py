@@ -50,6 +50,10 @@ class ShardSet:
         """The indexes of the shards of ``split``."""
         return self.indexes[split]
 
+    def all_shards(self) -> list[dict]:
+        """The indexes of every shard of the set, in name order."""
+        return sorted((index for split in SPLITS for index in self.indexes[split]), key=lambda index: index["name"])
+
     def shard_url(self, index: dict) -> str:
         """Where the shard of ``index`` lies: its checked name joined under the set's URL."""
         return storage.join(self.url, index["name"])
