@@ -50,7 +50,8 @@ browser: ## install Debian's chromium and chromium-driver (the page's tests driv
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
-test: install browser $(XLA_VENV)/.installed $(TOOLS_VENV)/.installed ## lint and format check, the test suite, then the torch-xla suite on CPU XLA devices
+test: ## lint and format check, the test suite, then the torch-xla suite on CPU XLA devices
+	$(MAKE) --jobs=3 --output-sync=target install browser $(XLA_VENV)/.installed $(TOOLS_VENV)/.installed  # side by side
 	$(TOOLS_VENV)/bin/ruff check .
 	$(TOOLS_VENV)/bin/ruff format --check .
 	$(TOOLS_VENV)/bin/mypy --python-executable $(BIN)/python

@@ -31,7 +31,7 @@ def test_the_training_step_compiles_once_then_never_again(small_shards, tmp_path
     assert runtime.xla and runtime.replicas == 2
     config = TrainConfig(data=small_shards, out=str(tmp_path), batch_size=2, width=4, epochs=STEPS, patch_size=32)
     run = Run(STAGES["finetune"], config, runtime)
-    assert run.precision == "bf16" and run.settings["patch_size"] == 32
+    assert run.precision == "bf16" and run.config.patch_size == 32
     counts, epoch = [], 0
     while len(counts) < STEPS:  # over several epochs: a new epoch's loader compiles nothing either
         run.train_stream.set_epoch(epoch)
