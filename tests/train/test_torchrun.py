@@ -1,9 +1,12 @@
-"""Data parallel on CPU processes: ``torchrun --nproc_per_node=2`` with gloo, against one process."""
+"""Data parallel on CPU processes: ``torchrun --nproc_per_node=2`` with gloo, against one process; and
+two machines simulated on 127.0.0.1 (two torchrun node groups of one process each) against one machine
+with two processes."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,16 +21,52 @@ ROOT = Path(__file__).resolve().parents[2]
 STEPS = 3
 
 
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
 def _torchrun(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args],
         cwd=ROOT,
-        env=env,
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _two_nodes(*args: str) -> list[tuple[int, str]]:
+    """The same command as two machines would run it: one torchrun per node, rendezvous on node 0's address;
+    (exit status, stderr) of each node."""
+    port = _free_port()
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes=2",
+                "--nproc_per_node=1",
+                f"--node_rank={rank}",
+                "--master_addr=127.0.0.1",
+                f"--master_port={port}",
+                *args,
+            ],
+            cwd=ROOT,
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    return [(node.wait(timeout=600), node.stderr.read() if node.stderr else "") for node in nodes]
 
 
 def test_two_processes_hold_identical_weights_and_the_loss_of_one_process(small_shards, tmp_path):
@@ -65,3 +104,26 @@ def test_a_training_script_runs_under_torchrun_with_a_replica_per_process(small_
     final = torch.load(out / "checkpoints" / "final.pt", weights_only=True)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2] and final["step"] == rows[-1]["step"] > 0
+
+
+def test_two_machines_of_one_process_end_with_the_weights_of_one_machine_with_two(small_shards, tmp_path):
+    def stage(out: Path) -> list[str]:
+        return [
+            str(ROOT / "train" / "unet" / "finetune.py"),
+            *("--data", small_shards, "--out", str(out), "--batch-size", "2", "--width", "4", "--patch-size", "32"),
+            *("--epochs", "1", "--max-steps", "3", "--no-progress"),
+        ]
+
+    done = _torchrun(*stage(tmp_path / "one-machine"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    nodes = _two_nodes(*stage(tmp_path / "two-machines"))
+    assert [status for status, _ in nodes] == [0, 0], [err[-2000:] for _, err in nodes]
+    one, two = (
+        torch.load(tmp_path / run / "checkpoints" / "final.pt", weights_only=True)
+        for run in ("one-machine", "two-machines")
+    )
+    assert one["step"] == two["step"] == 3
+    for name, tensor in one["model"].items():
+        assert torch.allclose(two["model"][name], tensor, rtol=1e-5, atol=1e-6), name
+    rows = (tmp_path / "two-machines" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 1  # node 0 alone wrote the run's files: one row per epoch, not one per machine
