@@ -161,6 +161,28 @@ def test_an_epoch_reads_the_bytes_of_its_samples_once_whatever_the_workers(small
         assert sample_bytes <= proxy.received <= sample_bytes + 300 * batches * 3, (workers, proxy.received)
 
 
+def test_two_nodes_with_workers_read_each_byte_once_per_epoch_between_them(small_shards, counted_gcs):
+    """Two machines (ranks 0 and 1 of 2), each with its own DataLoader workers, on the same gs:// shards:
+    they read disjoint samples, and together each sample's bytes once."""
+    bucket, client, proxy = counted_gcs
+    for path in sorted(Path(small_shards).iterdir()):
+        client.bucket(bucket).blob(f"nodes/{path.name}").upload_from_filename(str(path))
+    data, view = f"gs://{bucket}/nodes", KeyView()
+    shards = split_shards(data, "train")
+    steps = usable_count(shards, view) // 4  # a global batch of 4: 2 per machine
+    nodes = [_stream(data, view, rank, 2, steps, batch=2) for rank in range(2)]
+    sample_bytes = sum(
+        part.entries[position]["span"][1] for node in nodes for batch in node.batches() for part, position in batch
+    )
+    shard_bytes = sum(client.bucket(bucket).get_blob(f"nodes/{s['name']}").size for s in shards)
+    assert sample_bytes + 300 * 4 * steps < shard_bytes  # reading whole shards would fail the count below
+    proxy.received = 0
+    keys = [{key for batch in _keys(node, workers) for key in batch} for node, workers in zip(nodes, (2, 1))]
+    assert keys[0] and keys[1] and not keys[0] & keys[1]  # no sample read by both machines
+    assert len(keys[0] | keys[1]) == 4 * steps  # every step's global batch: distinct samples
+    assert sample_bytes <= proxy.received <= sample_bytes + 300 * 4 * steps, proxy.received
+
+
 def test_batches_from_worker_processes_are_the_same_and_stay_the_callers(busi_shards):
     """Workers hand batches over through a few reused shared slots: every batch kept by the caller must
     still hold its own pixels after many more have passed through the same slots."""
