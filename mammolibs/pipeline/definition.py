@@ -19,6 +19,7 @@ from mammolibs.pipeline.components.evaluate import evaluate, generalize, predict
 from mammolibs.pipeline.components.standardize import merge_shards, standardize_source
 from mammolibs.pipeline.components.train import finetune_unet, train_autoencoder, train_classifier, train_encoder
 from mammolibs.pipeline.hardware import ACCELERATORS, STEPS, TARGETS, Hardware, parse_hardware
+from mammolibs.pipeline.jobs import placement
 from mammolibs.train import RECIPE, default_epochs
 from mammolibs.train.recipe import check_schedule
 
@@ -67,7 +68,7 @@ def build_pipeline(hardware: Hardware = Hardware()):
                 shards=shards,
                 epochs=epochs,
                 settings=settings,
-                processes=hardware.processes(step),
+                placement=placement(hardware, step),
                 **inputs,
             )
             return task.set_caching_options(False).outputs["model"]
@@ -148,7 +149,8 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
         epilog=f"steps: {', '.join(STEPS)}. accelerators: {', '.join(ACCELERATORS)}. Machine types as "
         "Compute Engine names them; on Vertex AI a step with either runs as a custom job on exactly that "
         "machine (needs pip install 'mammoflow[vertex]'), an accelerator alone on the machine Vertex AI "
-        "pairs with that many of it.",
+        "pairs with that many of it; a step of several machines is a custom job of as many replicas. On "
+        "Kubeflow a step of several machines starts a JobSet (TPU slice) or a PyTorchJob (GPU machines).",
     )
     build.add_argument("--output", default="mammoflow.yaml", help="YAML file to write")
     build.add_argument(
@@ -169,7 +171,9 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
         default=[],
         metavar="STEP=NAME:COUNT",
         help="accelerators of a training step, e.g. encoder=tpu-v5e:8 or finetune=nvidia-l4:2 "
-        "(several GPUs: torchrun, one process each); repeat for several steps",
+        "(several GPUs: torchrun, one process each); a TPU slice of several hosts by its chips, "
+        "encoder=tpu-v5e:16 (4 hosts of 4); several GPU machines as GPUs x machines, "
+        "finetune=nvidia-h100:8x4; repeat for several steps",
     )
     build.add_argument(
         "--machine-type",

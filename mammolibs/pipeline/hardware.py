@@ -6,6 +6,15 @@ Chosen when the pipeline is compiled (``mammo pipeline compile --help``)::
     --target vertex   --machine-type standardize=c3-highcpu-22 --machine-type finetune=a2-ultragpu-1g \
                       --accelerator finetune=nvidia-a100-80gb:1
     --target kubeflow --accelerator finetune=tpu-v5e:4 --machine-type standardize=n2-standard-16
+    --target vertex   --accelerator encoder=tpu-v5e:16 --accelerator finetune=nvidia-h100:8x4
+
+A TPU count is the chips of a slice: 1, 4 or 8 fit one host; a larger slice (``tpu-v5e:16``, topology
+4x4) spans several hosts of 4 chips, each running the same command, torch-xla finding its process index
+and count. A GPU count may name several machines, ``COUNTxMACHINES``: ``nvidia-h100:8x4`` is four
+machines of eight GPUs, one torchrun node each (:mod:`mammolibs.pipeline.replica`). On Vertex AI such a
+step is a custom job of that many replicas (a slice: its machine type and topology); on Kubeflow the
+step's pod starts a JobSet (TPU slice) or a Training Operator PyTorchJob (GPU machines) and waits for it
+(:mod:`mammolibs.pipeline.jobs`). Node 0 (host 0) alone writes checkpoints, logs and the step's model.
 
 On Vertex AI a step with an accelerator or a machine type runs as a custom job (Google Cloud Pipeline
 Components' ``create_custom_training_job_from_component``) on exactly that machine, named as Vertex
@@ -32,35 +41,57 @@ TRAINING_STEPS = (*RECIPE, "generalize")  # generalize: one process
 @dataclass(frozen=True)
 class Accelerator:
     name: str  # what users write: tpu-v5e, nvidia-l4, ...
-    vertex_type: str  # Vertex AI's AcceleratorType
+    vertex_type: str  # Vertex AI's AcceleratorType of a GPU (a TPU machine type names its chips)
     gke_label: str  # the GKE node label value of such nodes
     image: str  # which mammoflow image runs on it: tpu or cuda
     vertex_machines: dict[int, str]  # count -> the Vertex AI machine type that carries that many
     vertex_families: tuple[str, ...]  # prefixes of the Vertex AI machine types that carry it
-    tpu_topologies: dict[int, str] = field(default_factory=dict)  # chips on one host -> topology
+    tpu_topologies: dict[int, str] = field(default_factory=dict)  # chips of a slice -> its topology
+    host_chips: int = 0  # chips on each host of a slice of several hosts
 
     @property
     def is_tpu(self) -> bool:
         return self.image == "tpu"
+
+    def tpu_hosts(self, chips: int) -> int:
+        """Hosts of a slice of ``chips``: one where a machine carries them all, else hosts of ``host_chips``."""
+        return 1 if chips in self.vertex_machines else chips // self.host_chips
 
 
 def _sizes(pattern: str, counts: tuple[int, ...]) -> dict[int, str]:
     return {count: pattern.format(count) for count in counts}
 
 
+TOPOLOGIES_2D = {1: "1x1", 4: "2x2", 8: "2x4", 16: "4x4", 32: "4x8", 64: "8x8", 128: "8x16", 256: "16x16"}
+TOPOLOGIES_3D = {4: "2x2x1", 8: "2x2x2", 16: "2x2x4", 32: "2x4x4", 64: "4x4x4", 128: "4x4x8", 256: "4x8x8"}
+"""Slice topologies as GKE's ``cloud.google.com/gke-tpu-topology`` and Vertex AI's ``tpu_topology`` name
+them: v5e and v6e slices are 2D, v4 and v5p 3D."""
+
 ACCELERATORS = {
     a.name: a
     for a in (
         Accelerator(
             "tpu-v5e",
-            "TPU_V5_LITEPOD",
+            "",
             "tpu-v5-lite-podslice",
             "tpu",
             _sizes("ct5lp-hightpu-{}t", (1, 4, 8)),
             ("ct5lp-",),
-            {1: "1x1", 4: "2x2", 8: "2x4"},
+            TOPOLOGIES_2D,
+            host_chips=4,
         ),
-        Accelerator("tpu-v4", "TPU_V4_POD", "tpu-v4-podslice", "tpu", {4: "ct4p-hightpu-4t"}, ("ct4p-",), {4: "2x2x1"}),
+        Accelerator(
+            "tpu-v6e",
+            "",
+            "tpu-v6e-slice",
+            "tpu",
+            _sizes("ct6e-standard-{}t", (1, 4, 8)),
+            ("ct6e-",),
+            TOPOLOGIES_2D,
+            host_chips=4,
+        ),
+        Accelerator("tpu-v4", "", "tpu-v4-podslice", "tpu", {4: "ct4p-hightpu-4t"}, ("ct4p-",), TOPOLOGIES_3D, 4),
+        Accelerator("tpu-v5p", "", "tpu-v5p-slice", "tpu", {4: "ct5p-hightpu-4t"}, ("ct5p-",), TOPOLOGIES_3D, 4),
         Accelerator(
             "nvidia-t4",
             "NVIDIA_TESLA_T4",
@@ -111,17 +142,55 @@ MACHINE_TYPE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)+")
 @dataclass(frozen=True)
 class StepHardware:
     accelerator: Accelerator | None = None
-    count: int = 0
+    count: int = 0  # GPUs of each machine, or chips of the TPU slice
     machine_type: str | None = None
+    machines: int = 1  # GPU machines
 
     @property
     def image(self) -> str:
         return self.accelerator.image if self.accelerator else "cpu"
 
     @property
+    def is_tpu(self) -> bool:
+        return bool(self.accelerator and self.accelerator.is_tpu)
+
+    @property
     def processes(self) -> int:
-        """Training processes: one per GPU; one for a TPU host (SPMD over its chips) or a CPU machine."""
-        return self.count if self.accelerator and not self.accelerator.is_tpu else 1
+        """Training processes on each machine: one per GPU; one for a TPU host (SPMD over its chips) or a
+        CPU machine."""
+        return self.count if self.accelerator and not self.is_tpu else 1
+
+    @property
+    def hosts(self) -> int:
+        """Machines the step runs on: its GPU machines, or the hosts of its TPU slice."""
+        return self.accelerator.tpu_hosts(self.count) if self.is_tpu else self.machines  # type: ignore[union-attr]
+
+    @property
+    def nodes(self) -> int:
+        """torchrun nodes: the GPU machines (a TPU slice is one torch-xla program over its hosts)."""
+        return 1 if self.is_tpu else self.machines
+
+    @property
+    def host_accelerators(self) -> int:
+        """Accelerators on each machine: its GPUs, or its host's share of the slice's chips."""
+        return self.count // self.hosts if self.is_tpu else self.count
+
+    @property
+    def host_machine(self) -> str:
+        """The Vertex AI machine type of each machine."""
+        accelerator = self.accelerator
+        if self.machine_type or accelerator is None:
+            return self.machine_type or ""
+        return accelerator.vertex_machines[self.host_accelerators]
+
+    @property
+    def tpu_topology(self) -> str:
+        return self.accelerator.tpu_topologies[self.count] if self.is_tpu else ""  # type: ignore[union-attr]
+
+    @property
+    def placement(self) -> dict:
+        """What the step's training command needs to know of its machines (``steps.train_stage``)."""
+        return {"processes": self.processes, "nodes": self.nodes}
 
 
 @dataclass(frozen=True)
@@ -134,20 +203,24 @@ class Hardware:
     steps: dict[str, StepHardware] = field(default_factory=dict)
 
     def image(self, step: str) -> str:
-        return f"{self.registry}/mammoflow-{self.step(step).image}:{self.tag}"
+        return self.image_of(self.step(step).image)
+
+    def image_of(self, kind: str) -> str:
+        """The image of ``kind``: cpu, cuda or tpu."""
+        return f"{self.registry}/mammoflow-{kind}:{self.tag}"
 
     def step(self, step: str) -> StepHardware:
         return self.steps.get(step, StepHardware())
 
-    def processes(self, step: str) -> int:
-        return self.step(step).processes
-
     def task(self, component, step: str, **arguments):
         """Call ``component`` with ``arguments`` as pipeline step ``step``, on its hardware; returns the task.
-        On Vertex AI a step with an accelerator or a machine type becomes a custom job on that machine."""
+        On Vertex AI a step with an accelerator or a machine type becomes a custom job on that machine
+        (or those machines); on Kubeflow a step of several machines is a CPU pod that starts their job."""
         hardware = self.step(step)
         if self.target == "vertex" and (hardware.accelerator or hardware.machine_type):
             return self._custom_job(component, step)(**arguments)
+        if self.target == "kubeflow" and hardware.hosts > 1:
+            return component(**arguments).set_container_image(self.image_of("cpu"))
         task = component(**arguments).set_container_image(self.image(step))
         accelerator = hardware.accelerator
         if self.target == "vertex":
@@ -159,18 +232,13 @@ class Hardware:
             task.set_accelerator_type(resource).set_accelerator_limit(hardware.count)
             if accelerator.is_tpu:
                 task.set_env_variable("PJRT_DEVICE", "TPU")
-                kubernetes.add_node_selector(task, "cloud.google.com/gke-tpu-accelerator", accelerator.gke_label)
-                kubernetes.add_node_selector(
-                    task, "cloud.google.com/gke-tpu-topology", accelerator.tpu_topologies[hardware.count]
-                )
-            else:
-                kubernetes.add_node_selector(task, "cloud.google.com/gke-accelerator", accelerator.gke_label)
-        if hardware.machine_type:
-            kubernetes.add_node_selector(task, "node.kubernetes.io/instance-type", hardware.machine_type)
+        for label, value in node_selectors(hardware).items():
+            kubernetes.add_node_selector(task, label, value)
         return task
 
     def _custom_job(self, component, step: str):
-        """``component`` as a Vertex AI custom job on the step's machine, running the step's image."""
+        """``component`` as a Vertex AI custom job on the step's machines, running the step's image: one
+        replica per machine (worker pool 0 the primary, pool 1 the rest), or per TPU slice."""
         try:
             from google_cloud_pipeline_components.v1.custom_job import create_custom_training_job_from_component
         except ImportError:
@@ -183,16 +251,32 @@ class Hardware:
         gpus = accelerator and not accelerator.is_tpu
         job = create_custom_training_job_from_component(
             component,
-            machine_type=hardware.machine_type or accelerator.vertex_machines[hardware.count],  # type: ignore[union-attr]
+            replica_count=hardware.nodes,  # a TPU slice is one replica, its hosts Vertex AI's to start
+            machine_type=hardware.host_machine,
             accelerator_type=accelerator.vertex_type if gpus else "",  # type: ignore[union-attr]
             accelerator_count=hardware.count if gpus else 0,
-            env=[{"name": "PJRT_DEVICE", "value": "TPU"}] if accelerator and accelerator.is_tpu else None,
+            env=[{"name": "PJRT_DEVICE", "value": "TPU"}] if hardware.is_tpu else None,
+            restart_job_on_worker_restart=hardware.hosts > 1,  # every node back at the last checkpoint
         )
-        [pool] = job.component_spec.inputs["worker_pool_specs"].default
-        pool["container_spec"]["image_uri"] = self.image(step)
-        if accelerator and accelerator.is_tpu:
-            pool["machine_spec"]["tpu_topology"] = accelerator.tpu_topologies[hardware.count]
+        for pool in job.component_spec.inputs["worker_pool_specs"].default:
+            pool["container_spec"]["image_uri"] = self.image(step)
+            if hardware.is_tpu:
+                pool["machine_spec"]["tpu_topology"] = hardware.tpu_topology
         return job
+
+
+def node_selectors(hardware: StepHardware) -> dict[str, str]:
+    """The GKE node labels of the machines a step runs on: accelerator, TPU topology, machine type."""
+    selectors = {}
+    accelerator = hardware.accelerator
+    if accelerator and accelerator.is_tpu:
+        selectors["cloud.google.com/gke-tpu-accelerator"] = accelerator.gke_label
+        selectors["cloud.google.com/gke-tpu-topology"] = hardware.tpu_topology
+    elif accelerator:
+        selectors["cloud.google.com/gke-accelerator"] = accelerator.gke_label
+    if hardware.machine_type:
+        selectors["node.kubernetes.io/instance-type"] = hardware.machine_type
+    return selectors
 
 
 PLACEHOLDER = re.compile(r"(^|/)(REGISTRY|PROJECT|BUCKET|REGION)(/|$)|[<>$]|\.\.\.")
@@ -224,22 +308,7 @@ def parse_hardware(
     chosen: dict[str, dict] = {}
     for entry in accelerators:
         step, kind = _step_entry(entry, "--accelerator", "STEP=NAME:COUNT, e.g. finetune=nvidia-l4:1")
-        if step not in TRAINING_STEPS:
-            raise ValueError(f"--accelerator {entry}: accelerators go to training steps ({', '.join(TRAINING_STEPS)})")
-        name, _, count_text = kind.partition(":")
-        if name not in ACCELERATORS:
-            raise ValueError(
-                f"--accelerator {entry}: unknown accelerator {name!r}; choose one of {', '.join(ACCELERATORS)}"
-            )
-        if not count_text.isdigit() or int(count_text) < 1:
-            raise ValueError(f"--accelerator {entry}: give a count of 1 or more after the colon, e.g. {name}:1")
-        accelerator, count = ACCELERATORS[name], int(count_text)
-        if accelerator.is_tpu and count not in accelerator.tpu_topologies:
-            raise ValueError(
-                f"--accelerator {entry}: a {name} step runs on one TPU host of "
-                f"{' or '.join(map(str, accelerator.tpu_topologies))} chips"
-            )
-        chosen.setdefault(step, {}).update(accelerator=accelerator, count=count)
+        chosen.setdefault(step, {}).update(_parse_accelerator(entry, step, kind))
     for entry in machine_types:
         step, machine = _step_entry(entry, "--machine-type", "STEP=TYPE, e.g. standardize=n2-standard-16")
         chosen.setdefault(step, {})["machine_type"] = machine
@@ -247,6 +316,37 @@ def parse_hardware(
         _check_machine(target, step, settings)
     _check_registry(target, registry)
     return Hardware(target, registry, tag, {step: StepHardware(**settings) for step, settings in chosen.items()})
+
+
+def _parse_accelerator(entry: str, step: str, kind: str) -> dict:
+    """``NAME:COUNT`` or, for GPUs, ``NAME:COUNTxMACHINES`` -> StepHardware's accelerator settings."""
+    if step not in TRAINING_STEPS:
+        raise ValueError(f"--accelerator {entry}: accelerators go to training steps ({', '.join(TRAINING_STEPS)})")
+    name, _, size = kind.partition(":")
+    if name not in ACCELERATORS:
+        raise ValueError(
+            f"--accelerator {entry}: unknown accelerator {name!r}; choose one of {', '.join(ACCELERATORS)}"
+        )
+    accelerator = ACCELERATORS[name]
+    count_text, times, machines_text = size.partition("x")
+    if not count_text.isdigit() or int(count_text) < 1:
+        raise ValueError(f"--accelerator {entry}: give a count of 1 or more after the colon, e.g. {name}:1")
+    count, machines = int(count_text), int(machines_text) if machines_text.isdigit() else 0
+    if accelerator.is_tpu:
+        if times or count not in accelerator.tpu_topologies:
+            raise ValueError(
+                f"--accelerator {entry}: a {name} step runs on a slice of "
+                f"{' or '.join(map(str, accelerator.tpu_topologies))} chips (more than "
+                f"{max(accelerator.vertex_machines)}: hosts of {accelerator.host_chips}), e.g. {name}:16"
+            )
+    elif times and machines < 1:
+        raise ValueError(
+            f"--accelerator {entry}: write GPUs per machine x machines, e.g. {name}:{count}x2 for two machines"
+        )
+    multi_machine = machines > 1 or (accelerator.is_tpu and accelerator.tpu_hosts(count) > 1)
+    if multi_machine and step not in RECIPE:
+        raise ValueError(f"--accelerator {entry}: {step} runs on one machine; several go to {', '.join(RECIPE)}")
+    return {"accelerator": accelerator, "count": count, "machines": machines or 1}
 
 
 def _step_entry(entry: str, flag: str, form: str) -> tuple[str, str]:
@@ -270,7 +370,7 @@ def _check_machine(target: str, step: str, settings: dict) -> None:
     if target != "vertex" or accelerator is None:
         return
     count = settings["count"]
-    if machine is None and count not in accelerator.vertex_machines:
+    if machine is None and not accelerator.is_tpu and count not in accelerator.vertex_machines:
         raise ValueError(
             f"--accelerator {step}={accelerator.name}:{count}: Vertex AI has machines with "
             f"{' or '.join(map(str, accelerator.vertex_machines))} of them; choose one of those counts or "

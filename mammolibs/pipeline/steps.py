@@ -1,19 +1,31 @@
 """The work behind each pipeline component: the ``mammo`` command line, run in the step's container.
 
-Each step runs ``python -m mammolibs.cli ...`` (under ``torchrun`` when a step has several GPUs), so a
-pipeline step does exactly what the same command does on a workstation, and its log is that command's.
+Each step runs ``python -m mammolibs.cli ...`` (under ``torchrun`` when a step has several GPUs, as one
+node of several on several machines), so a pipeline step does exactly what the same command does on a
+workstation, and its log is that command's.
 """
 
 from __future__ import annotations
 
 import json
+import operator
 import subprocess
 import sys
+from typing import Any, Protocol
 
 from mammolibs import storage
 from mammolibs.data.shard_set import ShardSet
+from mammolibs.pipeline.rendezvous import node_rendezvous
 from mammolibs.train import RECIPE
 from mammolibs.train.monitor import METRICS
+
+
+class Artifact(Protocol):
+    """A KFP artifact as a step sees it: its URL and, where the step's pod holds it, its local path."""
+
+    uri: str
+    path: str
+
 
 STANDARDIZE_OK = (0, 3)
 """``mammo standardize`` exit statuses a step accepts: all written, or some rejected (see rejects.jsonl)."""
@@ -27,26 +39,26 @@ def parse_source(entry: str) -> tuple[str, str]:
     return name, url
 
 
-def mammo_command(args: list[str], processes: int = 1) -> list[str]:
-    """The command line that runs ``mammo ARGS`` in this interpreter, under torchrun for several processes."""
-    if processes > 1:
-        return [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc-per-node={processes}",
-            "-m",
-            "mammolibs.cli",
-            *args,
-        ]
-    return [sys.executable, "-m", "mammolibs.cli", *args]
+def mammo_command(args: list[str], processes: int = 1, nodes: int = 1) -> list[str]:
+    """The command line that runs ``mammo ARGS`` in this interpreter; under torchrun for several
+    processes, as one node of ``nodes`` (its rank and node 0's address from :func:`node_rendezvous`)."""
+    if processes == nodes == 1:
+        return [sys.executable, "-m", "mammolibs.cli", *args]
+    if nodes > 1:
+        meeting = node_rendezvous()
+        if meeting.nodes != nodes:
+            raise ValueError(f"this step runs on {nodes} machines, but its cluster has {meeting.nodes} nodes")
+        where = meeting.torchrun_flags()
+    else:
+        where = ["--standalone"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", *where, f"--nproc-per-node={processes}"]
+    return [*torchrun, "-m", "mammolibs.cli", *args]
 
 
-def run_mammo(args: list[str], processes: int = 1, accept: tuple[int, ...] = (0,)) -> int:
+def run_mammo(args: list[str], processes: int = 1, accept: tuple[int, ...] = (0,), nodes: int = 1) -> int:
     """Run ``mammo ARGS``; its output goes to the step's log. Fails, saying which command, unless its
     status is accepted."""
-    command = mammo_command(args, processes)
+    command = mammo_command(args, processes, nodes)
     status = subprocess.run(command, check=False).returncode
     if status not in accept:
         raise RuntimeError(f"'{' '.join(command)}' exited with status {status}; its log above says why")
@@ -93,9 +105,14 @@ def merge_shard_sets(inputs: list[str], output: str) -> dict:
     return ShardSet.open(output).manifest
 
 
-def whole_numbers(settings: dict) -> dict:
-    """KFP passes dict values as JSON numbers, so 2 arrives as 2.0: make such floats ints again."""
-    return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in settings.items()}
+def whole_numbers(value: Any) -> Any:
+    """KFP passes the numbers in a dict as JSON numbers, so 2 arrives as 2.0: make such floats ints again,
+    at any depth (a job's replica counts)."""
+    if isinstance(value, dict):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def train_flags(epochs: int, settings: dict) -> list[str]:
@@ -112,12 +129,23 @@ def train_flags(epochs: int, settings: dict) -> list[str]:
 
 
 def train_stage(
-    stage: str, data: str, out: str, init: str | None, epochs: int, settings: dict, processes: int = 1
+    stage: str, shards: Artifact, model: Artifact, init: Artifact | None, epochs: int, settings: dict, placement: dict
 ) -> dict:
-    """Train one stage with ``processes`` processes (one per GPU); returns the last epoch's metrics."""
-    args = ["train", stage, "--data", data, "--out", out, *train_flags(epochs, settings)]
-    run_mammo(args + (["--init", init] if init else []), processes)
-    return json.loads(storage.read_text(storage.join(out, METRICS)).splitlines()[-1])
+    """Train one stage on the step's machines (``placement``: processes and nodes, or the Kubernetes job
+    that runs it there); returns the last epoch's metrics. The job's machines read and write the
+    artifacts at their URLs; a step that trains here, at their local paths."""
+    placement = whole_numbers(placement)
+    job = placement.get("job")
+    where = operator.attrgetter("uri" if job else "path")
+    args = ["train", stage, "--data", where(shards), "--out", where(model), *train_flags(epochs, settings)]
+    args += ["--init", where(init)] if init else []
+    if job:
+        from mammolibs.pipeline.launcher import run_job
+
+        run_job(job, args, f"mammoflow-{stage}")
+    else:
+        run_mammo(args, placement["processes"], nodes=placement["nodes"])
+    return json.loads(storage.read_text(storage.join(where(model), METRICS)).splitlines()[-1])
 
 
 def evaluate_models(data: str, unet: str, classifier: str, out: str) -> dict:

@@ -97,11 +97,21 @@ def test_compiled_pipeline_fans_out_per_source_and_reloads_with_kfp(tmp_path):
     assert "comp-mammoflow" in yaml.safe_load((tmp_path / "study.yaml").read_text())["components"]
 
 
+def custom_job_pools(spec: dict, component: str) -> list[dict]:
+    """The worker pools of a step compiled as a Vertex AI custom job."""
+    return spec["components"][f"comp-{component}"]["inputDefinitions"]["parameters"]["worker_pool_specs"][
+        "defaultValue"
+    ]
+
+
 def custom_job(spec: dict, component: str) -> dict:
     """The one worker pool of a step compiled as a Vertex AI custom job."""
-    parameters = spec["components"][f"comp-{component}"]["inputDefinitions"]["parameters"]
-    [pool] = parameters["worker_pool_specs"]["defaultValue"]
-    return pool
+    return custom_job_pools(spec, component)[0]
+
+
+def placement(spec: dict, task: str) -> dict:
+    """The ``placement`` a training step was compiled with."""
+    return spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"]["placement"]["runtimeValue"]["constant"]
 
 
 def test_vertex_yaml_runs_steps_as_custom_jobs_on_the_machines_named(tmp_path):
@@ -162,18 +172,18 @@ def test_vertex_yaml_runs_steps_as_custom_jobs_on_the_machines_named(tmp_path):
     assert 'train_stage("finetune"' in finetune["command"][-1] and "--executor_input" in finetune["args"]
     for component in machines:  # the Vertex AI launcher starts each job; the step's own inputs stay
         assert executor(spec, component)["image"].startswith("gcr.io/ml-pipeline/google-cloud-pipeline-components:")
-    assert {"shards", "epochs", "settings", "processes"} <= set(
+    assert {"shards", "epochs", "settings", "placement"} <= set(
         spec["components"]["comp-finetune-unet"]["inputDefinitions"]["parameters"]
     ) | set(spec["components"]["comp-finetune-unet"]["inputDefinitions"]["artifacts"])
-    tasks = spec["root"]["dag"]["tasks"]
-    processes = {t: tasks[t]["inputs"]["parameters"]["processes"]["runtimeValue"]["constant"] for t in TRAINING}
-    assert processes == {
+    assert {t: placement(spec, t)["processes"] for t in TRAINING} == {
         "train-encoder": 1,
         "train-autoencoder": 1,
         "finetune-unet": 8,
         "train-encoder-2": 1,
         "train-classifier": 2,
     }
+    assert {placement(spec, t)["nodes"] for t in TRAINING} == {1}
+    assert all(len(custom_job_pools(spec, c)) == 1 for c in machines)  # one machine each
     evaluate = executor(spec, "evaluate")  # no machine asked for: a plain step on Vertex AI's default
     assert evaluate["image"] == f"{registry}-cpu:1.2" and "resources" not in evaluate
     assert "comp-merge-shards" in spec["components"] and "worker_pool_specs" not in json.dumps(
@@ -210,11 +220,84 @@ def test_kubeflow_yaml_places_steps_on_gke_tpu_and_gpu_nodes(tmp_path):
     }
 
 
+SEVERAL_MACHINES = ("--accelerator", "encoder=tpu-v5e:16", "--accelerator", "finetune=nvidia-h100:8x4")
+
+
+def test_vertex_yaml_runs_a_tpu_slice_and_gpu_machines_as_custom_jobs_of_several_replicas(tmp_path):
+    registry = "us-docker.pkg.dev/lab/mammoflow"
+    [spec] = compile_to(tmp_path, "--target", "vertex", "--registry", registry, "--tag", "1.2", *SEVERAL_MACHINES)
+    parameters = spec["components"]["comp-finetune-unet"]["inputDefinitions"]["parameters"]
+    primary, workers = custom_job_pools(spec, "finetune-unet")  # pool 0 the primary (node 0), pool 1 the rest
+    assert (primary["replica_count"], workers["replica_count"]) == (1, 3)
+    for pool in (primary, workers):
+        assert pool["machine_spec"] == {
+            "machine_type": "a3-highgpu-8g",
+            "accelerator_type": "NVIDIA_H100_80GB",
+            "accelerator_count": 8,
+        }
+        assert pool["container_spec"]["image_uri"] == f"{registry}/mammoflow-cuda:1.2"
+        assert 'train_stage("finetune"' in pool["container_spec"]["command"][-1]
+    assert parameters["restart_job_on_worker_restart"]["defaultValue"] is True  # all nodes back to a checkpoint
+    assert placement(spec, "finetune-unet") == {"processes": 8, "nodes": 4}  # torchrun: 8 per node, 4 nodes
+
+    [tpu] = custom_job_pools(spec, "train-encoder")  # a slice is one replica; Vertex AI starts its 4 hosts
+    assert tpu["replica_count"] == 1
+    assert tpu["machine_spec"] == {"machine_type": "ct5lp-hightpu-4t", "tpu_topology": "4x4"}
+    assert tpu["container_spec"]["image_uri"] == f"{registry}/mammoflow-tpu:1.2"
+    assert tpu["container_spec"]["env"] == [{"name": "PJRT_DEVICE", "value": "TPU"}]
+    assert placement(spec, "train-encoder") == {"processes": 1, "nodes": 1}  # torch-xla spans the hosts
+    for one_machine in ("train-autoencoder", "train-classifier"):
+        assert placement(spec, one_machine) == {"processes": 1, "nodes": 1}
+
+
+def test_kubeflow_yaml_starts_a_jobset_for_a_tpu_slice_and_a_pytorchjob_for_gpu_machines(tmp_path):
+    spec, *platform = compile_to(tmp_path, "--registry", "lab.registry/mammoflow", *SEVERAL_MACHINES)
+    for step in ("train-encoder", "finetune-unet"):  # the step's own pod: a CPU pod that starts the job
+        assert executor(spec, step)["image"] == "lab.registry/mammoflow/mammoflow-cpu:0.1.0"
+        assert "resources" not in executor(spec, step)
+    assert not platform  # no node selectors: no step asked for one machine's accelerators
+
+    slice_job = placement(spec, "train-encoder")["job"]
+    assert (slice_job["apiVersion"], slice_job["kind"]) == ("jobset.x-k8s.io/v1alpha2", "JobSet")
+    [hosts] = slice_job["spec"]["replicatedJobs"]
+    assert hosts["replicas"] == 1 and slice_job["spec"]["failurePolicy"] == {"maxRestarts": 3}
+    indexed = hosts["template"]["spec"]
+    assert (indexed["parallelism"], indexed["completions"], indexed["completionMode"]) == (4, 4, "Indexed")
+    pod = indexed["template"]["spec"]
+    assert pod["nodeSelector"] == {
+        "cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
+        "cloud.google.com/gke-tpu-topology": "4x4",
+    }
+    [host] = pod["containers"]
+    assert host["image"] == "lab.registry/mammoflow/mammoflow-tpu:0.1.0"
+    assert host["resources"]["limits"] == {"google.com/tpu": 4}  # each host's share of the 16 chips
+    assert host["env"] == [{"name": "PJRT_DEVICE", "value": "TPU"}]
+    assert host["command"] == ["python", "-m", "mammolibs.pipeline.replica", "--processes", "1", "--nodes", "1"]
+
+    gpu_job = placement(spec, "finetune-unet")["job"]
+    assert (gpu_job["apiVersion"], gpu_job["kind"]) == ("kubeflow.org/v1", "PyTorchJob")
+    replicas = gpu_job["spec"]["pytorchReplicaSpecs"]
+    assert {kind: r["replicas"] for kind, r in replicas.items()} == {"Master": 1, "Worker": 3}
+    for replica in replicas.values():
+        [container] = replica["template"]["spec"]["containers"]
+        assert container["name"] == "pytorch" and container["image"] == "lab.registry/mammoflow/mammoflow-cuda:0.1.0"
+        assert container["resources"]["limits"] == {"nvidia.com/gpu": 8}
+        assert container["command"][-4:] == ["--processes", "8", "--nodes", "4"]
+        assert replica["template"]["spec"]["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}
+    assert placement(spec, "finetune-unet")["nodes"] == 4
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--accelerator", "encoder=tpu-v6:4"], "unknown accelerator 'tpu-v6'; choose one of tpu-v5e"),
-        (["--accelerator", "encoder=tpu-v5e:3"], "one TPU host of 1 or 4 or 8 chips"),
+        (["--accelerator", "encoder=tpu-v6:4"], "unknown accelerator 'tpu-v6'; choose one of tpu-v5e, tpu-v6e"),
+        (["--accelerator", "encoder=tpu-v5e:3"], "a slice of 1 or 4 or 8 or 16 .* chips .*hosts of 4"),
+        (["--accelerator", "encoder=tpu-v5e:12"], "a slice of 1 or 4 or 8 or 16 or 32"),
+        (["--accelerator", "encoder=tpu-v4:16x2"], "a slice of 4 or 8 or 16"),
+        (["--accelerator", "finetune=nvidia-h100:8x0"], "GPUs per machine x machines, e.g. nvidia-h100:8x2"),
+        (["--accelerator", "finetune=nvidia-h100:8x"], "GPUs per machine x machines"),
+        (["--accelerator", "generalize=nvidia-l4:1x2"], "generalize runs on one machine; several go to encoder"),
+        (["--accelerator", "generalize=tpu-v5e:16"], "generalize runs on one machine"),
         (["--accelerator", "evaluate=nvidia-l4:1"], "accelerators go to training steps"),
         (["--accelerator", "encoder=nvidia-l4"], "give a count of 1 or more"),
         (["--machine-type", "train=n2-standard-8"], "unknown step 'train'; the steps are standardize"),

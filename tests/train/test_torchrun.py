@@ -1,6 +1,6 @@
 """Data parallel on CPU processes: ``torchrun --nproc_per_node=2`` with gloo, against one process; and
-two machines simulated on 127.0.0.1 (two torchrun node groups of one process each) against one machine
-with two processes."""
+two machines simulated on 127.0.0.1 (two torchrun node groups of one process each, started as a Vertex AI
+custom job's replicas start them) against one machine with two processes."""
 
 from __future__ import annotations
 
@@ -42,29 +42,22 @@ def _free_port() -> int:
 
 
 def _two_nodes(*args: str) -> list[tuple[int, str]]:
-    """The same command as two machines would run it: one torchrun per node, rendezvous on node 0's address;
+    """``mammo ARGS`` as a pipeline step runs it on two machines of a Vertex AI custom job: each machine's
+    replica (``mammolibs.pipeline.replica``) finds its node rank and node 0's address in CLUSTER_SPEC;
     (exit status, stderr) of each node."""
-    port = _free_port()
+    node_0 = f"127.0.0.1:{_free_port()}"
+    cluster = {"workerpool0": [node_0], "workerpool1": ["127.0.0.1:2222"]}
+    replica = [sys.executable, "-m", "mammolibs.pipeline.replica", "--processes", "1", "--nodes", "2", "--"]
     nodes = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nnodes=2",
-                "--nproc_per_node=1",
-                f"--node_rank={rank}",
-                "--master_addr=127.0.0.1",
-                f"--master_port={port}",
-                *args,
-            ],
+            [*replica, *args],
             cwd=ROOT,
-            env=ENV,
+            env={**ENV, "CLUSTER_SPEC": json.dumps({"cluster": cluster, "task": {"type": pool, "index": 0}})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for rank in range(2)
+        for pool in ("workerpool0", "workerpool1")
     ]
     return [(node.wait(timeout=600), node.stderr.read() if node.stderr else "") for node in nodes]
 
@@ -109,14 +102,13 @@ def test_a_training_script_runs_under_torchrun_with_a_replica_per_process(small_
 def test_two_machines_of_one_process_end_with_the_weights_of_one_machine_with_two(small_shards, tmp_path):
     def stage(out: Path) -> list[str]:
         return [
-            str(ROOT / "train" / "unet" / "finetune.py"),
             *("--data", small_shards, "--out", str(out), "--batch-size", "2", "--width", "4", "--patch-size", "32"),
             *("--epochs", "1", "--max-steps", "3", "--no-progress"),
         ]
 
-    done = _torchrun(*stage(tmp_path / "one-machine"))
+    done = _torchrun(str(ROOT / "train" / "unet" / "finetune.py"), *stage(tmp_path / "one-machine"))
     assert done.returncode == 0, done.stderr[-3000:]
-    nodes = _two_nodes(*stage(tmp_path / "two-machines"))
+    nodes = _two_nodes("train", "finetune", *stage(tmp_path / "two-machines"))
     assert [status for status, _ in nodes] == [0, 0], [err[-2000:] for _, err in nodes]
     one, two = (
         torch.load(tmp_path / run / "checkpoints" / "final.pt", weights_only=True)
