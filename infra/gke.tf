@@ -55,17 +55,17 @@ resource "google_container_cluster" "kubeflow" {
 
 locals {
   node_pools = var.create_gke_cluster ? {
-    cpu = { machine_type = "e2-standard-8", tpu_topology = null }
-    tpu = { machine_type = var.tpu_machine_type, tpu_topology = var.tpu_topology }
+    cpu = { machine_type = "e2-standard-8", tpu_topology = null, nodes = 1 }
+    tpu = { machine_type = var.tpu_machine_type, tpu_topology = var.tpu_topology, nodes = var.tpu_hosts }
   } : {}
 }
 
-# A CPU pool for the light steps and a TPU pool (one slice of tpu_topology) for training.
+# A CPU pool for the light steps and a TPU pool (one slice of tpu_topology, tpu_hosts hosts) for training.
 resource "google_container_node_pool" "pools" {
   for_each   = local.node_pools
   name       = each.key
   cluster    = google_container_cluster.kubeflow[0].id
-  node_count = 1
+  node_count = each.value.nodes
 
   management {
     auto_repair  = true

@@ -39,7 +39,13 @@ variable "tpu_machine_type" {
 }
 
 variable "tpu_topology" {
-  description = "TPU topology of the node pool's slice (2x2 for ct5lp-hightpu-4t)."
+  description = "TPU topology of the node pool's slice (2x2 for ct5lp-hightpu-4t; 4x4 for 16 chips on 4 hosts)."
   type        = string
   default     = "2x2"
+}
+
+variable "tpu_hosts" {
+  description = "Hosts of the slice: its chips over the chips of one machine (2x2 on ct5lp-hightpu-4t: 1; 4x4: 4)."
+  type        = number
+  default     = 1
 }

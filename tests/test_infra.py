@@ -12,6 +12,7 @@ from pathlib import Path
 
 import hcl2
 import pytest
+import yaml
 
 INFRA = Path(__file__).resolve().parents[1] / "infra"
 
@@ -91,7 +92,10 @@ def test_registry_apis_and_the_optional_tpu_cluster(resources):
         assert f"{api}.googleapis.com" in apis
     pool = resources[("google_container_node_pool", "pools")]
     gke = (INFRA / "gke.tf").read_text()
-    assert "tpu = { machine_type = var.tpu_machine_type, tpu_topology = var.tpu_topology }" in gke
+    assert (
+        "tpu = { machine_type = var.tpu_machine_type, tpu_topology = var.tpu_topology, nodes = var.tpu_hosts }" in gke
+    )
+    assert pool["node_count"] == "${each.value.nodes}"  # a slice of several hosts: a node each
     assert pool["dynamic"][0]["placement_policy"]["content"][0]["tpu_topology"] == "${placement_policy.value}"
     assert pool["node_config"][0]["workload_metadata_config"][0]["mode"] == "GKE_METADATA"
 
@@ -129,3 +133,25 @@ def test_checkov_finds_no_failed_check_and_every_skip_says_why(tmp_path):
     for skipped in report["results"]["skipped_checks"]:
         reason = skipped["check_result"].get("suppress_comment", "")
         assert len(reason) > 40, f"{skipped['check_id']} on {skipped['resource']} is skipped without a reason"
+
+
+def test_the_kubeflow_role_lets_a_step_start_watch_and_stop_the_jobs_of_its_machines():
+    from mammolibs.pipeline.hardware import ACCELERATORS, StepHardware
+    from mammolibs.pipeline.jobs import cluster_job
+    from mammolibs.pipeline.launcher import PLURALS
+
+    role, binding = yaml.safe_load_all((INFRA / "kubeflow-jobs.yaml").read_text())
+    granted = {
+        (group, kind): set(rule["verbs"])
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for kind in rule["resources"]
+    }
+    several = (StepHardware(ACCELERATORS["tpu-v5e"], 16), StepHardware(ACCELERATORS["nvidia-h100"], 8, machines=2))
+    started = {
+        (job["apiVersion"].split("/")[0], PLURALS[job["kind"]]) for job in (cluster_job(h, "i") for h in several)
+    }
+    assert started == set(granted)  # what the launcher starts, and nothing else
+    assert all(verbs == {"create", "get", "delete"} for verbs in granted.values())  # launcher.run_job's calls
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pipeline-runner"}]

@@ -133,12 +133,14 @@ def train_stage(
 ) -> dict:
     """Train one stage on the step's machines (``placement``: processes and nodes, or the Kubernetes job
     that runs it there); returns the last epoch's metrics. The job's machines read and write the
-    artifacts at their URLs; a step that trains here, at their local paths."""
+    artifacts at their URLs; a step that trains here, at their local paths. A step started again (a
+    machine lost, the job restarted) resumes from its last checkpoint, as ``--resume`` does."""
     placement = whole_numbers(placement)
     job = placement.get("job")
     where = operator.attrgetter("uri" if job else "path")
     args = ["train", stage, "--data", where(shards), "--out", where(model), *train_flags(epochs, settings)]
     args += ["--init", where(init)] if init else []
+    args += [] if "resume" in settings else ["--resume"]  # a step the platform restarts goes on from its checkpoint
     if job:
         from mammolibs.pipeline.launcher import run_job
 

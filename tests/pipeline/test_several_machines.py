@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mammolibs.pipeline import launcher
+from mammolibs.pipeline import launcher, replica
 from mammolibs.pipeline.hardware import ACCELERATORS, StepHardware
 from mammolibs.pipeline.jobs import cluster_job
 from mammolibs.pipeline.rendezvous import Rendezvous, node_rendezvous
@@ -132,7 +132,7 @@ def test_a_kubeflow_step_trains_on_two_machines_through_its_pytorchjob_on_gs_sha
     [container] = replicas["Master"]["template"]["spec"]["containers"]
     assert container["args"] == ["--", "train", "finetune", "--data", f"gs://{bucket}/job/shards", "--out", model,
                                  "--epochs", "1", "--batch-size", "2", "--width", "4", "--patch-size", "32",
-                                 "--max-steps", "3", "--no-progress"]  # fmt: skip
+                                 "--max-steps", "3", "--no-progress", "--resume"]  # fmt: skip
     assert metrics["step"] == 3, logs
     rows = client.bucket(bucket).blob("job/model/metrics.jsonl").download_as_text().splitlines()
     assert len(rows) == 1 and json.loads(rows[0]) == metrics  # node 0 alone wrote the run, the step read it
@@ -151,3 +151,14 @@ def test_a_failed_pytorchjob_fails_the_step_naming_the_job(tmp_path, kube_api):
         train_stage("encoder", shards, _artifact(str(tmp_path / "model")), None, 1, {}, placement)
     [name] = kube_api.logs
     assert "no-shards-here" in kube_api.logs[name][0]  # the replica's own log says why
+
+
+def test_a_replica_without_a_command_or_a_rendezvous_says_what_it_needs(monkeypatch):
+    for name in ("CLUSTER_SPEC", "MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit, match="give the mammo command after --"):
+        replica.main(["--nodes", "2"])
+    with pytest.raises(SystemExit, match="--processes 0 --nodes 1: give 1 or more"):
+        replica.main(["--processes", "0", "--", "train", "encoder"])
+    with pytest.raises(SystemExit, match="replica: this machine is one node of several, but nothing says where"):
+        replica.main(["--nodes", "2", "--", "train", "encoder"])
