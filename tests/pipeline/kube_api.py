@@ -1,17 +1,24 @@
 """A Kubernetes API server on 127.0.0.1 for custom objects, with a PyTorchJob controller that runs each
 replica's container command here as a process, with the variables the Kubeflow Training Operator sets
-(MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE), and reports the job Running, Succeeded or Failed.
+(MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE), and reports the job Running, Succeeded or Failed. With
+``restart_when``, it kills every replica once that condition holds and starts them all again, as the
+operator does when a machine of the job is lost.
 
 The step's launcher reaches it through the production ``kubernetes`` client and a kubeconfig."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -27,11 +34,14 @@ def free_port() -> int:
 
 
 class KubeApi:
-    """``created``: the bodies posted, in order; ``deleted``: the names deleted; ``logs``: each replica's
-    output (written under ``log_dir``), by job name."""
+    """``created``: the bodies posted, in order; ``deleted``: the names deleted; ``restarts``: the jobs
+    restarted; ``logs``: each replica's output of the job's last start (written under ``log_dir``)."""
 
     def __init__(self, cwd: Path, env: dict[str, str], log_dir: Path):
         self.cwd, self.env, self.log_dir = cwd, env, log_dir
+        self.restart_when: Callable[[], bool] | None = None
+        self.restarts: list[str] = []
+        self.lock = threading.Lock()  # a status read never sees a restart half done
         self.created: list[dict] = []
         self.deleted: list[str] = []
         self.requests: list[tuple[str, str]] = []
@@ -62,10 +72,8 @@ class KubeApi:
         return path
 
     def close(self) -> None:
-        for processes in self.replicas.values():
-            for process in processes:
-                process.kill()
-                process.wait()
+        for name in self.replicas:
+            self._stop(name)
         self.server.shutdown()
         self.server.server_close()
 
@@ -85,20 +93,48 @@ class KubeApi:
                     [*command, *container.get("args", [])],
                     cwd=self.cwd,
                     env=env,
-                    stdout=(self.log_dir / f"{job['metadata']['name']}-{rank}.log").open("w"),
+                    stdout=self._log(job["metadata"]["name"], rank).open("w"),
                     stderr=subprocess.STDOUT,
                     text=True,
                 )
             )
         self.replicas[job["metadata"]["name"]] = processes
+        if self.restart_when is not None and not self.restarts:
+            threading.Thread(target=self._restart_once, args=(job,), daemon=True).start()
+
+    def _stop(self, name: str) -> None:
+        """Kill every process of the job's pods, as a pod's end does: each replica, its torchrun and their
+        workers (which torchrun starts in sessions of their own)."""
+        for process in self.replicas.get(name, []):
+            for pid in [process.pid, *_descendants(process.pid)]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            process.wait()
+
+    def _log(self, name: str, rank: int) -> Path:
+        """The log of a replica's latest start."""
+        return self.log_dir / f"{name}-{self.restarts.count(name)}-{rank}.log"
+
+    def _restart_once(self, job: dict) -> None:
+        """Kill every replica as soon as ``restart_when`` holds, then start them all again."""
+        name = job["metadata"]["name"]
+        while self.restart_when is not None and not self.restart_when():
+            if all(process.poll() is not None for process in self.replicas[name]):
+                return  # finished first: nothing to restart
+            time.sleep(0.01)
+        with self.lock:
+            self._stop(name)
+            self.restarts.append(name)
+            self._start(job)
 
     def _status(self, name: str) -> dict:
-        processes = self.replicas[name]
-        codes = [process.poll() for process in processes]
+        with self.lock:
+            processes = self.replicas[name]
+            codes = [process.poll() for process in processes]
         if None in codes:
             return {"conditions": [{"type": "Running", "status": "True"}]}
         if name not in self.logs:
-            self.logs[name] = [(self.log_dir / f"{name}-{rank}.log").read_text() for rank in range(len(processes))]
+            self.logs[name] = [self._log(name, rank).read_text() for rank in range(len(processes))]
         if any(codes):
             message = f"replicas exited with {codes}"
             return {"conditions": [{"type": "Failed", "status": "True", "message": message}]}
@@ -145,8 +181,22 @@ class KubeApi:
                 if (match := self._route()) is None:
                     return
                 api.deleted.append(match["name"])
-                for process in api.replicas.get(match["name"], []):
-                    process.kill()
+                api._stop(match["name"])
                 self._answer(200, {"kind": "Status", "status": "Success"})
 
         return Handler
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process under ``pid``, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command's name: state, ppid, ...
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found

@@ -5,12 +5,15 @@ variables), and a Kubeflow step that starts its PyTorchJob through the Kubernete
 import io
 import json
 import os
+import random
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from mammolibs import storage
 from mammolibs.pipeline import launcher, replica
 from mammolibs.pipeline.hardware import ACCELERATORS, StepHardware
 from mammolibs.pipeline.jobs import cluster_job
@@ -162,3 +165,47 @@ def test_a_replica_without_a_command_or_a_rendezvous_says_what_it_needs(monkeypa
         replica.main(["--processes", "0", "--", "train", "encoder"])
     with pytest.raises(SystemExit, match="replica: this machine is one node of several, but nothing says where"):
         replica.main(["--nodes", "2", "--", "train", "encoder"])
+
+
+EPOCHS = 12  # 4 steps each: long enough to be stopped half way
+
+
+def test_a_kubeflow_job_restarted_mid_run_ends_with_the_weights_of_a_run_never_stopped(
+    small_shards, tmp_path, kube_api
+):
+    """Both machines killed at a random step and started again (a machine lost): the step's ``--resume``
+    takes them on from the last checkpoint to the weights, optimizer and schedule of an uninterrupted job."""
+    two_machines = StepHardware(ACCELERATORS["nvidia-l4"], count=1, machines=2)
+    placement = {**two_machines.placement, "job": cluster_job(two_machines, "mammoflow/mammoflow-cuda:0.1.0")}
+    settings = {"batch_size": 2, "width": 8, "patch_size": 32, "checkpoint_every": 1, "no_progress": True}
+
+    def run(name: str) -> dict:
+        out = tmp_path / name
+        train_stage("autoencoder", _artifact(small_shards), _artifact(str(out)), None, EPOCHS, settings, placement)
+        return torch.load(out / "checkpoints" / "final.pt", weights_only=True)
+
+    whole = run("whole")
+    kill_after = random.Random().randint(2, whole["step"] // 2)
+    kube_api.restart_when = lambda: _latest_step(tmp_path / "restarted") >= kill_after
+    restarted = run("restarted")
+    assert len(kube_api.restarts) == 1, "the job finished before it could be restarted"
+    [name] = kube_api.restarts
+    resumed = re.search(r"resumed from \S+ at epoch \d+, batch \d+ \(step (\d+)\)", kube_api.logs[name][0])
+    assert resumed and kill_after <= int(resumed[1]) < whole["step"], kube_api.logs[name][0][-2000:]
+    assert restarted["step"] == whole["step"]
+    for name, tensor in whole["model"].items():
+        assert torch.equal(restarted["model"][name], tensor), f"{name} differs after a restart at step {kill_after}"
+    for index, state in whole["optimizer"]["state"].items():
+        for key, tensor in state.items():
+            assert torch.equal(restarted["optimizer"]["state"][index][key], tensor), (index, key)
+    assert restarted["scheduler"] == whole["scheduler"]
+    rows = [json.loads(line) for line in (tmp_path / "restarted" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == list(range(1, EPOCHS + 1))  # node 0 alone wrote, each epoch once
+
+
+def _latest_step(out: Path) -> int:
+    latest = out / "checkpoints" / "latest.pt"
+    try:
+        return storage.torch_load(str(latest))["state"]["step"]
+    except (FileNotFoundError, RuntimeError, EOFError):  # none yet, or being written
+        return -1
