@@ -7,6 +7,10 @@ import json
 import os
 import random
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -209,3 +213,33 @@ def _latest_step(out: Path) -> int:
         return storage.torch_load(str(latest))["state"]["step"]
     except (FileNotFoundError, RuntimeError, EOFError):  # none yet, or being written
         return -1
+
+
+def test_a_step_stopped_while_its_job_runs_deletes_the_job(small_shards, tmp_path, kube_api):
+    """A run cancelled: the step's pod gets SIGTERM while it waits; the job goes, and its machines stop."""
+    two_machines = StepHardware(ACCELERATORS["nvidia-l4"], count=1, machines=2)
+    job = cluster_job(two_machines, "mammoflow/mammoflow-cuda:0.1.0")
+    args = ["train", "encoder", "--data", small_shards, "--out", str(tmp_path / "model"), "--epochs", "500"]
+    step = subprocess.Popen(
+        [sys.executable, "-c", STEP_POD, json.dumps(job), *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not kube_api.created and step.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [started] = kube_api.created
+    step.send_signal(signal.SIGTERM)
+    assert step.wait(timeout=60) != 0
+    name = started["metadata"]["name"]
+    assert kube_api.deleted == [name], step.stderr.read() if step.stderr else ""
+    assert all(replica.poll() is not None for replica in kube_api.replicas[name])
+
+
+STEP_POD = """
+import json, sys
+from mammolibs.pipeline.launcher import run_job
+run_job(json.loads(sys.argv[1]), sys.argv[2:], "mammoflow-encoder")
+"""
