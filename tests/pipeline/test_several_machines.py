@@ -17,13 +17,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mammolibs import storage
 from mammolibs.pipeline import launcher, replica
 from mammolibs.pipeline.hardware import ACCELERATORS, StepHardware
 from mammolibs.pipeline.jobs import cluster_job
 from mammolibs.pipeline.rendezvous import Rendezvous, node_rendezvous
 from mammolibs.pipeline.steps import mammo_command, train_stage
 from tests.pipeline.kube_api import KubeApi
+from tests.train.checkpoint_state import assert_same_training_state, latest_step
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -190,29 +190,15 @@ def test_a_kubeflow_job_restarted_mid_run_ends_with_the_weights_of_a_run_never_s
 
     whole = run("whole")
     kill_after = random.Random().randint(2, whole["step"] // 2)
-    kube_api.restart_when = lambda: _latest_step(tmp_path / "restarted") >= kill_after
+    kube_api.restart_when = lambda: latest_step(tmp_path / "restarted") >= kill_after
     restarted = run("restarted")
     assert len(kube_api.restarts) == 1, "the job finished before it could be restarted"
     [name] = kube_api.restarts
     resumed = re.search(r"resumed from \S+ at epoch \d+, batch \d+ \(step (\d+)\)", kube_api.logs[name][0])
     assert resumed and kill_after <= int(resumed[1]) < whole["step"], kube_api.logs[name][0][-2000:]
-    assert restarted["step"] == whole["step"]
-    for name, tensor in whole["model"].items():
-        assert torch.equal(restarted["model"][name], tensor), f"{name} differs after a restart at step {kill_after}"
-    for index, state in whole["optimizer"]["state"].items():
-        for key, tensor in state.items():
-            assert torch.equal(restarted["optimizer"]["state"][index][key], tensor), (index, key)
-    assert restarted["scheduler"] == whole["scheduler"]
+    assert_same_training_state(restarted, whole, f"a restart at step {resumed[1]}")
     rows = [json.loads(line) for line in (tmp_path / "restarted" / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == list(range(1, EPOCHS + 1))  # node 0 alone wrote, each epoch once
-
-
-def _latest_step(out: Path) -> int:
-    latest = out / "checkpoints" / "latest.pt"
-    try:
-        return storage.torch_load(str(latest))["state"]["step"]
-    except (FileNotFoundError, RuntimeError, EOFError):  # none yet, or being written
-        return -1
 
 
 def test_a_step_stopped_while_its_job_runs_deletes_the_job(small_shards, tmp_path, kube_api):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from mammolibs import storage
+from tests.train.checkpoint_state import assert_same_training_state, latest_step
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "train" / "unet" / "autoencoder" / "train_autoencoder.py"
@@ -42,11 +42,6 @@ def _command(data: str, out: Path) -> list[str]:
     ]
 
 
-def _latest_step(out: Path) -> int:
-    latest = out / "checkpoints" / "latest.pt"
-    return storage.torch_load(str(latest))["state"]["step"] if latest.exists() else -1
-
-
 def test_sigkill_at_a_random_step_then_resume_gives_identical_weights(small_shards, tmp_path):
     whole = tmp_path / "whole"
     subprocess.run(_command(small_shards, whole), check=True, capture_output=True, cwd=ROOT)
@@ -59,20 +54,14 @@ def test_sigkill_at_a_random_step_then_resume_gives_identical_weights(small_shar
         _command(small_shards, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
     )
     deadline = time.monotonic() + 300
-    while _latest_step(killed) < kill_after and process.poll() is None and time.monotonic() < deadline:
+    while latest_step(killed) < kill_after and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    stopped_at = _latest_step(killed)
+    stopped_at = latest_step(killed)
     assert not (killed / "checkpoints" / "final.pt").exists(), "the run finished before it could be killed"
     assert 0 < stopped_at < total
 
     subprocess.run(_command(small_shards, killed) + ["--resume"], check=True, capture_output=True, cwd=ROOT)
     resumed = torch.load(killed / "checkpoints" / "final.pt", weights_only=True)
-    assert resumed["step"] == total
-    for name, tensor in reference["model"].items():
-        assert torch.equal(resumed["model"][name], tensor), f"{name} differs after a kill at step {stopped_at}"
-    for index, state in reference["optimizer"]["state"].items():
-        for key, tensor in state.items():
-            assert torch.equal(resumed["optimizer"]["state"][index][key], tensor), (index, key)
-    assert resumed["scheduler"] == reference["scheduler"]
+    assert_same_training_state(resumed, reference, f"a kill at step {stopped_at}")
