@@ -212,6 +212,10 @@ class Hardware:
     def step(self, step: str) -> StepHardware:
         return self.steps.get(step, StepHardware())
 
+    def starts_job(self, step: str) -> bool:
+        """On Kubeflow, a step of several machines is a CPU pod that starts their job (``jobs.py``)."""
+        return self.target == "kubeflow" and self.step(step).hosts > 1
+
     def task(self, component, step: str, **arguments):
         """Call ``component`` with ``arguments`` as pipeline step ``step``, on its hardware; returns the task.
         On Vertex AI a step with an accelerator or a machine type becomes a custom job on that machine
@@ -219,7 +223,7 @@ class Hardware:
         hardware = self.step(step)
         if self.target == "vertex" and (hardware.accelerator or hardware.machine_type):
             return self._custom_job(component, step)(**arguments)
-        if self.target == "kubeflow" and hardware.hosts > 1:
+        if self.starts_job(step):
             return component(**arguments).set_container_image(self.image_of("cpu"))
         task = component(**arguments).set_container_image(self.image(step))
         accelerator = hardware.accelerator

@@ -26,7 +26,7 @@ def placement(hardware: Hardware, step: str) -> dict:
     """The ``placement`` argument of a training step: processes and nodes; on Kubeflow, for a step of
     several machines, also the job that its pod starts on them."""
     step_hardware = hardware.step(step)
-    if hardware.target == "kubeflow" and step_hardware.hosts > 1:
+    if hardware.starts_job(step):
         return {**step_hardware.placement, "job": cluster_job(step_hardware, hardware.image(step))}
     return step_hardware.placement
 

@@ -102,6 +102,12 @@ def _as_kfp_passes_it(value):
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+def two_machines_placement() -> dict:
+    """A Kubeflow step's placement on two GPU machines of one process each, with its PyTorchJob."""
+    two_machines = StepHardware(ACCELERATORS["nvidia-l4"], count=1, machines=2)
+    return {**two_machines.placement, "job": cluster_job(two_machines, "mammoflow/mammoflow-cuda:0.1.0")}
+
+
 @pytest.fixture
 def kube_api(tmp_path, monkeypatch):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -116,8 +122,7 @@ def test_a_kubeflow_step_trains_on_two_machines_through_its_pytorchjob_on_gs_sha
     bucket, client = gcs_bucket
     for path in sorted(Path(small_shards).iterdir()):
         client.bucket(bucket).blob(f"job/shards/{path.name}").upload_from_filename(str(path))
-    two_machines = StepHardware(ACCELERATORS["nvidia-l4"], count=1, machines=2)  # 1 process per machine
-    placement = {**two_machines.placement, "job": cluster_job(two_machines, "mammoflow/mammoflow-cuda:0.1.0")}
+    placement = two_machines_placement()
     settings = {"batch_size": 2, "width": 4, "patch_size": 32, "max_steps": 3, "no_progress": True}
     model = f"gs://{bucket}/job/model"
     metrics = train_stage(
@@ -149,8 +154,7 @@ def test_a_kubeflow_step_trains_on_two_machines_through_its_pytorchjob_on_gs_sha
 
 
 def test_a_failed_pytorchjob_fails_the_step_naming_the_job(tmp_path, kube_api):
-    two_machines = StepHardware(ACCELERATORS["nvidia-l4"], count=1, machines=2)
-    placement = {**two_machines.placement, "job": cluster_job(two_machines, "mammoflow/mammoflow-cuda:0.1.0")}
+    placement = two_machines_placement()
     shards = _artifact(str(tmp_path / "no-shards-here"))
     with pytest.raises(
         RuntimeError, match=r"PyTorchJob mammoflow-encoder-\w+ failed: replicas exited with \[\d+, \d+\]"
@@ -179,8 +183,7 @@ def test_a_kubeflow_job_restarted_mid_run_ends_with_the_weights_of_a_run_never_s
 ):
     """Both machines killed at a random step and started again (a machine lost): the step's ``--resume``
     takes them on from the last checkpoint to the weights, optimizer and schedule of an uninterrupted job."""
-    two_machines = StepHardware(ACCELERATORS["nvidia-l4"], count=1, machines=2)
-    placement = {**two_machines.placement, "job": cluster_job(two_machines, "mammoflow/mammoflow-cuda:0.1.0")}
+    placement = two_machines_placement()
     settings = {"batch_size": 2, "width": 8, "patch_size": 32, "checkpoint_every": 1, "no_progress": True}
 
     def run(name: str) -> dict:
@@ -203,8 +206,7 @@ def test_a_kubeflow_job_restarted_mid_run_ends_with_the_weights_of_a_run_never_s
 
 def test_a_step_stopped_while_its_job_runs_deletes_the_job(small_shards, tmp_path, kube_api):
     """A run cancelled: the step's pod gets SIGTERM while it waits; the job goes, and its machines stop."""
-    two_machines = StepHardware(ACCELERATORS["nvidia-l4"], count=1, machines=2)
-    job = cluster_job(two_machines, "mammoflow/mammoflow-cuda:0.1.0")
+    job = two_machines_placement()["job"]
     args = ["train", "encoder", "--data", small_shards, "--out", str(tmp_path / "model"), "--epochs", "500"]
     step = subprocess.Popen(
         [sys.executable, "-c", STEP_POD, json.dumps(job), *args],
