@@ -37,11 +37,11 @@ def run_job(job: dict, args: list[str], prefix: str) -> str:
     group, version = job["apiVersion"].split("/")
     where = (group, version, namespace(), PLURALS[job["kind"]])
     name = f"{prefix}-{secrets.token_hex(4)}"
-    api.create_namespaced_custom_object(*where, with_arguments(job, name, args))
-    log.warning("started %s %s in namespace %s; waiting for it", job["kind"], name, where[2])
     main_thread = threading.current_thread() is threading.main_thread()  # where signals can be caught
-    stop = signal.signal(signal.SIGTERM, _stopped) if main_thread else None
+    stop = signal.signal(signal.SIGTERM, _stopped) if main_thread else None  # before the job can exist
     try:
+        api.create_namespaced_custom_object(*where, with_arguments(job, name, args))
+        log.warning("started %s %s in namespace %s; waiting for it", job["kind"], name, where[2])
         while True:
             status = api.get_namespaced_custom_object(*where, name).get("status") or {}
             done = {c["type"]: c.get("message", "") for c in status.get("conditions", []) if c.get("status") == "True"}
@@ -51,12 +51,25 @@ def run_job(job: dict, args: list[str], prefix: str) -> str:
                 raise RuntimeError(f"{job['kind']} {name} failed: {done[next(iter(FAILED & done.keys()))]}")
             time.sleep(POLL_S)
     except (KeyboardInterrupt, SystemExit):
-        api.delete_namespaced_custom_object(*where, name, propagation_policy="Foreground")
-        log.warning("stopped: deleted %s %s", job["kind"], name)
+        _delete(api, where, name, job["kind"])
         raise
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, stop)
+
+
+def _delete(api, where: tuple[str, ...], name: str, kind: str) -> None:
+    """Delete the job, which may not exist yet when the step was stopped while creating it."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        api.delete_namespaced_custom_object(*where, name, propagation_policy="Foreground")
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        log.warning("stopped before %s %s was created", kind, name)
+        return
+    log.warning("stopped: deleted %s %s", kind, name)
 
 
 def with_arguments(job: dict, name: str, args: list[str]) -> dict:

@@ -2,7 +2,8 @@
 replica's container command here as a process, with the variables the Kubeflow Training Operator sets
 (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE), and reports the job Running, Succeeded or Failed. With
 ``restart_when``, it kills every replica once that condition holds and starts them all again, as the
-operator does when a machine of the job is lost.
+operator does when a machine of the job is lost. Clearing ``answer_creates`` holds the answer to a create
+(the job exists, its creator does not know yet) until it is set again.
 
 The step's launcher reaches it through the production ``kubernetes`` client and a kubeconfig."""
 
@@ -41,6 +42,8 @@ class KubeApi:
         self.cwd, self.env, self.log_dir = cwd, env, log_dir
         self.restart_when: Callable[[], bool] | None = None
         self.restarts: list[str] = []
+        self.answer_creates = threading.Event()
+        self.answer_creates.set()
         self.lock = threading.Lock()  # a status read never sees a restart half done
         self.created: list[dict] = []
         self.deleted: list[str] = []
@@ -169,6 +172,7 @@ class KubeApi:
                 job = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 api.created.append({**job, "_namespace": match["ns"]})
                 api._start(job)
+                api.answer_creates.wait(timeout=120)
                 self._answer(201, job)
 
             def do_GET(self) -> None:
@@ -179,6 +183,9 @@ class KubeApi:
 
             def do_DELETE(self) -> None:
                 if (match := self._route()) is None:
+                    return
+                if not any(j["metadata"]["name"] == match["name"] for j in api.created):
+                    self._answer(404, {"kind": "Status", "status": "Failure", "reason": "NotFound"})
                     return
                 api.deleted.append(match["name"])
                 api._stop(match["name"])

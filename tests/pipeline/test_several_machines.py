@@ -204,10 +204,14 @@ def test_a_kubeflow_job_restarted_mid_run_ends_with_the_weights_of_a_run_never_s
     assert [row["epoch"] for row in rows] == list(range(1, EPOCHS + 1))  # node 0 alone wrote, each epoch once
 
 
-def test_a_step_stopped_while_its_job_runs_deletes_the_job(small_shards, tmp_path, kube_api):
-    """A run cancelled: the step's pod gets SIGTERM while it waits; the job goes, and its machines stop."""
+@pytest.mark.parametrize("moment", ["while the job is created", "while it waits for the job"])
+def test_a_step_stopped_deletes_its_job(small_shards, tmp_path, kube_api, moment):
+    """A run cancelled: the step's pod gets SIGTERM, before it heard the job exists or while it waits for
+    it; the job goes, and its machines stop."""
     job = two_machines_placement()["job"]
     args = ["train", "encoder", "--data", small_shards, "--out", str(tmp_path / "model"), "--epochs", "500"]
+    if moment == "while the job is created":
+        kube_api.answer_creates.clear()
     step = subprocess.Popen(
         [sys.executable, "-c", STEP_POD, json.dumps(job), *args],
         cwd=ROOT,
@@ -215,12 +219,19 @@ def test_a_step_stopped_while_its_job_runs_deletes_the_job(small_shards, tmp_pat
         stderr=subprocess.PIPE,
         text=True,
     )
+
+    def reached() -> bool:
+        if moment == "while the job is created":
+            return bool(kube_api.created)
+        return any(method == "GET" for method, _ in kube_api.requests)
+
     deadline = time.monotonic() + 120
-    while not kube_api.created and step.poll() is None and time.monotonic() < deadline:
+    while not reached() and step.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     [started] = kube_api.created
     step.send_signal(signal.SIGTERM)
     assert step.wait(timeout=60) != 0
+    kube_api.answer_creates.set()
     name = started["metadata"]["name"]
     assert kube_api.deleted == [name], step.stderr.read() if step.stderr else ""
     assert all(replica.poll() is not None for replica in kube_api.replicas[name])
