@@ -44,7 +44,7 @@ class KubeApi:
         self.restarts: list[str] = []
         self.answer_creates = threading.Event()
         self.answer_creates.set()
-        self.lock = threading.Lock()  # a status read never sees a restart half done
+        self.lock = threading.Lock()  # no request sees a start, restart or stop half done
         self.created: list[dict] = []
         self.deleted: list[str] = []
         self.requests: list[tuple[str, str]] = []
@@ -170,8 +170,9 @@ class KubeApi:
                 if (match := self._route()) is None:
                     return
                 job = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                api.created.append({**job, "_namespace": match["ns"]})
-                api._start(job)
+                with api.lock:  # a job is listed once its replicas exist
+                    api._start(job)
+                    api.created.append({**job, "_namespace": match["ns"]})
                 api.answer_creates.wait(timeout=120)
                 self._answer(201, job)
 
@@ -184,11 +185,12 @@ class KubeApi:
             def do_DELETE(self) -> None:
                 if (match := self._route()) is None:
                     return
-                if not any(j["metadata"]["name"] == match["name"] for j in api.created):
-                    self._answer(404, {"kind": "Status", "status": "Failure", "reason": "NotFound"})
-                    return
-                api.deleted.append(match["name"])
-                api._stop(match["name"])
+                with api.lock:
+                    if not any(j["metadata"]["name"] == match["name"] for j in api.created):
+                        self._answer(404, {"kind": "Status", "status": "Failure", "reason": "NotFound"})
+                        return
+                    api.deleted.append(match["name"])
+                    api._stop(match["name"])
                 self._answer(200, {"kind": "Status", "status": "Success"})
 
         return Handler
