@@ -1,5 +1,6 @@
 # Optional (create_gke_cluster = true): a GKE cluster for a self-managed Kubeflow Pipelines, with a
-# CPU pool for the light steps and a TPU v5e pool for training. Vertex AI Pipelines needs none of this.
+# CPU pool for the light steps, a TPU v5e pool and an optional GPU pool for training. Vertex AI Pipelines
+# needs none of this.
 resource "google_container_cluster" "kubeflow" {
   count    = var.create_gke_cluster ? 1 : 0
   name     = "mammoflow"
@@ -54,13 +55,16 @@ resource "google_container_cluster" "kubeflow" {
 }
 
 locals {
-  node_pools = var.create_gke_cluster ? {
-    cpu = { machine_type = "e2-standard-8", tpu_topology = null, nodes = 1 }
-    tpu = { machine_type = var.tpu_machine_type, tpu_topology = var.tpu_topology, nodes = var.tpu_hosts }
-  } : {}
+  pools = {
+    cpu = { machine_type = "e2-standard-8", tpu_topology = null, gpu_type = null, gpus = 0, nodes = 1 }
+    tpu = { machine_type = var.tpu_machine_type, tpu_topology = var.tpu_topology, gpu_type = null, gpus = 0, nodes = var.tpu_hosts }
+    gpu = { machine_type = var.gpu_machine_type, tpu_topology = null, gpu_type = var.gpu_type, gpus = var.gpus_per_machine, nodes = var.gpu_machines }
+  }
+  node_pools = { for name, pool in local.pools : name => pool if var.create_gke_cluster && pool.nodes > 0 }
 }
 
-# A CPU pool for the light steps and a TPU pool (one slice of tpu_topology, tpu_hosts hosts) for training.
+# A CPU pool for the light steps, a TPU pool (one slice of tpu_topology, tpu_hosts hosts) and a GPU pool
+# (gpu_machines machines of gpus_per_machine GPUs; none by default) for training. A pool of 0 nodes is left out.
 resource "google_container_node_pool" "pools" {
   for_each   = local.node_pools
   name       = each.key
@@ -80,6 +84,16 @@ resource "google_container_node_pool" "pools" {
   }
   node_config {
     machine_type    = each.value.machine_type
+    dynamic "guest_accelerator" {
+      for_each = each.value.gpu_type == null ? [] : [each.value]
+      content {
+        type  = guest_accelerator.value.gpu_type
+        count = guest_accelerator.value.gpus
+        gpu_driver_installation_config {
+          gpu_driver_version = "LATEST"
+        }
+      }
+    }
     image_type      = "COS_CONTAINERD"
     service_account = google_service_account.trainer.email
     oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]

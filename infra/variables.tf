@@ -49,3 +49,27 @@ variable "tpu_hosts" {
   type        = number
   default     = 1
 }
+
+variable "gpu_machines" {
+  description = "Machines of the GPU node pool: N of a step's --accelerator NAME:COUNTxN (0: no GPU pool)."
+  type        = number
+  default     = 0
+}
+
+variable "gpu_machine_type" {
+  description = "Machine type of the GPU node pool (a3-highgpu-8g: 8 H100s, as nvidia-h100:8 compiles to)."
+  type        = string
+  default     = "a3-highgpu-8g"
+}
+
+variable "gpu_type" {
+  description = "GKE accelerator type of the GPU node pool; the pipeline's steps select nodes by it."
+  type        = string
+  default     = "nvidia-h100-80gb"
+}
+
+variable "gpus_per_machine" {
+  description = "GPUs on each machine of the GPU node pool: COUNT of the step's --accelerator NAME:COUNTxN."
+  type        = number
+  default     = 8
+}

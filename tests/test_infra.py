@@ -92,12 +92,29 @@ def test_registry_apis_and_the_optional_tpu_cluster(resources):
         assert f"{api}.googleapis.com" in apis
     pool = resources[("google_container_node_pool", "pools")]
     gke = (INFRA / "gke.tf").read_text()
-    assert (
-        "tpu = { machine_type = var.tpu_machine_type, tpu_topology = var.tpu_topology, nodes = var.tpu_hosts }" in gke
-    )
-    assert pool["node_count"] == "${each.value.nodes}"  # a slice of several hosts: a node each
+    assert "nodes = var.tpu_hosts }" in gke and "gpus = var.gpus_per_machine, nodes = var.gpu_machines }" in gke
+    assert "if var.create_gke_cluster && pool.nodes > 0" in gke  # no GPU pool unless machines are asked for
+    assert pool["node_count"] == "${each.value.nodes}"  # a slice of several hosts, or several machines: a node each
     assert pool["dynamic"][0]["placement_policy"]["content"][0]["tpu_topology"] == "${placement_policy.value}"
+    [accelerator] = pool["node_config"][0]["dynamic"]
+    gpus = accelerator["guest_accelerator"]["content"][0]
+    assert gpus["type"] == "${guest_accelerator.value.gpu_type}" and gpus["count"] == "${guest_accelerator.value.gpus}"
+    assert gpus["gpu_driver_installation_config"][0]["gpu_driver_version"] == "LATEST"
     assert pool["node_config"][0]["workload_metadata_config"][0]["mode"] == "GKE_METADATA"
+
+
+def test_the_gpu_pool_by_default_is_what_the_pipeline_asks_for_nvidia_h100_by_8():
+    """Its nodes carry the label a step's node selector names, and are the machine such a step compiles to."""
+    from mammolibs.pipeline.hardware import ACCELERATORS, StepHardware, node_selectors
+
+    with (INFRA / "variables.tf").open() as f:
+        defaults = {
+            name: body.get("default") for block in _plain(hcl2.load(f))["variable"] for name, body in block.items()
+        }
+    h100 = StepHardware(ACCELERATORS["nvidia-h100"], defaults["gpus_per_machine"], machines=4)
+    assert node_selectors(h100) == {"cloud.google.com/gke-accelerator": defaults["gpu_type"]}
+    assert h100.host_machine == defaults["gpu_machine_type"]
+    assert defaults["gpu_machines"] == 0
 
 
 def test_checkov_finds_no_failed_check_and_every_skip_says_why(tmp_path):
