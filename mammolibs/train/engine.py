@@ -254,7 +254,7 @@ class Run:
 
     def train(self) -> TrainResult:
         config, runtime = self.config, self.runtime
-        logs = RunLog(config.out) if runtime.is_main else None
+        logs = RunLog(config.out, epochs_done=self.state["epoch"]) if runtime.is_main else None
         if runtime.is_main:
             storage.write_text_atomic(
                 storage.join(config.out, "config.json"), json.dumps(asdict(self.config), indent=2)
@@ -273,12 +273,7 @@ class Run:
                 self.state.update(epoch=self.state["epoch"] + 1, batch=0, loss_sum=0.0, loss_steps=0)
                 history.append(row)
                 log.info("%s: %s", self.stage.name, row)
-                rank = self._rank(row)
-                if rank is not None and (self.state.get("best") is None or rank > tuple(self.state["best"])):
-                    self.state["best"] = rank
-                    self.save("best", row)
-                self.save("latest")
-                if logs:
+                if logs:  # before the checkpoint that ends the epoch: a run killed in between redoes it
                     logs.scalars(
                         {
                             f"epoch/{k}": v
@@ -288,6 +283,12 @@ class Run:
                         row["epoch"],
                     )
                     logs.epoch(row)
+                rank = self._rank(row)
+                if rank is not None and (self.state.get("best") is None or rank > tuple(self.state["best"])):
+                    self.state["best"] = rank
+                    self.save("best", row)
+                self.save("latest")
+                if logs:
                     logs.sync()
             self.save("final", history[-1] if history else None)
             if logs and history:

@@ -33,9 +33,12 @@ METRICS = "metrics.jsonl"
 
 
 class RunLog:
-    """TensorBoard events and the per-epoch ``metrics.jsonl`` of one run under ``out``."""
+    """TensorBoard events and the per-epoch ``metrics.jsonl`` of one run under ``out``.
 
-    def __init__(self, out: str):
+    ``epochs_done``: the epochs its checkpoint has finished; rows of later epochs (written by a run killed
+    before its checkpoint) are dropped, as the resumed run writes them again."""
+
+    def __init__(self, out: str, epochs_done: int = 0):
         self.out, self.remote = out, not storage.is_local(out)
         self.folder = (
             tempfile.mkdtemp(prefix="mammoflow-tb-")
@@ -45,7 +48,8 @@ class RunLog:
         self.files = 0  # event files started, a suffix that keeps their names apart within a second
         self.writer = self._new_writer()
         metrics = storage.join(out, METRICS)
-        self.rows = storage.read_text(metrics).splitlines(keepends=True) if storage.exists(metrics) else []
+        rows = storage.read_text(metrics).splitlines(keepends=True) if storage.exists(metrics) else []
+        self.rows = [row for row in rows if _epoch_of(row) <= epochs_done]
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         for tag, value in values.items():
@@ -132,6 +136,15 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _epoch_of(row: str) -> float:
+    """The epoch of a ``metrics.jsonl`` row; a row that does not parse counts as no finished epoch."""
+    try:
+        epoch = json.loads(row).get("epoch")
+    except (ValueError, AttributeError):
+        return math.inf
+    return epoch if isinstance(epoch, int) else math.inf
 
 
 def _clock(seconds: float) -> str:
