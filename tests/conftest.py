@@ -208,6 +208,15 @@ def runs(small_shards, tmp_path_factory):
     return root
 
 
+def free_port() -> int:
+    """A port of 127.0.0.1 that was free a moment ago: nothing listens there."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def _listening(port: int) -> bool:
     import socket
 
@@ -222,16 +231,13 @@ def gcs_bucket():
     Yields ``(bucket name, google.cloud.storage client)``; gcsfs finds the emulator through
     ``STORAGE_EMULATOR_HOST`` as google-cloud-storage does.
     """
-    import socket
     import subprocess
     import time
 
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage as gcs
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     bucket = "mammoflow-test"
     server = subprocess.Popen(
         [

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 PLURALS = {"PyTorchJob": "pytorchjobs", "JobSet": "jobsets"}
 SUCCEEDED = {"Succeeded", "Completed"}  # PyTorchJob's and JobSet's word for it
-FAILED = {"Failed"}
+FAILED = "Failed"
 POD_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 POLL_S = 30.0
 """Seconds between two looks at the job's status."""
@@ -47,8 +47,8 @@ def run_job(job: dict, args: list[str], prefix: str) -> str:
             done = {c["type"]: c.get("message", "") for c in status.get("conditions", []) if c.get("status") == "True"}
             if SUCCEEDED & done.keys():
                 return name
-            if FAILED & done.keys():
-                raise RuntimeError(f"{job['kind']} {name} failed: {done[next(iter(FAILED & done.keys()))]}")
+            if FAILED in done:
+                raise RuntimeError(f"{job['kind']} {name} failed: {done[FAILED]}")
             time.sleep(POLL_S)
     except (KeyboardInterrupt, SystemExit):
         _delete(api, where, name, job["kind"])

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 
 import pytest
 
 from mammolibs.cli import main
+from tests.conftest import free_port
 
 
 @pytest.mark.parametrize(
@@ -114,9 +114,7 @@ def test_an_output_that_cannot_be_written_is_one_line(mias_subset, tmp_path, cap
 
 
 def test_an_unreachable_storage_service_is_one_line_in_seconds(tmp_path, monkeypatch, capsys):
-    with socket.socket() as probe:  # a port that was free a moment ago: nothing answers there
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("MAMMOFLOW_NETWORK_TIMEOUT", "2")
     assert main(["data", "inspect", "gs://lab-bucket/shards"]) == 2

@@ -95,11 +95,7 @@ def _artifact(uri: str) -> SimpleNamespace:
 
 def _as_kfp_passes_it(value):
     """KFP hands a dict parameter's numbers over as JSON numbers: 1 arrives as 1.0."""
-    if isinstance(value, dict):
-        return {key: _as_kfp_passes_it(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_as_kfp_passes_it(item) for item in value]
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    return json.loads(json.dumps(value), parse_int=float)
 
 
 def two_machines_placement() -> dict:

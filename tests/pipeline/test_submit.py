@@ -4,7 +4,6 @@ v2beta1 API and the Vertex AI v1 REST API, checking the requests that arrive."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from google.auth import jwt
 from mammolibs.cli import main
 from mammolibs.pipeline.submit import parse_parameters
 from pipelines.mammoflow import main as pipeline_main
+from tests.conftest import free_port
 
 
 class RecordingApi(BaseHTTPRequestHandler):
@@ -322,9 +322,7 @@ def test_submission_checks_the_file_and_parameters_first(kubeflow, package, tmp_
 
 
 def test_an_unreachable_kubeflow_host_is_one_line_naming_the_port_forward(package, capsys, caplog):
-    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     assert (
         main(
             [

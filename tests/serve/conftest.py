@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,12 @@ import pytest
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
+from tests.conftest import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 EVERYWHERE = {"unet_threshold": 0.0, "lesion_threshold": 0.0, "malignancy_threshold": 0.5}
 """An operating point that makes one finding of every image (every pixel above threshold 0): the
 tiny test models find nothing reliably, and the page must have findings to show."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -16,7 +16,8 @@ import numpy as np
 import pydicom
 import requests
 
-from tests.serve.conftest import Server, chain_flags, free_port, real_dicom
+from tests.conftest import free_port
+from tests.serve.conftest import Server, chain_flags, real_dicom
 
 
 def upload(server: Server, path: Path, **fields) -> requests.Response:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 
 from mammolibs.train.distributed import Runtime
 from mammolibs.train.engine import TrainConfig
+from tests.conftest import free_port
 from tests.train.ddp_reference import fixed_batch, make_run_parts, run_steps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,17 +35,11 @@ def _torchrun(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _two_nodes(*args: str) -> list[tuple[int, str]]:
     """``mammo ARGS`` as a pipeline step runs it on two machines of a Vertex AI custom job: each machine's
     replica (``mammolibs.pipeline.replica``) finds its node rank and node 0's address in CLUSTER_SPEC;
     (exit status, stderr) of each node."""
-    node_0 = f"127.0.0.1:{_free_port()}"
+    node_0 = f"127.0.0.1:{free_port()}"
     cluster = {"workerpool0": [node_0], "workerpool1": ["127.0.0.1:2222"]}
     replica = [sys.executable, "-m", "mammolibs.pipeline.replica", "--processes", "1", "--nodes", "2", "--"]
     nodes = [
