@@ -22,7 +22,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.conftest import free_port
+from tests.conftest import free_port, send_json
 
 OBJECTS = re.compile(
     r"/apis/(?P<group>[^/]+)/(?P<version>[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)(/(?P<name>[^/?]+))?"
@@ -145,19 +145,11 @@ class KubeApi:
             def log_message(self, *args) -> None:
                 pass
 
-            def _answer(self, code: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
             def _route(self):
                 api.requests.append((self.command, self.path))
                 match = OBJECTS.fullmatch(self.path.split("?")[0])
                 if not match or self.headers.get("Authorization") != "Bearer a-service-account-token":
-                    self._answer(404 if match is None else 401, {"kind": "Status", "status": "Failure"})
+                    send_json(self, 404 if match is None else 401, {"kind": "Status", "status": "Failure"})
                     return None
                 return match
 
@@ -169,24 +161,24 @@ class KubeApi:
                     api._start(job)
                     api.created.append({**job, "_namespace": match["ns"]})
                 api.answer_creates.wait(timeout=120)
-                self._answer(201, job)
+                send_json(self, 201, job)
 
             def do_GET(self) -> None:
                 if (match := self._route()) is None:
                     return
                 [job] = [j for j in api.created if j["metadata"]["name"] == match["name"]]
-                self._answer(200, {**job, "status": api._status(match["name"])})
+                send_json(self, 200, {**job, "status": api._status(match["name"])})
 
             def do_DELETE(self) -> None:
                 if (match := self._route()) is None:
                     return
                 with api.lock:
                     if not any(j["metadata"]["name"] == match["name"] for j in api.created):
-                        self._answer(404, {"kind": "Status", "status": "Failure", "reason": "NotFound"})
+                        send_json(self, 404, {"kind": "Status", "status": "Failure", "reason": "NotFound"})
                         return
                     api.deleted.append(match["name"])
                     api._stop(match["name"])
-                self._answer(200, {"kind": "Status", "status": "Success"})
+                send_json(self, 200, {"kind": "Status", "status": "Success"})
 
         return Handler
 

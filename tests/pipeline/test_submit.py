@@ -17,7 +17,7 @@ from google.auth import jwt
 from mammolibs.cli import main
 from mammolibs.pipeline.submit import parse_parameters
 from pipelines.mammoflow import main as pipeline_main
-from tests.conftest import free_port
+from tests.conftest import free_port, send_json
 
 
 class RecordingApi(BaseHTTPRequestHandler):
@@ -37,12 +37,7 @@ class RecordingApi(BaseHTTPRequestHandler):
             body = {"form": raw.decode()}
         self.received.append((method, self.path, body, {k.lower(): v for k, v in self.headers.items()}))
         status, reply = self.answer(method, self.path, body)
-        data = json.dumps(reply).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, reply)
 
     def do_GET(self):
         self._handle("GET")
